@@ -1,0 +1,585 @@
+//! One pass over the raw request body: validate it as RFC 8259 JSON, find the
+//! top-level `model`, and splice a new value into the bytes. No tree is built
+//! and nothing is re-serialised, so every byte but the model's reaches the
+//! provider as the client sent it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// Containers nested deeper than this are refused (serde_json's own limit).
+pub const MAX_DEPTH: u32 = 128;
+/// Longer model names are refused before any routing work.
+pub const MAX_MODEL_LEN: usize = 1024;
+
+/// The top-level `model` of a body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ModelField<'b> {
+    /// The decoded string value.
+    pub name: Cow<'b, str>,
+    /// Byte range of the JSON string token, quotes included.
+    pub span: Range<usize>,
+}
+
+/// Why a body cannot be routed. Every variant is a 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not RFC 8259 JSON; `offset` is the first byte that is wrong.
+    Syntax {
+        offset: usize,
+        expected: &'static str,
+    },
+    NotAnObject,
+    TooDeep,
+    ModelMissing,
+    ModelNotString,
+    ModelRepeated,
+    ModelTooLong,
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Syntax { offset, expected } => {
+                write!(
+                    f,
+                    "request body is not valid JSON: expected {expected} at byte {offset}"
+                )
+            }
+            BodyError::NotAnObject => f.write_str("request body must be a JSON object"),
+            BodyError::TooDeep => write!(f, "request body nests deeper than {MAX_DEPTH} levels"),
+            BodyError::ModelMissing => f.write_str("request body has no top-level `model` field"),
+            BodyError::ModelNotString => f.write_str("`model` must be a string"),
+            BodyError::ModelRepeated => f.write_str("`model` is given more than once"),
+            BodyError::ModelTooLong => write!(f, "`model` is longer than {MAX_MODEL_LEN} bytes"),
+        }
+    }
+}
+
+/// Validates `body` in full and returns its top-level `model`.
+pub fn find_model(body: &[u8]) -> Result<ModelField<'_>, BodyError> {
+    Scanner { bytes: body, pos: 0 }.scan()
+}
+
+/// `body` with the bytes in `span` replaced by `model` as a JSON string.
+pub fn splice_model(body: &[u8], span: Range<usize>, model: &str) -> Vec<u8> {
+    let (head, rest) = body.split_at(span.start.min(body.len()));
+    let tail = rest.get(span.len()..).unwrap_or_default();
+    let mut out = Vec::with_capacity(head.len() + model.len() + 2 + tail.len());
+    out.extend_from_slice(head);
+    write_json_string(&mut out, model);
+    out.extend_from_slice(tail);
+    out
+}
+
+/// Appends `value` as a JSON string literal.
+pub fn write_json_string(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    for &b in value.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+struct Scanner<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+}
+
+/// What the scanner expects next.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// A value (after `:` or `,` in an array, or at the top).
+    Value,
+    /// A key or `}` (just after `{`).
+    FirstKey,
+    /// A key (after `,` in an object).
+    Key,
+    /// A value or `]` (just after `[`).
+    FirstItem,
+    /// `,` or the closing bracket of the current container.
+    Separator,
+}
+
+impl<'b> Scanner<'b> {
+    fn scan(mut self) -> Result<ModelField<'b>, BodyError> {
+        self.skip_ws();
+        if self.peek() != Some(b'{') {
+            return Err(if self.peek().is_none() {
+                self.syntax("a JSON object")
+            } else {
+                BodyError::NotAnObject
+            });
+        }
+        let mut model: Option<ModelField<'b>> = None;
+        // One bit per open container, 1 for an object: depth is bounded, so
+        // the whole stack fits in a u128.
+        let mut stack: u128 = 0;
+        let mut depth: u32 = 0;
+        let mut expect = Expect::Value;
+        loop {
+            self.skip_ws();
+            match expect {
+                Expect::Value | Expect::FirstItem => {
+                    let Some(b) = self.peek() else {
+                        return Err(self.syntax("a value"));
+                    };
+                    if b == b']' && matches!(expect, Expect::FirstItem) {
+                        self.pos += 1;
+                        depth -= 1;
+                        stack >>= 1;
+                        expect = Expect::Separator;
+                    } else if b == b'{' || b == b'[' {
+                        if depth == MAX_DEPTH {
+                            return Err(BodyError::TooDeep);
+                        }
+                        self.pos += 1;
+                        depth += 1;
+                        stack = (stack << 1) | u128::from(b == b'{');
+                        expect = if b == b'{' { Expect::FirstKey } else { Expect::FirstItem };
+                    } else {
+                        self.scalar()?;
+                        expect = Expect::Separator;
+                    }
+                }
+                Expect::FirstKey | Expect::Key => {
+                    if self.peek() == Some(b'}') && matches!(expect, Expect::FirstKey) {
+                        self.pos += 1;
+                        depth -= 1;
+                        stack >>= 1;
+                        expect = Expect::Separator;
+                        if depth == 0 {
+                            break;
+                        }
+                        continue;
+                    }
+                    let key = self.string()?;
+                    self.skip_ws();
+                    if self.peek() != Some(b':') {
+                        return Err(self.syntax("`:`"));
+                    }
+                    self.pos += 1;
+                    if depth == 1 && key.decoded(self.bytes).as_deref() == Some("model") {
+                        if model.is_some() {
+                            return Err(BodyError::ModelRepeated);
+                        }
+                        self.skip_ws();
+                        if self.peek() != Some(b'"') {
+                            // Still a 400 either way; say which when the JSON is valid.
+                            return Err(match self.scalar_or_container_start() {
+                                Ok(()) => BodyError::ModelNotString,
+                                Err(e) => e,
+                            });
+                        }
+                        let value = self.string()?;
+                        if value.span.len() > MAX_MODEL_LEN * 6 + 2 {
+                            return Err(BodyError::ModelTooLong);
+                        }
+                        let name = value.decoded(self.bytes).ok_or(BodyError::ModelNotString)?;
+                        if name.len() > MAX_MODEL_LEN {
+                            return Err(BodyError::ModelTooLong);
+                        }
+                        model = Some(ModelField { name, span: value.span });
+                        expect = Expect::Separator;
+                    } else {
+                        expect = Expect::Value;
+                    }
+                }
+                Expect::Separator => {
+                    let in_object = stack & 1 == 1;
+                    match self.peek() {
+                        Some(b',') => {
+                            self.pos += 1;
+                            expect = if in_object { Expect::Key } else { Expect::Value };
+                        }
+                        Some(b'}') if in_object => {
+                            self.pos += 1;
+                            depth -= 1;
+                            stack >>= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        Some(b']') if !in_object => {
+                            self.pos += 1;
+                            depth -= 1;
+                            stack >>= 1;
+                        }
+                        _ => return Err(self.syntax(if in_object { "`,` or `}`" } else { "`,` or `]`" })),
+                    }
+                }
+            }
+        }
+        self.skip_ws();
+        if self.pos != self.bytes.len() {
+            return Err(self.syntax("the end of the body"));
+        }
+        model.ok_or(BodyError::ModelMissing)
+    }
+
+    fn syntax(&self, expected: &'static str) -> BodyError {
+        BodyError::Syntax {
+            offset: self.pos,
+            expected,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Checks that a value starts here without consuming a container (used
+    /// only to tell "model is not a string" from "invalid JSON").
+    fn scalar_or_container_start(&mut self) -> Result<(), BodyError> {
+        match self.peek() {
+            Some(b'{' | b'[') => Ok(()),
+            _ => self.scalar(),
+        }
+    }
+
+    /// A string, number, `true`, `false` or `null`.
+    fn scalar(&mut self) -> Result<(), BodyError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(self.syntax("a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), BodyError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.syntax("`true`, `false` or `null`"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<(), BodyError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.syntax("a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.syntax("a digit after `.`"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.syntax("a digit in the exponent"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A string token starting at `"`: validates escapes, UTF-8 and the
+    /// absence of raw control characters.
+    fn string(&mut self) -> Result<StringToken, BodyError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.syntax("a string"));
+        }
+        let start = self.pos;
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            self.skip_plain_string_bytes();
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(StringToken {
+                        span: start..self.pos,
+                        escaped,
+                    });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(0x80..=0xff) => self.utf8_char()?,
+                Some(_) => return Err(self.syntax("no raw control character in a string")),
+                None => return Err(self.syntax("`\"` to close the string")),
+            }
+        }
+    }
+
+    /// Skips printable ASCII other than `"` and `\`, eight bytes at a time.
+    fn skip_plain_string_bytes(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(word);
+            let quote = x ^ (ONES * u64::from(b'"'));
+            let backslash = x ^ (ONES * u64::from(b'\\'));
+            // High bit of a lane set when it is `"` or `\` (zero after the
+            // xor), below 0x20, or non-ASCII. Borrows can flag lanes above a
+            // real stop but never hide one; the byte loop below finds it.
+            let stops = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | x.wrapping_sub(ONES * 0x20)
+                | x;
+            if stops & HIGHS != 0 {
+                break;
+            }
+            self.pos += 8;
+        }
+        while let Some(b) = self.peek() {
+            if !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\' {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// One escape sequence starting at `\`.
+    fn escape(&mut self) -> Result<(), BodyError> {
+        self.pos += 1;
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b'u') => {
+                self.pos += 1;
+                let unit = self.hex4()?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                            return Err(self.syntax("a low surrogate after a high surrogate"));
+                        }
+                        self.pos += 2;
+                        match self.hex4()? {
+                            0xDC00..=0xDFFF => Ok(()),
+                            _ => Err(self.syntax("a low surrogate after a high surrogate")),
+                        }
+                    }
+                    0xDC00..=0xDFFF => Err(self.syntax("no lone low surrogate")),
+                    _ => Ok(()),
+                }
+            }
+            _ => Err(self.syntax("a valid escape sequence")),
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u16, BodyError> {
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.syntax("four hex digits"))?;
+        let mut value = 0u16;
+        for &d in digits {
+            let nibble = (d as char).to_digit(16).ok_or_else(|| self.syntax("four hex digits"))?;
+            value = (value << 4) | nibble as u16;
+        }
+        self.pos += 4;
+        Ok(value)
+    }
+
+    /// One multi-byte UTF-8 character (overlong forms and surrogates refused).
+    fn utf8_char(&mut self) -> Result<(), BodyError> {
+        let width = match self.peek() {
+            Some(0xC2..=0xDF) => 2,
+            Some(0xE0..=0xEF) => 3,
+            Some(0xF0..=0xF4) => 4,
+            _ => 0,
+        };
+        match self.bytes.get(self.pos..self.pos + width) {
+            Some(seq) if width > 0 && std::str::from_utf8(seq).is_ok() => {
+                self.pos += width;
+                Ok(())
+            }
+            _ => Err(self.syntax("valid UTF-8")),
+        }
+    }
+}
+
+/// A validated string token in the body.
+struct StringToken {
+    span: Range<usize>,
+    escaped: bool,
+}
+
+impl StringToken {
+    /// The decoded value (`None` only if the token was not validated first).
+    fn decoded<'b>(&self, bytes: &'b [u8]) -> Option<Cow<'b, str>> {
+        let inner = bytes.get(self.span.start + 1..self.span.end - 1)?;
+        if !self.escaped {
+            return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+        }
+        // Escapes are rare in keys and model names: let serde_json decode.
+        serde_json::from_slice::<String>(bytes.get(self.span.clone())?)
+            .ok()
+            .map(Cow::Owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_of(body: &str) -> Result<String, BodyError> {
+        find_model(body.as_bytes()).map(|m| m.name.into_owned())
+    }
+
+    #[test]
+    fn finds_the_top_level_model() {
+        let rows: &[(&str, &str)] = &[
+            (r#"{"model":"gpt-4o"}"#, "gpt-4o"),
+            (
+                r#" { "messages" : [ {"model":"inner"} ] , "model" : "groq/llama3" } "#,
+                "groq/llama3",
+            ),
+            (r#"{"metadata":{"model":"nested"},"model":"top"}"#, "top"),
+            (r#"{"text":"\"model\":\"fake\"","model":"real"}"#, "real"),
+            (r#"{"mod\u0065l":"escaped-key"}"#, "escaped-key"),
+            (r#"{"model":"a\/b\u00e9\n"}"#, "a/bé\n"),
+            (r#"{"model":"😀 \ud83d\ude00"}"#, "😀 😀"),
+            (r#"{"model":""}"#, ""),
+            (
+                "{\"n\":-0.5e+10,\"t\":true,\"f\":false,\"z\":null,\"a\":[],\"o\":{},\"model\":\"m\"}",
+                "m",
+            ),
+            (r#"{"Model":"x","model":"lower"}"#, "lower"),
+        ];
+        for (body, expected) in rows {
+            assert_eq!(model_of(body).as_deref(), Ok(*expected), "body {body}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_read_unambiguously() {
+        use BodyError::*;
+        let syntax = |offset| Syntax { offset, expected: "" };
+        let rows: &[(&[u8], BodyError)] = &[
+            (b"", syntax(0)),
+            (b"   ", syntax(3)),
+            (b"[1]", NotAnObject),
+            (b"\"model\"", NotAnObject),
+            (b"{}", ModelMissing),
+            (br#"{"model":1}"#, ModelNotString),
+            (br#"{"model":null}"#, ModelNotString),
+            (br#"{"model":["a"]}"#, ModelNotString),
+            (br#"{"model":"a","model":"b"}"#, ModelRepeated),
+            (br#"{"model":"a","mod\u0065l":"b"}"#, ModelRepeated),
+            (br#"{"model":"a"} x"#, syntax(14)),
+            (br#"{"model":"a"}{}"#, syntax(13)),
+            (br#"{"model":"a",}"#, syntax(13)),
+            (br#"{"model":"a"]"#, syntax(12)),
+            (br#"{"a":[1,],"model":"m"}"#, syntax(8)),
+            (br#"{"a":01,"model":"m"}"#, syntax(6)),
+            (br#"{"a":1.,"model":"m"}"#, syntax(7)),
+            (br#"{"a":-,"model":"m"}"#, syntax(6)),
+            (br#"{"a":1e,"model":"m"}"#, syntax(7)),
+            (br#"{"a":tru,"model":"m"}"#, syntax(5)),
+            (br#"{"a":NaN,"model":"m"}"#, syntax(5)),
+            (br#"{'model':'m'}"#, syntax(1)),
+            (br#"{"model":"m\x"}"#, syntax(12)),
+            (br#"{"model":"\ud800"}"#, syntax(16)),
+            (br#"{"model":"\udc00"}"#, syntax(16)),
+            (br#"{"model":"\u12g4"}"#, syntax(12)),
+            (b"{\"model\":\"a\x01\"}", syntax(11)),
+            (b"{\"model\":\"a\xff\"}", syntax(11)),
+            (b"{\"model\":\"\xc0\xaf\"}", syntax(10)),
+            (b"{\"model\":\"\xed\xa0\x80\"}", syntax(10)),
+            (br#"{"model":"unterminated}"#, syntax(23)),
+            (b"\xef\xbb\xbf{\"model\":\"bom\"}", NotAnObject),
+        ];
+        for (body, expected) in rows {
+            let got = find_model(body).map(|m| m.name.into_owned());
+            // Offsets are checked; the wording of `expected` is not.
+            let got = got.map_err(|e| match e {
+                Syntax { offset, .. } => syntax(offset),
+                other => other,
+            });
+            assert_eq!(got, Err(*expected), "body {:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn depth_is_bounded_without_recursion() {
+        let ok = format!("{{\"model\":\"m\",\"x\":{}{}}}", "[".repeat(126), "]".repeat(126));
+        assert_eq!(model_of(&ok).as_deref(), Ok("m"));
+        let deep = format!("{{\"model\":\"m\",\"x\":{}{}}}", "[".repeat(128), "]".repeat(128));
+        assert_eq!(model_of(&deep), Err(BodyError::TooDeep));
+        let very_deep = "[".repeat(1_000_000);
+        assert_eq!(model_of(&format!("{{\"x\":{very_deep}")), Err(BodyError::TooDeep));
+    }
+
+    #[test]
+    fn model_length_is_bounded() {
+        let long = format!(r#"{{"model":"{}"}}"#, "m".repeat(MAX_MODEL_LEN));
+        assert!(model_of(&long).is_ok());
+        let too_long = format!(r#"{{"model":"{}"}}"#, "m".repeat(MAX_MODEL_LEN + 1));
+        assert_eq!(model_of(&too_long), Err(BodyError::ModelTooLong));
+    }
+
+    #[test]
+    fn splice_changes_only_the_model_bytes() {
+        let body = br#"{"messages":[{"role":"user","content":"hi"}],  "model" :"groq/llama3-8b-8192" ,"n":1.50}"#;
+        let field = find_model(body).expect("valid body");
+        let out = splice_model(body, field.span, "llama3-8b-8192");
+        assert_eq!(
+            std::str::from_utf8(&out).ok(),
+            Some(r#"{"messages":[{"role":"user","content":"hi"}],  "model" :"llama3-8b-8192" ,"n":1.50}"#)
+        );
+    }
+
+    #[test]
+    fn spliced_models_are_escaped() {
+        let body = br#"{"model":"x"}"#;
+        let field = find_model(body).expect("valid body");
+        let out = splice_model(body, field.span, "a\"b\\c\n\u{1}é");
+        let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(parsed["model"], "a\"b\\c\n\u{1}é");
+    }
+
+    #[test]
+    fn long_strings_are_scanned_in_words() {
+        for len in 0..40 {
+            for tail in ["\"", "\\\"\"", "é\"", "\u{1}\""] {
+                let text = format!("{{\"model\":\"m\",\"x\":\"{}{tail}}}", "a".repeat(len));
+                let ours = find_model(text.as_bytes()).is_ok();
+                let serde = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+                assert_eq!(ours, serde, "{text:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! What to do with a request, as plain data: request facts in, a
+//! [`HeadVerdict`] or [`Decision`] out. The host adapter only applies it.
+
+use crate::body::{self, BodyError};
+use crate::config::{AuthStyle, Config, ProviderKey};
+
+/// Client credentials in their usual spellings; none of them reaches a provider.
+pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+/// Sent to Anthropic with its key, as its API requires.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The request headers as the host gives them: lower-case names, raw values.
+pub type Headers = [(String, Vec<u8>)];
+
+/// The error classes of the contract, each with its status and OpenAI code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidApiKey,
+    ModelNotFound,
+    InvalidRequest,
+    RequestTooLarge,
+    UnsupportedMediaType,
+    ProviderUnavailable,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> u32 {
+        match self {
+            ErrorKind::InvalidApiKey => 401,
+            ErrorKind::ModelNotFound => 404,
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::RequestTooLarge => 413,
+            ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::ProviderUnavailable => 503,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidApiKey => "invalid_api_key",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::ProviderUnavailable => "provider_unavailable",
+        }
+    }
+
+    fn error_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidApiKey => "authentication_error",
+            ErrorKind::ProviderUnavailable => "service_unavailable",
+            _ => "invalid_request_error",
+        }
+    }
+}
+
+/// A reply the filter sends itself, with a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    /// Set for errors, for the filter's own bookkeeping (metrics, logs).
+    pub error: Option<ErrorKind>,
+    pub body: Vec<u8>,
+}
+
+impl LocalReply {
+    /// An error in OpenAI's shape. `message` must never contain a key.
+    pub fn error(kind: ErrorKind, message: &str, param: Option<&str>) -> LocalReply {
+        let body = serde_json::json!({"error": {
+            "message": message,
+            "type": kind.error_type(),
+            "param": param,
+            "code": kind.code(),
+        }});
+        LocalReply {
+            status: kind.status(),
+            error: Some(kind),
+            body: body.to_string().into_bytes(),
+        }
+    }
+}
+
+/// The outcome of the request headers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadVerdict {
+    Reply(LocalReply),
+    /// Hold the headers and buffer the body; route when it is complete.
+    ReadBody(PendingRequest),
+}
+
+/// What the body step needs to remember from the headers.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// The client's `:path`.
+    pub path: Vec<u8>,
+    /// The client sent no JSON `content-type` (curl's `-d` sends a form
+    /// type); once the body is known to be JSON, the provider is told so.
+    pub declare_json: bool,
+}
+
+/// The outcome of a complete request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision<'c> {
+    Reply(LocalReply),
+    Forward(Forward<'c>),
+}
+
+/// How to send the request on. Client credentials and the client's
+/// `content-length` are always removed; these headers are then set.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Forward<'c> {
+    pub cluster: &'c str,
+    pub path: String,
+    pub set_headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Checks everything the headers can tell: the client key, local answers,
+/// media type and declared size.
+pub fn on_request_head(config: &Config, headers: &Headers, end_of_stream: bool) -> HeadVerdict {
+    if let Some(master_key) = &config.master_key {
+        if !carries_key(headers, master_key.expose().as_bytes()) {
+            return HeadVerdict::Reply(LocalReply::error(
+                ErrorKind::InvalidApiKey,
+                "missing or invalid client key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+                None,
+            ));
+        }
+    }
+    let method = header(headers, ":method").unwrap_or_default();
+    let path = header(headers, ":path").unwrap_or_default();
+    let path_only = path.split(|&b| b == b'?').next().unwrap_or_default();
+    if method == b"GET" && (path_only == b"/v1/models" || path_only == b"/models") {
+        return HeadVerdict::Reply(LocalReply {
+            status: 200,
+            error: None,
+            body: config.models_reply.clone(),
+        });
+    }
+    let declare_json = match media_type(headers) {
+        Ok(declare_json) => declare_json,
+        Err(problem) => return HeadVerdict::Reply(LocalReply::error(ErrorKind::UnsupportedMediaType, problem, None)),
+    };
+    let declared = header(headers, "content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > config.max_body_bytes) {
+        return HeadVerdict::Reply(too_large(config));
+    }
+    if end_of_stream {
+        return HeadVerdict::Reply(LocalReply::error(
+            ErrorKind::InvalidRequest,
+            "request has no body: send a JSON object with a `model` field",
+            Some("model"),
+        ));
+    }
+    HeadVerdict::ReadBody(PendingRequest {
+        path: path.to_vec(),
+        declare_json,
+    })
+}
+
+/// The reply for a body over `max_body_bytes`.
+pub fn too_large(config: &Config) -> LocalReply {
+    LocalReply::error(
+        ErrorKind::RequestTooLarge,
+        &format!("request body is larger than {} bytes", config.max_body_bytes),
+        None,
+    )
+}
+
+/// Routes a complete body.
+pub fn on_request_body<'c>(config: &'c Config, request: &PendingRequest, body: &[u8]) -> Decision<'c> {
+    if body.len() > config.max_body_bytes {
+        return Decision::Reply(too_large(config));
+    }
+    let field = match body::find_model(body) {
+        Ok(field) => field,
+        Err(e) => {
+            let param = match e {
+                BodyError::Syntax { .. } | BodyError::NotAnObject | BodyError::TooDeep => None,
+                _ => Some("model"),
+            };
+            return Decision::Reply(LocalReply::error(ErrorKind::InvalidRequest, &e.to_string(), param));
+        }
+    };
+    let Some(route) = config.router.route(&field.name) else {
+        return Decision::Reply(LocalReply::error(
+            ErrorKind::ModelNotFound,
+            &format!(
+                "model `{}` is not served by this router (GET /v1/models lists what is)",
+                field.name
+            ),
+            Some("model"),
+        ));
+    };
+    let deployment = route.deployment;
+    if route.upstream_model.is_empty() {
+        return Decision::Reply(LocalReply::error(
+            ErrorKind::InvalidRequest,
+            &format!(
+                "model `{}` leaves no model name for provider `{}`",
+                field.name, deployment.provider.name
+            ),
+            Some("model"),
+        ));
+    }
+    let key = match &deployment.key {
+        ProviderKey::Ready(key) => key.expose(),
+        ProviderKey::Unset { .. } => {
+            return Decision::Reply(LocalReply::error(
+                ErrorKind::ProviderUnavailable,
+                &format!(
+                    "provider `{}` for model `{}` has no API key configured",
+                    deployment.provider.name, field.name
+                ),
+                Some("model"),
+            ));
+        }
+    };
+    let mut set_headers = match deployment.provider.auth {
+        AuthStyle::Bearer => vec![("authorization", format!("Bearer {key}"))],
+        AuthStyle::AnthropicKey => vec![
+            ("x-api-key", key.to_owned()),
+            ("anthropic-version", ANTHROPIC_VERSION.to_owned()),
+        ],
+    };
+    if request.declare_json {
+        set_headers.push(("content-type", "application/json".to_owned()));
+    }
+    Decision::Forward(Forward {
+        cluster: &deployment.provider.cluster,
+        path: upstream_path(&request.path, &deployment.base_path),
+        set_headers,
+        body: body::splice_model(body, field.span, &route.upstream_model),
+    })
+}
+
+/// The client's path with its leading `/v1` replaced by the provider's base
+/// path; a path without `/v1` (LiteLLM serves both) gets the base prepended.
+pub fn upstream_path(path: &[u8], base_path: &str) -> String {
+    let path = String::from_utf8_lossy(path);
+    let rest = match path.strip_prefix("/v1") {
+        Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => rest,
+        _ => &path,
+    };
+    format!("{base_path}{rest}")
+}
+
+/// The first value of a header (names are lower-case, as Envoy gives them).
+fn header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+}
+
+/// Whether any `Authorization: Bearer` or `x-api-key` value equals `key`.
+fn carries_key(headers: &Headers, key: &[u8]) -> bool {
+    let mut found = false;
+    for (name, value) in headers {
+        let presented = match name.as_str() {
+            "authorization" => strip_bearer(value),
+            "x-api-key" => Some(value.as_slice()),
+            _ => None,
+        };
+        // Every candidate is compared, so timing does not tell which one matched.
+        if let Some(presented) = presented {
+            found |= constant_time_eq(presented, key);
+        }
+    }
+    found
+}
+
+fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+    let scheme = value.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| value.get(7..).unwrap_or_default().trim_ascii())
+}
+
+/// Compares in time that depends only on the length of `presented`.
+fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
+    let mut diff = u8::from(presented.len() != key.len());
+    for (i, &b) in presented.iter().enumerate() {
+        diff |= b ^ key.get(i).copied().unwrap_or(!b);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Whether the body may be read as JSON, judging by its headers: `Ok(true)`
+/// when it may but the provider must be told `application/json`, an error
+/// message when it must not be read at all.
+fn media_type(headers: &Headers) -> Result<bool, &'static str> {
+    for (name, value) in headers {
+        if name == "content-encoding" && !value.trim_ascii().eq_ignore_ascii_case(b"identity") {
+            return Err("compressed request bodies cannot be routed: send the body without `content-encoding`");
+        }
+    }
+    let mut content_types = headers.iter().filter(|(n, _)| n == "content-type");
+    let Some((_, value)) = content_types.next() else {
+        return Ok(true);
+    };
+    if content_types.next().is_some() {
+        return Err("more than one `content-type`: send one `content-type: application/json`");
+    }
+    let media = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+    let is = |expected: &[u8]| media.eq_ignore_ascii_case(expected);
+    let structured_json = media.len() > b"application/+json".len()
+        && media.get(..12).is_some_and(|s| s.eq_ignore_ascii_case(b"application/"))
+        && media
+            .get(media.len() - 5..)
+            .is_some_and(|s| s.eq_ignore_ascii_case(b"+json"));
+    if is(b"application/json") || structured_json {
+        Ok(false)
+    } else if is(b"application/x-www-form-urlencoded") {
+        // What `curl -d` sends by default; the body must still parse as JSON.
+        Ok(true)
+    } else {
+        Err("the body must be JSON: send `content-type: application/json`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{compile_test, SEED};
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn post(extra: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        let mut h = vec![
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            ("content-type", "application/json"),
+        ];
+        h.extend_from_slice(extra);
+        headers(&h)
+    }
+
+    fn head_status(config: &Config, h: &Headers, end_of_stream: bool) -> Option<(u32, &'static str)> {
+        match on_request_head(config, h, end_of_stream) {
+            HeadVerdict::ReadBody(_) => None,
+            HeadVerdict::Reply(r) => Some((r.status, r.error.map_or("", ErrorKind::code))),
+        }
+    }
+
+    #[test]
+    fn the_head_checks() {
+        let config = compile_test(SEED).expect("seed compiles");
+        let ok = ("authorization", "Bearer sk-router-master");
+        let rows: &[(Vec<(String, Vec<u8>)>, bool, Option<(u32, &str)>)] = &[
+            (post(&[ok]), false, None),
+            (post(&[("authorization", "bearer   sk-router-master ")]), false, None),
+            (post(&[("x-api-key", "sk-router-master")]), false, None),
+            (
+                post(&[("authorization", "Bearer wrong"), ("x-api-key", "sk-router-master")]),
+                false,
+                None,
+            ),
+            (post(&[]), false, Some((401, "invalid_api_key"))),
+            (
+                post(&[("authorization", "Bearer sk-router-maste")]),
+                false,
+                Some((401, "invalid_api_key")),
+            ),
+            (
+                post(&[("authorization", "Bearer sk-router-masterX")]),
+                false,
+                Some((401, "invalid_api_key")),
+            ),
+            (
+                post(&[("authorization", "Basic sk-router-master")]),
+                false,
+                Some((401, "invalid_api_key")),
+            ),
+            (
+                post(&[("authorization", "sk-router-master")]),
+                false,
+                Some((401, "invalid_api_key")),
+            ),
+            (
+                post(&[("api-key", "sk-router-master")]),
+                false,
+                Some((401, "invalid_api_key")),
+            ),
+            (post(&[ok]), true, Some((400, "invalid_request_error"))),
+            (
+                post(&[ok, ("content-length", "33554433")]),
+                false,
+                Some((413, "request_too_large")),
+            ),
+            (post(&[ok, ("content-length", "33554432")]), false, None),
+            (
+                post(&[ok, ("content-encoding", "gzip")]),
+                false,
+                Some((415, "unsupported_media_type")),
+            ),
+            (post(&[ok, ("content-encoding", "identity")]), false, None),
+            (
+                post(&[ok, ("content-type", "text/plain")]),
+                false,
+                Some((415, "unsupported_media_type")),
+            ),
+            (
+                headers(&[
+                    (":method", "POST"),
+                    (":path", "/v1/chat/completions"),
+                    ok,
+                    ("content-type", "multipart/form-data; boundary=x"),
+                ]),
+                false,
+                Some((415, "unsupported_media_type")),
+            ),
+            (
+                headers(&[
+                    (":method", "POST"),
+                    (":path", "/v1/chat/completions"),
+                    ok,
+                    ("content-type", "application/json"),
+                    ("content-type", "text/plain"),
+                ]),
+                false,
+                Some((415, "unsupported_media_type")),
+            ),
+            (
+                headers(&[
+                    (":method", "POST"),
+                    (":path", "/v1/chat/completions"),
+                    ok,
+                    ("content-type", "application/+json"),
+                ]),
+                false,
+                Some((415, "unsupported_media_type")),
+            ),
+            (
+                headers(&[
+                    (":method", "POST"),
+                    (":path", "/v1/chat/completions"),
+                    ok,
+                    ("content-type", "Application/JSON; charset=utf-8"),
+                ]),
+                false,
+                None,
+            ),
+            (
+                headers(&[
+                    (":method", "POST"),
+                    (":path", "/v1/chat/completions"),
+                    ok,
+                    ("content-type", "application/vnd.api+json"),
+                ]),
+                false,
+                None,
+            ),
+            (
+                headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), ok]),
+                false,
+                None,
+            ),
+            (
+                headers(&[(":method", "GET"), (":path", "/v1/models"), ok]),
+                true,
+                Some((200, "")),
+            ),
+            (
+                headers(&[(":method", "GET"), (":path", "/models?x=1"), ok]),
+                true,
+                Some((200, "")),
+            ),
+            (
+                headers(&[(":method", "GET"), (":path", "/v1/models")]),
+                true,
+                Some((401, "invalid_api_key")),
+            ),
+        ];
+        for (h, end_of_stream, expected) in rows {
+            assert_eq!(head_status(&config, h, *end_of_stream), *expected, "headers {h:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_master_key_no_client_check_is_made() {
+        let config = compile_test(r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x"}}]}"#)
+            .expect("compiles");
+        assert_eq!(head_status(&config, &post(&[]), false), None);
+    }
+
+    fn chat() -> PendingRequest {
+        PendingRequest {
+            path: b"/v1/chat/completions".to_vec(),
+            declare_json: false,
+        }
+    }
+
+    #[test]
+    fn bodies_without_a_json_type_are_declared_json_upstream() {
+        let config = compile_test(SEED).expect("seed compiles");
+        let ok = ("authorization", "Bearer sk-router-master");
+        let curl_default = headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            ok,
+            ("content-type", "application/x-www-form-urlencoded"),
+        ]);
+        let HeadVerdict::ReadBody(pending) = on_request_head(&config, &curl_default, false) else {
+            panic!("curl's default content type is read");
+        };
+        assert!(pending.declare_json);
+        let Decision::Forward(forward) = on_request_body(&config, &pending, br#"{"model":"groq/x"}"#) else {
+            panic!("a JSON body is routed");
+        };
+        assert!(forward
+            .set_headers
+            .contains(&("content-type", "application/json".to_owned())));
+        let Decision::Reply(reply) = on_request_body(&config, &pending, b"model=groq/x") else {
+            panic!("a form body is not routed");
+        };
+        assert_eq!(reply.status, 400);
+    }
+
+    fn forward<'c>(config: &'c Config, body: &str) -> Forward<'c> {
+        match on_request_body(config, &chat(), body.as_bytes()) {
+            Decision::Forward(f) => f,
+            Decision::Reply(r) => panic!("replied {} {}", r.status, String::from_utf8_lossy(&r.body)),
+        }
+    }
+
+    #[test]
+    fn the_seed_requests_are_forwarded_as_the_spec_says() {
+        let config = compile_test(SEED).expect("seed compiles");
+        let groq = forward(
+            &config,
+            r#"{"messages":[{"role":"user","content":"hi"}], "model": "groq/llama3-8b-8192"}"#,
+        );
+        assert_eq!(groq.cluster, "groq");
+        assert_eq!(groq.path, "/openai/v1/chat/completions");
+        assert_eq!(groq.set_headers, [("authorization", "Bearer gsk-test".to_owned())]);
+        assert_eq!(
+            groq.body,
+            br#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#
+        );
+
+        let anthropic = forward(&config, r#"{"model":"anthropic/claude-3-sonnet-20240229"}"#);
+        assert_eq!(anthropic.cluster, "anthropic");
+        assert_eq!(anthropic.path, "/v1/chat/completions");
+        assert_eq!(
+            anthropic.set_headers,
+            [
+                ("x-api-key", "sk-ant-test".to_owned()),
+                ("anthropic-version", "2023-06-01".to_owned())
+            ]
+        );
+        assert_eq!(anthropic.body, br#"{"model":"claude-3-sonnet-20240229"}"#);
+
+        let openai = forward(&config, r#"{"model":"fo::hi::static::hi"}"#);
+        assert_eq!(
+            (openai.cluster, openai.path.as_str()),
+            ("openai", "/v1/chat/completions")
+        );
+        assert_eq!(openai.body, br#"{"model":"fo::hi::static::hi"}"#);
+    }
+
+    #[test]
+    fn error_mapping() {
+        let config = compile_test(
+            r#"{"model_list": [
+                {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "os.environ/UNSET_KEY"}},
+                {"model_name": "groq/*", "litellm_params": {"model": "groq/*", "api_key": "gsk-secret-value"}}],
+              "max_body_bytes": 64}"#,
+        )
+        .expect("compiles");
+        let rows: &[(&str, u32, &str, Option<&str>)] = &[
+            (r#"{"model":"openai/gpt-4o"}"#, 404, "model_not_found", Some("model")),
+            (r#"{"model":"groq/"}"#, 400, "invalid_request_error", Some("model")),
+            (
+                r#"{"model":"anthropic/claude"}"#,
+                503,
+                "provider_unavailable",
+                Some("model"),
+            ),
+            (r#"{"model":"groq/x""#, 400, "invalid_request_error", None),
+            (r#"["groq/x"]"#, 400, "invalid_request_error", None),
+            (r#"{"messages":[]}"#, 400, "invalid_request_error", Some("model")),
+            (r#"{"model":7}"#, 400, "invalid_request_error", Some("model")),
+            (
+                r#"{"model":"groq/a","model":"groq/b"}"#,
+                400,
+                "invalid_request_error",
+                Some("model"),
+            ),
+            (
+                r#"{"model":"groq/x","pad":"................................................"}"#,
+                413,
+                "request_too_large",
+                None,
+            ),
+        ];
+        for (body, status, code, param) in rows {
+            let Decision::Reply(reply) = on_request_body(&config, &chat(), body.as_bytes()) else {
+                panic!("forwarded {body}");
+            };
+            let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("error bodies are JSON");
+            assert_eq!(reply.status, *status, "{body}");
+            assert_eq!(json["error"]["code"], *code, "{body}");
+            assert_eq!(json["error"]["param"].as_str(), *param, "{body}");
+            assert!(json["error"]["message"].is_string() && json["error"]["type"].is_string());
+            let text = String::from_utf8_lossy(&reply.body);
+            assert!(
+                !text.contains("gsk-secret-value") && !text.contains("UNSET_KEY"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn not_found_names_the_model() {
+        let config = compile_test(SEED).expect("seed compiles");
+        let Decision::Reply(reply) = on_request_body(&config, &chat(), br#"{"model":"openai/gpt-4o"}"#) else {
+            panic!("forwarded");
+        };
+        let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("json");
+        assert!(json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("openai/gpt-4o")));
+    }
+
+    #[test]
+    fn upstream_paths() {
+        let rows = [
+            ("/v1/chat/completions", "/openai/v1", "/openai/v1/chat/completions"),
+            ("/v1/chat/completions", "/v1", "/v1/chat/completions"),
+            ("/v1/embeddings?x=1", "", "/embeddings?x=1"),
+            ("/chat/completions", "/openai/v1", "/openai/v1/chat/completions"),
+            ("/v1", "/api/v2", "/api/v2"),
+            ("/v1beta/models", "/v1", "/v1/v1beta/models"),
+        ];
+        for (path, base, expected) in rows {
+            assert_eq!(upstream_path(path.as_bytes(), base), expected);
+        }
+    }
+
+    #[test]
+    fn key_comparison() {
+        assert!(constant_time_eq(b"sk-abc", b"sk-abc"));
+        assert!(!constant_time_eq(b"sk-ab", b"sk-abc"));
+        assert!(!constant_time_eq(b"sk-abcd", b"sk-abc"));
+        assert!(!constant_time_eq(b"", b"sk-abc"));
+        assert!(!constant_time_eq(b"sk-abd", b"sk-abc"));
+    }
+}

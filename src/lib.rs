@@ -1,0 +1,32 @@
+//! llm-router: LiteLLM-style wildcard model routing as a proxy-wasm filter.
+//!
+//! The pipeline, each stage plain Rust with no host calls except the last:
+//! [`config`] → [`router`] (with [`pattern`]) → [`body`] → [`decision`] → `filter`.
+
+// A panic aborts the VM and drops every request on that worker: none may be
+// reachable from a request or a configuration.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::string_slice
+    )
+)]
+
+pub mod body;
+pub mod config;
+pub mod decision;
+pub mod pattern;
+pub mod router;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
+
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| Box::new(filter::Root::default()));
+}}

@@ -1,0 +1,312 @@
+//! Runs the shipped `envoy/envoy.yaml` in a real Envoy with the built filter,
+//! on free ports, against in-process mock providers.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use mock_provider::http::{self, Response};
+use mock_provider::{fingerprint, Mock, Provider};
+
+pub const MASTER_KEY: &str = "sk-e2e-master-0f9c2d";
+
+/// The keys the mocks expect, one per provider.
+pub fn provider_key(provider: Provider) -> String {
+    format!("{}-e2e-key", provider.name())
+}
+
+pub fn key_fingerprint(provider: Provider) -> String {
+    fingerprint(&provider_key(provider))
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn envoy_binary() -> PathBuf {
+    std::env::var_os("ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/envoy"))
+}
+
+pub fn wasm_path() -> PathBuf {
+    let wasm = root().join("target/wasm32-wasip1/release/llm_router.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: run `make test` (it builds the filter first)",
+        wasm.display()
+    );
+    wasm
+}
+
+/// The plugin configuration shipped in envoy/envoy.yaml.
+pub fn shipped_plugin_config() -> String {
+    let yaml = fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
+    let (_, block) = config_block(&yaml);
+    block.lines().map(str::trim).collect::<Vec<_>>().join("\n")
+}
+
+/// (byte range of the plugin configuration's block scalar, its text).
+fn config_block(yaml: &str) -> (std::ops::Range<usize>, String) {
+    let marker = "value: |\n";
+    let start = yaml
+        .find(marker)
+        .expect("envoy.yaml has a `value: |` plugin configuration")
+        + marker.len();
+    let indent = yaml[start..].len() - yaml[start..].trim_start_matches(' ').len();
+    let mut end = start;
+    for line in yaml[start..].split_inclusive('\n') {
+        let line_indent = line.len() - line.trim_start_matches(' ').len();
+        if !line.trim().is_empty() && line_indent < indent {
+            break;
+        }
+        end += line.len();
+    }
+    (start..end, yaml[start..end].to_owned())
+}
+
+/// Replaces exactly one occurrence, so the harness notices when envoy.yaml drifts.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "envoy/envoy.yaml should contain `{from}` exactly once"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// `envoy/envoy.yaml` with free ports, the built filter, these mocks and this
+/// plugin configuration.
+pub fn render_envoy_yaml(plugin_config: &str, mocks: &[(Provider, SocketAddr)]) -> String {
+    let mut yaml = fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
+    let (range, block) = config_block(&yaml);
+    let indent: String = block.chars().take_while(|&c| c == ' ').collect();
+    let new_block: String = plugin_config.lines().map(|l| format!("{indent}{l}\n")).collect();
+    yaml.replace_range(range, &new_block);
+    yaml = replace_once(&yaml, "port_value: 9901", "port_value: 0");
+    yaml = replace_once(&yaml, "port_value: 10000", "port_value: 0");
+    yaml = replace_once(
+        &yaml,
+        "filename: target/wasm32-wasip1/release/llm_router.wasm",
+        &format!("filename: {}", wasm_path().display()),
+    );
+    for (provider, addr) in mocks {
+        let port = match provider {
+            Provider::OpenAi => 18081,
+            Provider::Anthropic => 18082,
+            Provider::Groq => 18083,
+        };
+        yaml = replace_once(
+            &yaml,
+            &format!("port_value: {port} "),
+            &format!("port_value: {} ", addr.port()),
+        );
+    }
+    yaml
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "llm-router-e2e-{}-{}",
+        std::process::id(),
+        NEXT_DIR.fetch_add(1, Ordering::SeqCst)
+    ));
+    fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Envoy with the filter, its mocks, and where to reach them. Stopped on drop.
+pub struct Stack {
+    child: Child,
+    pub listener: SocketAddr,
+    pub admin: SocketAddr,
+    pub mocks: Vec<(Provider, Mock)>,
+    pub log: PathBuf,
+    dir: PathBuf,
+}
+
+/// How to start a [`Stack`].
+pub struct StackOptions<'a> {
+    pub plugin_config: String,
+    /// Variables visible to the Wasm VM (only those listed in host_env_keys count).
+    pub env: Vec<(&'a str, String)>,
+}
+
+impl Default for StackOptions<'_> {
+    fn default() -> Self {
+        let mut env: Vec<(&str, String)> = Provider::ALL.iter().map(|&p| (p.key_env(), provider_key(p))).collect();
+        env.push(("LITELLM_MASTER_KEY", MASTER_KEY.to_owned()));
+        StackOptions {
+            plugin_config: shipped_plugin_config(),
+            env,
+        }
+    }
+}
+
+impl Stack {
+    /// The shipped configuration, every key set.
+    pub fn start_default() -> Stack {
+        Stack::start(StackOptions::default())
+    }
+
+    pub fn start(options: StackOptions<'_>) -> Stack {
+        let mocks: Vec<(Provider, Mock)> = Provider::ALL
+            .iter()
+            .map(|&p| {
+                (
+                    p,
+                    mock_provider::start(p, "127.0.0.1:0", &provider_key(p)).expect("mock starts"),
+                )
+            })
+            .collect();
+        let addrs: Vec<(Provider, SocketAddr)> = mocks.iter().map(|(p, m)| (*p, m.addr)).collect();
+        let dir = scratch_dir();
+        let config_path = dir.join("envoy.yaml");
+        fs::write(&config_path, render_envoy_yaml(&options.plugin_config, &addrs)).expect("write config");
+        let admin_path = dir.join("admin-address");
+        let log = dir.join("envoy.log");
+        let child = Command::new(envoy_binary())
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .env_clear()
+            .envs(options.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (run `make envoy`)", envoy_binary().display()));
+        let mut stack = Stack {
+            child,
+            listener: "127.0.0.1:0".parse().expect("addr"),
+            admin: "127.0.0.1:0".parse().expect("addr"),
+            mocks,
+            log,
+            dir,
+        };
+        stack.admin = stack.wait_for(|| fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().parse().ok()));
+        let admin = stack.admin;
+        stack.wait_for(|| {
+            http::request(admin, "GET", "/ready", &[], b"")
+                .ok()
+                .filter(|r| r.message.status() == 200)
+        });
+        let listeners = stack.admin_get("/listeners?format=json").message.body_json();
+        let port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+            .as_u64()
+            .expect("listener port");
+        stack.listener = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        stack
+    }
+
+    /// Polls `probe` until it yields, failing with Envoy's log if Envoy exits
+    /// or ten seconds pass.
+    fn wait_for<T>(&mut self, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(value) = probe() {
+                return value;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("envoy exited ({status}) during start-up:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy not ready in 10 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn admin_get(&self, path: &str) -> Response {
+        http::request(self.admin, "GET", path, &[], b"").expect("admin answers")
+    }
+
+    pub fn mock(&self, provider: Provider) -> &Mock {
+        &self
+            .mocks
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .expect("every provider has a mock")
+            .1
+    }
+
+    pub fn upstream_requests(&self) -> usize {
+        self.mocks.iter().map(|(_, m)| m.requests()).sum()
+    }
+
+    /// A request to the router with the master key and a JSON content type.
+    pub fn chat(&self, body: &str) -> Response {
+        self.post(
+            "/v1/chat/completions",
+            &[
+                ("authorization", &format!("Bearer {MASTER_KEY}")),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+    }
+
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        http::request(self.listener, "POST", path, headers, body.as_bytes()).expect("router answers")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Keep the config and log of a failed test for a look.
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Envoy's `--mode validate` on a rendered config: (success, output).
+pub fn validate(yaml: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = scratch_dir();
+    let path = dir.join("envoy.yaml");
+    fs::write(&path, yaml).expect("write config");
+    let result = validate_file(&path, env);
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+pub fn validate_file(path: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(envoy_binary())
+        .args(["--mode", "validate", "--use-dynamic-base-id", "-c"])
+        .arg(path)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("envoy runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The JSON error of a local reply: (status, code).
+pub fn error_code(response: &Response) -> (u16, String) {
+    let json = response.message.body_json();
+    (
+        response.message.status(),
+        json["error"]["code"].as_str().unwrap_or("<no error code>").to_owned(),
+    )
+}
