@@ -110,8 +110,10 @@ pub enum Decision<'c> {
 /// `content-length` are always removed; these headers are then set.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Forward<'c> {
+    /// The route's position in `model_list`.
+    pub route: usize,
     pub cluster: &'c str,
-    pub path: String,
+    pub path: Vec<u8>,
     pub set_headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
 }
@@ -230,6 +232,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: &PendingRequest, body: &
         set_headers.push(("content-type", "application/json".to_owned()));
     }
     Decision::Forward(Forward {
+        route: route.index,
         cluster: &deployment.provider.cluster,
         path: upstream_path(&request.path, &deployment.base_path),
         set_headers,
@@ -239,13 +242,12 @@ pub fn on_request_body<'c>(config: &'c Config, request: &PendingRequest, body: &
 
 /// The client's path with its leading `/v1` replaced by the provider's base
 /// path; a path without `/v1` (LiteLLM serves both) gets the base prepended.
-pub fn upstream_path(path: &[u8], base_path: &str) -> String {
-    let path = String::from_utf8_lossy(path);
-    let rest = match path.strip_prefix("/v1") {
-        Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => rest,
-        _ => &path,
+pub fn upstream_path(path: &[u8], base_path: &str) -> Vec<u8> {
+    let rest = match path.strip_prefix(b"/v1") {
+        Some(rest) if rest.is_empty() || rest.starts_with(b"/") || rest.starts_with(b"?") => rest,
+        _ => path,
     };
-    format!("{base_path}{rest}")
+    [base_path.as_bytes(), rest].concat()
 }
 
 /// The first value of a header (names are lower-case, as Envoy gives them).
@@ -537,7 +539,7 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"hi"}], "model": "groq/llama3-8b-8192"}"#,
         );
         assert_eq!(groq.cluster, "groq");
-        assert_eq!(groq.path, "/openai/v1/chat/completions");
+        assert_eq!(groq.path, b"/openai/v1/chat/completions");
         assert_eq!(groq.set_headers, [("authorization", "Bearer gsk-test".to_owned())]);
         assert_eq!(
             groq.body,
@@ -546,7 +548,7 @@ mod tests {
 
         let anthropic = forward(&config, r#"{"model":"anthropic/claude-3-sonnet-20240229"}"#);
         assert_eq!(anthropic.cluster, "anthropic");
-        assert_eq!(anthropic.path, "/v1/chat/completions");
+        assert_eq!(anthropic.path, b"/v1/chat/completions");
         assert_eq!(
             anthropic.set_headers,
             [
@@ -558,8 +560,8 @@ mod tests {
 
         let openai = forward(&config, r#"{"model":"fo::hi::static::hi"}"#);
         assert_eq!(
-            (openai.cluster, openai.path.as_str()),
-            ("openai", "/v1/chat/completions")
+            (openai.cluster, openai.path.as_slice()),
+            ("openai", &b"/v1/chat/completions"[..])
         );
         assert_eq!(openai.body, br#"{"model":"fo::hi::static::hi"}"#);
     }
@@ -639,7 +641,7 @@ mod tests {
             ("/v1beta/models", "/v1", "/v1/v1beta/models"),
         ];
         for (path, base, expected) in rows {
-            assert_eq!(upstream_path(path.as_bytes(), base), expected);
+            assert_eq!(upstream_path(path.as_bytes(), base), expected.as_bytes());
         }
     }
 

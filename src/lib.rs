@@ -19,6 +19,7 @@
 pub mod body;
 pub mod config;
 pub mod decision;
+pub mod metrics;
 pub mod pattern;
 pub mod router;
 

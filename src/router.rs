@@ -28,6 +28,8 @@ pub struct Deployment {
 /// The deployment chosen for a model, and the model name to send upstream.
 #[derive(Debug)]
 pub struct Route<'c> {
+    /// Position in `model_list`, for per-route metrics.
+    pub index: usize,
     pub deployment: &'c Deployment,
     pub upstream_model: String,
 }
@@ -97,17 +99,17 @@ impl Router {
         if let Some(&index) = self.exact.get(model) {
             let deployment = self.deployments.get(index)?;
             return Some(Route {
+                index,
                 deployment,
                 upstream_model: deployment.upstream_model.clone(),
             });
         }
         let matches = self.globs.matches_candidate(&Candidate::new(model));
-        let deployment = matches
+        let (index, deployment) = matches
             .iter()
             .filter_map(|&m| self.pattern_owners.get(m))
             .filter_map(|&index| Some((index, self.deployments.get(index)?)))
-            .max_by_key(|(index, d)| (d.pattern.as_ref().map_or(0, Pattern::literal_len), Reverse(*index)))
-            .map(|(_, d)| d)?;
+            .max_by_key(|(index, d)| (d.pattern.as_ref().map_or(0, Pattern::literal_len), Reverse(*index)))?;
         let pattern = deployment.pattern.as_ref()?;
         let captures = pattern.captures(model)?;
         let upstream_model = if deployment.target_has_stars {
@@ -116,6 +118,7 @@ impl Router {
             deployment.upstream_model.clone()
         };
         Some(Route {
+            index,
             deployment,
             upstream_model,
         })

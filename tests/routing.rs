@@ -237,23 +237,23 @@ fn curl_style_bodies_are_routed_and_declared_json() {
 #[test]
 fn chunked_uploads_are_buffered_and_routed() {
     let stack = Stack::start_default();
-    let mut stream = std::net::TcpStream::connect(stack.listener).expect("connect");
-    use std::io::{BufReader, Write};
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {MASTER_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
     );
-    stream.write_all(head.as_bytes()).expect("write");
-    for piece in [r#"{"messages":[],"#, r#""model":"groq/"#, r#"llama3-8b-8192"}"#] {
-        write!(stream, "{:x}\r\n{piece}\r\n", piece.len()).expect("write");
-        stream.flush().expect("flush");
+    let chunks: Vec<String> = [r#"{"messages":[],"#, r#""model":"groq/"#, r#"llama3-8b-8192"}"#]
+        .iter()
+        .map(|piece| format!("{:x}\r\n{piece}\r\n", piece.len()))
+        .collect();
+    // Without and with trailers: a body that ends in trailers is routed too.
+    for end in ["0\r\n\r\n", "0\r\nx-trailer: t\r\n\r\n"] {
+        let mut pieces: Vec<&[u8]> = vec![head.as_bytes()];
+        pieces.extend(chunks.iter().map(|c| c.as_bytes()));
+        pieces.push(end.as_bytes());
+        let message = raw_request(stack.listener, &pieces);
+        let answer = message.body_json();
+        assert_eq!(message.status(), 200, "{end:?}: {answer}");
+        assert_eq!(answer["mock"]["body"], r#"{"messages":[],"model":"llama3-8b-8192"}"#);
     }
-    stream.write_all(b"0\r\n\r\n").expect("write");
-    let mut reader = BufReader::new(stream);
-    let mut message = http::read_head(&mut reader).expect("read").expect("a response");
-    http::read_body(&mut reader, &message.clone(), |p| message.body.extend_from_slice(p)).expect("body");
-    let answer = message.body_json();
-    assert_eq!(message.status(), 200, "{answer}");
-    assert_eq!(answer["mock"]["body"], r#"{"messages":[],"model":"llama3-8b-8192"}"#);
 }
 
 #[test]

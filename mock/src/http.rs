@@ -43,21 +43,24 @@ impl Message {
 }
 
 /// Reads one message head; `Ok(None)` on a clean end of the connection.
+/// Header values that are not UTF-8 (HTTP allows them) are read lossily.
 pub fn read_head(reader: &mut impl BufRead) -> io::Result<Option<Message>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
+    let mut raw = Vec::new();
+    let mut read_line = |raw: &mut Vec<u8>| -> io::Result<Option<String>> {
+        raw.clear();
+        Ok((reader.read_until(b'\n', raw)? > 0).then(|| String::from_utf8_lossy(raw).trim_end().to_owned()))
+    };
+    let Some(start_line) = read_line(&mut raw)? else {
         return Ok(None);
-    }
+    };
     let mut message = Message {
-        start_line: line.trim_end().to_owned(),
+        start_line,
         ..Message::default()
     };
     loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        let Some(line) = read_line(&mut raw)? else {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "headers cut short"));
-        }
-        let line = line.trim_end();
+        };
         if line.is_empty() {
             return Ok(Some(message));
         }

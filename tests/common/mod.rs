@@ -276,6 +276,21 @@ impl Drop for Stack {
     }
 }
 
+/// Sends raw bytes (a whole HTTP/1.1 request, `connection: close`) and reads the response.
+pub fn raw_request(addr: SocketAddr, pieces: &[&[u8]]) -> http::Message {
+    use std::io::{BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    for piece in pieces {
+        stream.write_all(piece).expect("write");
+        stream.flush().expect("flush");
+    }
+    let mut reader = BufReader::new(stream);
+    let mut message = http::read_head(&mut reader).expect("read").expect("a response");
+    let head = message.clone();
+    http::read_body(&mut reader, &head, |p| message.body.extend_from_slice(p)).expect("body");
+    message
+}
+
 /// Envoy's `--mode validate` on a rendered config: (success, output).
 pub fn validate(yaml: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = scratch_dir();

@@ -1,0 +1,73 @@
+//! Counter names. Every label value comes from the configuration (a route's
+//! `model_name`, its provider, an error code), never from what a client
+//! sends, so made-up model names cannot multiply the series.
+//!
+//! Envoy keeps Wasm counters under `wasmcustom.` and strips that in
+//! `/stats/prometheus`; the `stats_tags` in envoy/envoy.yaml turn the
+//! `.route.<r>.provider.<p>` and `.code.<c>` parts of a name into labels.
+
+use crate::decision::ErrorKind;
+
+pub const REQUESTS: &str = "llm_router_requests_total";
+pub const BODY_BYTES: &str = "llm_router_request_body_bytes_total";
+pub const LOCAL_REPLIES: &str = "llm_router_local_replies_total";
+
+/// The error codes, in one fixed order (an index per code).
+pub const ERROR_KINDS: [ErrorKind; 6] = [
+    ErrorKind::InvalidApiKey,
+    ErrorKind::ModelNotFound,
+    ErrorKind::InvalidRequest,
+    ErrorKind::RequestTooLarge,
+    ErrorKind::UnsupportedMediaType,
+    ErrorKind::ProviderUnavailable,
+];
+
+/// `<counter>.route.<model_name>.provider.<provider>`.
+pub fn route_counter(counter: &str, model_name: &str, provider: &str) -> String {
+    format!(
+        "{counter}.route.{}.provider.{}",
+        stat_safe(model_name),
+        stat_safe(provider)
+    )
+}
+
+/// `llm_router_local_replies_total.code.<code>`.
+pub fn reply_counter(kind: ErrorKind) -> String {
+    format!("{LOCAL_REPLIES}.code.{}", kind.code())
+}
+
+/// Envoy stat names are `.`-separated tokens: keep a label value to one
+/// token of printable characters so the tag rules can find its end.
+fn stat_safe(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c == '.' || c.is_control() || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            route_counter(REQUESTS, "fo::*:static::*", "openai"),
+            "llm_router_requests_total.route.fo::*:static::*.provider.openai"
+        );
+        assert_eq!(
+            route_counter(BODY_BYTES, "gpt-4.1 mini", "openai"),
+            "llm_router_request_body_bytes_total.route.gpt-4_1_mini.provider.openai"
+        );
+        assert_eq!(
+            reply_counter(ErrorKind::ModelNotFound),
+            "llm_router_local_replies_total.code.model_not_found"
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Trust boundaries, end to end in a real Envoy: whatever the client sends,
+//! the routing header is the filter's, client credentials stay behind, and no
+//! key shows in a reply or a log line.
+
+mod common;
+
+use common::*;
+use mock_provider::Provider;
+
+fn auth() -> String {
+    format!("authorization: Bearer {MASTER_KEY}\r\n")
+}
+
+#[test]
+fn header_values_that_are_not_utf8_do_not_break_the_filter() {
+    let stack = Stack::start_default();
+    let body = r#"{"model":"groq/llama3-8b-8192"}"#;
+    let request = |headers: &[u8]| -> Vec<u8> {
+        [
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n"
+                .as_slice(),
+            headers,
+            format!("content-length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        ]
+        .concat()
+    };
+    let bad_key = raw_request(stack.listener, &[&request(b"authorization: Bearer \xff\xfe\x80\r\n")]);
+    assert_eq!(bad_key.status(), 401);
+    let bad_other = [auth().as_bytes(), b"x-note: caf\xe9\r\nx-api-key: \xc3\x28\r\n"].concat();
+    let routed = raw_request(stack.listener, &[&request(&bad_other)]);
+    assert_eq!(routed.status(), 200, "{}", routed.body_json());
+    // The filter (and so the VM) is still up for the next request.
+    assert_eq!(stack.chat(body).message.status(), 200);
+}
+
+#[test]
+fn repeated_credentials_and_routing_headers_are_all_removed() {
+    let stack = Stack::start_default();
+    let bearer = format!("Bearer {MASTER_KEY}");
+    // Envoy joins repeated `authorization` headers into one value, which is no
+    // valid key: ambiguous client credentials are refused, not guessed at.
+    let ambiguous = stack.post(
+        "/v1/chat/completions",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer client-first"),
+            ("authorization", &bearer),
+        ],
+        r#"{"model":"anthropic/claude-3-haiku"}"#,
+    );
+    assert_eq!(error_code(&ambiguous), (401, "invalid_api_key".to_owned()));
+    let response = stack.post(
+        "/v1/chat/completions",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &bearer),
+            ("x-api-key", "client-1"),
+            ("X-Api-Key", "client-2"),
+            ("api-key", "client-3"),
+            ("x-goog-api-key", "client-4"),
+            ("x-llm-cluster", "openai"),
+            ("x-llm-cluster", "anthropic"),
+        ],
+        r#"{"model":"anthropic/claude-3-haiku"}"#,
+    );
+    let answer = response.message.body_json();
+    assert_eq!(response.message.status(), 200, "{answer}");
+    let seen: Vec<(String, String)> = answer["mock"]["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .filter_map(|h| Some((h[0].as_str()?.to_owned(), h[1].as_str()?.to_owned())))
+        .filter(|(n, _)| {
+            [
+                "authorization",
+                "x-api-key",
+                "api-key",
+                "x-goog-api-key",
+                "x-llm-cluster",
+            ]
+            .contains(&n.as_str())
+        })
+        .collect();
+    assert_eq!(seen, [("x-api-key".to_owned(), key_fingerprint(Provider::Anthropic))]);
+}
+
+#[test]
+fn keys_never_show_in_replies_or_logs() {
+    let mut options = StackOptions::default();
+    options.env.retain(|(name, _)| *name != "OPENAI_API_KEY");
+    let stack = Stack::start(options);
+    let mut replies = String::new();
+    for body in [
+        r#"{"model":"groq/llama3-8b-8192"}"#,
+        r#"{"model":"fo::hi::static::hi"}"#,
+        r#"{"model":"nope"}"#,
+        r#"{"model":"groq/"}"#,
+        r#"{"model":"#,
+    ] {
+        replies.push_str(&String::from_utf8_lossy(&stack.chat(body).message.body));
+    }
+    let wrong = stack.post(
+        "/v1/chat/completions",
+        &[("authorization", "Bearer sk-guess")],
+        r#"{"model":"groq/x"}"#,
+    );
+    replies.push_str(&String::from_utf8_lossy(&wrong.message.body));
+    let stats = String::from_utf8_lossy(&stack.admin_get("/stats/prometheus").message.body).into_owned();
+    let log = stack.log_text();
+    for secret in [
+        provider_key(Provider::Groq),
+        provider_key(Provider::Anthropic),
+        MASTER_KEY.to_owned(),
+    ] {
+        for (what, text) in [("a reply", &replies), ("Envoy's log", &log), ("the stats", &stats)] {
+            assert!(!text.contains(&secret), "a key shows in {what}");
+        }
+    }
+    // The unset variable is named in the log (a name, not a secret).
+    assert!(log.contains("OPENAI_API_KEY"), "{log}");
+}
