@@ -8,14 +8,14 @@ WASM          := target/wasm32-wasip1/release/llm_router.wasm
 MOCK          := target/release/mock-provider
 
 .DEFAULT_GOAL := help
-.PHONY: help toolchain wasm mock envoy demo test unit e2e lint validate clean
+.PHONY: help toolchain wasm mock envoy demo run config test unit e2e lint validate clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 toolchain: ## Install the pinned Rust toolchain and the wasm32-wasip1 target
 	@rustup toolchain install >/dev/null 2>&1 || rustup show active-toolchain >/dev/null
-	@rustup target add wasm32-wasip1 >/dev/null
+	@rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
 
 wasm: toolchain ## Build the filter (release .wasm)
 	cargo build --target wasm32-wasip1 --release
@@ -34,6 +34,14 @@ $(ENVOY):
 demo: wasm mock envoy ## Start Envoy + filter + mock providers on :10000 and route the seed's requests
 	ENVOY=$(ENVOY) MOCK=$(MOCK) scripts/demo.sh
 
+run: wasm envoy ## Route to the real OpenAI, Anthropic and Groq APIs (keys from your environment)
+	@for key in LITELLM_MASTER_KEY OPENAI_API_KEY ANTHROPIC_API_KEY GROQ_API_KEY; do \
+	  [ -n "$$(printenv $$key)" ] || echo "note: $$key is not set (routes needing it answer 503; the master key is required)"; done
+	$(ENVOY) -c envoy/envoy.providers.yaml --concurrency 2 -l warning
+
+config: toolchain ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/config.yaml
+	@cargo run -q -p llm-router-config -- $(or $(LITELLM),examples/litellm-config.yaml)
+
 test: lint unit e2e ## Run every test: lints, native unit tests, end-to-end tests in Envoy
 
 unit: toolchain ## Native unit tests (no Envoy)
@@ -47,9 +55,10 @@ lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and w
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --release -- -D warnings
 
-validate: wasm envoy ## envoy --mode validate on envoy/envoy.yaml
-	LITELLM_MASTER_KEY=sk-validate OPENAI_API_KEY=x ANTHROPIC_API_KEY=x GROQ_API_KEY=x \
-	  $(ENVOY) --mode validate -c envoy/envoy.yaml
+validate: wasm envoy ## envoy --mode validate on every shipped Envoy config
+	for config in envoy/envoy.yaml envoy/envoy.providers.yaml; do \
+	  LITELLM_MASTER_KEY=sk-validate OPENAI_API_KEY=x ANTHROPIC_API_KEY=x GROQ_API_KEY=x \
+	    $(ENVOY) --mode validate -c $$config -l error || exit 1; done
 
 clean: ## Remove build outputs and the Envoy venv
 	cargo clean

@@ -19,6 +19,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// Where the binary listens without arguments: envoy/envoy.yaml's clusters.
+pub const DEFAULT_LISTEN: [(&str, &str); 3] = [
+    ("openai", "127.0.0.1:18081"),
+    ("anthropic", "127.0.0.1:18082"),
+    ("groq", "127.0.0.1:18083"),
+];
+
 /// Headers whose values are credentials: echoed only as fingerprints.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
 /// Pause between streamed events, so a buffering proxy would be visible.

@@ -15,7 +15,10 @@ const DEFAULTS: [&str; 3] = [
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let listens: Vec<String> = if args.is_empty() {
-        DEFAULTS.iter().map(|s| s.to_string()).collect()
+        DEFAULT_LISTEN
+            .iter()
+            .map(|(name, addr)| format!("{name}={addr}"))
+            .collect()
     } else {
         args
     };

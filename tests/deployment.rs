@@ -1,0 +1,226 @@
+//! The files users deploy from: every Envoy config validates in Envoy, and
+//! docker-compose.yml, the Istio manifests, the example configuration and
+//! envoy/envoy.yaml agree on what they share.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use common::*;
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+fn yaml(path: &str) -> Yaml {
+    serde_yaml::from_str(&fs::read_to_string(root().join(path)).expect(path)).expect(path)
+}
+
+fn yaml_docs(path: &str) -> Vec<Yaml> {
+    let text = fs::read_to_string(root().join(path)).expect(path);
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect(path))
+        .collect()
+}
+
+fn str_at<'y>(value: &'y Yaml, path: &[&str]) -> &'y str {
+    let mut v = value;
+    for key in path {
+        v = &v[*key];
+    }
+    v.as_str().unwrap_or_else(|| panic!("no string at {path:?}"))
+}
+
+/// The Wasm filter config (`envoy.extensions.filters.http.wasm.v3.Wasm.config`) of an Envoy file.
+fn wasm_config(envoy: &Yaml) -> &Yaml {
+    let filters =
+        &envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+    &filters[0]["typed_config"]["config"]
+}
+
+fn plugin_json(wasm: &Yaml) -> Json {
+    serde_json::from_str(str_at(wasm, &["configuration", "value"])).expect("plugin configuration is JSON")
+}
+
+fn istio_filter(docs: &[Yaml]) -> &Yaml {
+    let envoy_filter = docs
+        .iter()
+        .find(|d| d["kind"] == "EnvoyFilter")
+        .expect("an EnvoyFilter");
+    let patches = envoy_filter["spec"]["configPatches"].as_sequence().expect("patches");
+    let patch = patches
+        .iter()
+        .find(|p| p["applyTo"] == "EXTENSION_CONFIG")
+        .expect("the Wasm extension");
+    &patch["patch"]["value"]
+}
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("LITELLM_MASTER_KEY", "sk-validate"),
+        ("OPENAI_API_KEY", "k"),
+        ("ANTHROPIC_API_KEY", "k"),
+        ("GROQ_API_KEY", "k"),
+    ]
+}
+
+#[test]
+fn every_shipped_envoy_config_validates() {
+    for file in ["envoy/envoy.yaml", "envoy/envoy.providers.yaml"] {
+        let (ok, output) = validate_file(&root().join(file), &env());
+        assert!(ok, "{file}:\n{output}");
+    }
+}
+
+#[test]
+fn the_istio_wasm_filter_validates_in_envoy() {
+    // The EnvoyFilter's Wasm config, with the module from disk instead of the
+    // URL istio-agent would fetch, in place of the local one.
+    let docs = yaml_docs("envoy/istio/llm-router.yaml");
+    let mut istio_wasm = istio_filter(&docs)["typed_config"].clone();
+    istio_wasm["config"]["vm_config"]["code"] =
+        serde_yaml::from_str(&format!("local: {{ filename: {} }}", wasm_path().display())).expect("yaml");
+    let mut envoy = yaml("envoy/envoy.yaml");
+    envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
+        ["typed_config"] = istio_wasm;
+    let (ok, output) = validate(&serde_yaml::to_string(&envoy).expect("yaml"), &env());
+    assert!(ok, "{output}");
+}
+
+#[test]
+fn every_file_carries_the_same_plugin_configuration() {
+    let example: Json =
+        serde_json::from_str(&fs::read_to_string(root().join("examples/llm-router.json")).expect("example"))
+            .expect("json");
+    let docs = yaml_docs("envoy/istio/llm-router.yaml");
+    let wasms = [
+        ("envoy/envoy.yaml", yaml("envoy/envoy.yaml")),
+        ("envoy/envoy.providers.yaml", yaml("envoy/envoy.providers.yaml")),
+    ];
+    for (file, envoy) in &wasms {
+        assert_eq!(plugin_json(wasm_config(envoy)), example, "{file}");
+    }
+    let istio = &istio_filter(&docs)["typed_config"]["config"];
+    assert_eq!(plugin_json(istio), example, "envoy/istio/llm-router.yaml");
+    // The settings the filter cannot work without, everywhere.
+    for wasm in wasms.iter().map(|(_, e)| wasm_config(e)).chain([istio]) {
+        assert_eq!(wasm["allow_on_headers_stop_iteration"], Yaml::Bool(true));
+        assert_eq!(wasm["failure_policy"], "FAIL_CLOSED");
+        assert_eq!(
+            wasm["vm_config"]["environment_variables"],
+            wasm_config(&wasms[0].1)["vm_config"]["environment_variables"]
+        );
+    }
+}
+
+#[test]
+fn istio_routes_every_cluster_the_filter_sets_to_its_provider() {
+    let docs = yaml_docs("envoy/istio/providers.yaml");
+    let kind = |k: &'static str| docs.iter().filter(move |d| d["kind"] == k);
+    let virtual_service = kind("VirtualService").next().expect("a VirtualService");
+    let mut routed = BTreeSet::new();
+    for route in virtual_service["spec"]["http"].as_sequence().expect("routes") {
+        let cluster = str_at(&route["match"][0]["headers"]["x-llm-cluster"], &["exact"]).to_owned();
+        let host = str_at(&route["route"][0]["destination"], &["host"]);
+        assert_eq!(str_at(&route["rewrite"], &["authority"]), host);
+        assert!(
+            kind("ServiceEntry").any(|s| s["spec"]["hosts"][0] == host),
+            "ServiceEntry for {host}"
+        );
+        let rule = kind("DestinationRule")
+            .find(|d| d["spec"]["host"] == host)
+            .expect("DestinationRule");
+        assert_eq!(
+            str_at(&rule["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"], &["sni"]),
+            host
+        );
+        routed.insert(cluster);
+    }
+    let envoy = yaml("envoy/envoy.yaml");
+    let clusters: BTreeSet<String> = envoy["static_resources"]["clusters"]
+        .as_sequence()
+        .expect("clusters")
+        .iter()
+        .map(|c| str_at(c, &["name"]).to_owned())
+        .collect();
+    assert_eq!(routed, clusters);
+}
+
+#[test]
+fn docker_compose_matches_envoy_yaml() {
+    let compose = yaml("docker-compose.yml");
+    let envoy_yaml = yaml("envoy/envoy.yaml");
+    let envoy = &compose["services"]["envoy"];
+    let mocks = &compose["services"]["mock-providers"];
+
+    let makefile = fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    let version = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("ENVOY_VERSION"))
+        .and_then(|l| l.split('=').nth(1))
+        .map(str::trim)
+        .expect("Makefile pins ENVOY_VERSION");
+    assert_eq!(str_at(envoy, &["image"]), format!("envoyproxy/envoy:v{version}"));
+
+    // The config and the module are mounted read-only where envoy.yaml and the command expect them.
+    let workdir = str_at(envoy, &["working_dir"]);
+    let wasm_file = str_at(&wasm_config(&envoy_yaml)["vm_config"]["code"]["local"], &["filename"]);
+    let command: Vec<&str> = envoy["command"]
+        .as_sequence()
+        .expect("command")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    let config_in_container = command.iter().skip_while(|a| **a != "-c").nth(1).expect("-c CONFIG");
+    let mounts: Vec<&str> = envoy["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    for (source, target) in [
+        ("./envoy/envoy.yaml", config_in_container.to_string()),
+        (&format!("./{wasm_file}"), format!("{workdir}/{wasm_file}")),
+    ] {
+        assert!(
+            mounts.contains(&format!("{source}:{target}:ro").as_str()),
+            "{source} mounted at {target}: {mounts:?}"
+        );
+    }
+
+    // Envoy shares the mocks' network: the published port is envoy.yaml's listener on all interfaces.
+    assert_eq!(str_at(envoy, &["network_mode"]), "service:mock-providers");
+    let listener = &envoy_yaml["static_resources"]["listeners"][0]["address"]["socket_address"];
+    assert_eq!(str_at(listener, &["address"]), "0.0.0.0");
+    let port = listener["port_value"].as_u64().expect("port");
+    assert_eq!(mocks["ports"][0].as_str(), Some(format!("{port}:{port}").as_str()));
+
+    // The mocks listen where envoy.yaml's clusters point.
+    for (name, addr) in mock_provider::DEFAULT_LISTEN {
+        let cluster = envoy_yaml["static_resources"]["clusters"]
+            .as_sequence()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("cluster {name}"));
+        let socket =
+            &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+        assert_eq!(
+            format!(
+                "{}:{}",
+                str_at(socket, &["address"]),
+                socket["port_value"].as_u64().unwrap_or(0)
+            ),
+            addr
+        );
+    }
+
+    // Envoy gets every variable the VM reads; the mocks accept the keys Envoy sends.
+    for key in wasm_config(&envoy_yaml)["vm_config"]["environment_variables"]["host_env_keys"]
+        .as_sequence()
+        .expect("keys")
+    {
+        let key = key.as_str().expect("name");
+        assert!(envoy["environment"][key].is_string(), "envoy's environment lacks {key}");
+        if key != "LITELLM_MASTER_KEY" {
+            assert_eq!(envoy["environment"][key], mocks["environment"][key], "{key}");
+        }
+    }
+}
