@@ -4,13 +4,7 @@
 
 use std::process::ExitCode;
 
-use mock_provider::{start, Provider};
-
-const DEFAULTS: [&str; 3] = [
-    "openai=127.0.0.1:18081",
-    "anthropic=127.0.0.1:18082",
-    "groq=127.0.0.1:18083",
-];
+use mock_provider::{start, Provider, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
