@@ -8,7 +8,7 @@ WASM          := target/wasm32-wasip1/release/llm_router.wasm
 MOCK          := target/release/mock-provider
 
 .DEFAULT_GOAL := help
-.PHONY: help toolchain wasm mock envoy demo run config test unit e2e lint validate clean
+.PHONY: help toolchain wasm mock envoy demo run config test unit e2e lint validate soak bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,19 @@ validate: wasm envoy ## envoy --mode validate on every shipped Envoy config
 	for config in envoy/envoy.yaml envoy/envoy.providers.yaml; do \
 	  LITELLM_MASTER_KEY=sk-validate OPENAI_API_KEY=x ANTHROPIC_API_KEY=x GROQ_API_KEY=x \
 	    $(ENVOY) --mode validate -c $$config -l error || exit 1; done
+
+soak: wasm envoy ## Valid and hostile requests under load in Envoy for 10 minutes (SOAK_SECONDS=600)
+	cargo test --release --test soak -- --ignored --nocapture
+
+bench: wasm envoy ## Throughput against the no-filter floor, same run (needs wrk)
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || { echo "install wrk (Debian package)"; exit 1; }
+	ENVOY=$(ENVOY) python3 bench/run.py
+
+FUZZ_RUNS ?= 10000000
+fuzz: ## cargo fuzz (nightly): body scanner (differential), config, patterns; FUZZ_RUNS each
+	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz
+	cd fuzz && for target in body config pattern; do \
+	  cargo +nightly fuzz run -O $$target corpus/$$target -- -runs=$(FUZZ_RUNS) -print_final_stats=1 2>&1 | grep -E '^(Done|stat::number_of_executed_units|==)' || exit 1; done
 
 clean: ## Remove build outputs and the Envoy venv
 	cargo clean

@@ -97,6 +97,8 @@ pub struct PendingRequest {
     /// The client sent no JSON `content-type` (curl's `-d` sends a form
     /// type); once the body is known to be JSON, the provider is told so.
     pub declare_json: bool,
+    /// The client credential headers present, to remove before forwarding.
+    pub client_credentials: Vec<&'static str>,
 }
 
 /// The outcome of a complete request.
@@ -106,16 +108,20 @@ pub enum Decision<'c> {
     Forward(Forward<'c>),
 }
 
-/// How to send the request on. Client credentials and the client's
-/// `content-length` are always removed; these headers are then set.
+/// How to send the request on: remove these headers, set those, and change
+/// the path and the body where they differ (each change is a host call).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Forward<'c> {
     /// The route's position in `model_list`.
     pub route: usize,
     pub cluster: &'c str,
-    pub path: Vec<u8>,
+    /// Client credentials that `set_headers` does not overwrite.
+    pub remove_headers: Vec<&'static str>,
     pub set_headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+    /// The upstream `:path`, when it is not the client's.
+    pub path: Option<Vec<u8>>,
+    /// The rewritten body, when the model changes (`content-length` with it).
+    pub body: Option<Vec<u8>>,
 }
 
 /// Checks everything the headers can tell: the client key, local answers,
@@ -157,9 +163,15 @@ pub fn on_request_head(config: &Config, headers: &Headers, end_of_stream: bool) 
             Some("model"),
         ));
     }
+    let client_credentials = CLIENT_CREDENTIAL_HEADERS
+        .iter()
+        .copied()
+        .filter(|name| headers.iter().any(|(h, _)| h == name))
+        .collect();
     HeadVerdict::ReadBody(PendingRequest {
         path: path.to_vec(),
         declare_json,
+        client_credentials,
     })
 }
 
@@ -231,12 +243,22 @@ pub fn on_request_body<'c>(config: &'c Config, request: &PendingRequest, body: &
     if request.declare_json {
         set_headers.push(("content-type", "application/json".to_owned()));
     }
+    let remove_headers = request
+        .client_credentials
+        .iter()
+        .copied()
+        .filter(|name| !set_headers.iter().any(|(set, _)| set == name))
+        .collect();
+    let path = Some(upstream_path(&request.path, &deployment.base_path)).filter(|p| *p != request.path);
+    let body =
+        (route.upstream_model != field.name).then(|| body::splice_model(body, field.span, &route.upstream_model));
     Decision::Forward(Forward {
         route: route.index,
         cluster: &deployment.provider.cluster,
-        path: upstream_path(&request.path, &deployment.base_path),
+        remove_headers,
         set_headers,
-        body: body::splice_model(body, field.span, &route.upstream_model),
+        path,
+        body,
     })
 }
 
@@ -495,6 +517,7 @@ mod tests {
         PendingRequest {
             path: b"/v1/chat/completions".to_vec(),
             declare_json: false,
+            client_credentials: vec!["authorization", "x-api-key"],
         }
     }
 
@@ -539,16 +562,18 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"hi"}], "model": "groq/llama3-8b-8192"}"#,
         );
         assert_eq!(groq.cluster, "groq");
-        assert_eq!(groq.path, b"/openai/v1/chat/completions");
+        assert_eq!(groq.path.as_deref(), Some(&b"/openai/v1/chat/completions"[..]));
         assert_eq!(groq.set_headers, [("authorization", "Bearer gsk-test".to_owned())]);
+        assert_eq!(groq.remove_headers, ["x-api-key"]);
         assert_eq!(
-            groq.body,
-            br#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#
+            groq.body.as_deref(),
+            Some(&br#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#[..])
         );
 
         let anthropic = forward(&config, r#"{"model":"anthropic/claude-3-sonnet-20240229"}"#);
         assert_eq!(anthropic.cluster, "anthropic");
-        assert_eq!(anthropic.path, b"/v1/chat/completions");
+        assert_eq!(anthropic.path, None, "the client's path is Anthropic's");
+        assert_eq!(anthropic.remove_headers, ["authorization"]);
         assert_eq!(
             anthropic.set_headers,
             [
@@ -556,14 +581,14 @@ mod tests {
                 ("anthropic-version", "2023-06-01".to_owned())
             ]
         );
-        assert_eq!(anthropic.body, br#"{"model":"claude-3-sonnet-20240229"}"#);
+        assert_eq!(
+            anthropic.body.as_deref(),
+            Some(&br#"{"model":"claude-3-sonnet-20240229"}"#[..])
+        );
 
         let openai = forward(&config, r#"{"model":"fo::hi::static::hi"}"#);
-        assert_eq!(
-            (openai.cluster, openai.path.as_slice()),
-            ("openai", &b"/v1/chat/completions"[..])
-        );
-        assert_eq!(openai.body, br#"{"model":"fo::hi::static::hi"}"#);
+        assert_eq!((openai.cluster, openai.path), ("openai", None));
+        assert_eq!(openai.body, None, "the model is unchanged, so is the body");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MetricType};
 
 use crate::config::{self, Config};
-use crate::decision::{self, Decision, HeadVerdict, LocalReply, PendingRequest, CLIENT_CREDENTIAL_HEADERS};
+use crate::decision::{self, Decision, HeadVerdict, LocalReply, PendingRequest};
 use crate::metrics;
 
 #[derive(Default)]
@@ -110,9 +110,11 @@ impl Context for Request {}
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let config = &self.state.config;
-        // The routing header is only ever the filter's own.
-        self.set_http_request_header(&config.cluster_header, None);
         let headers = self.get_http_request_headers_bytes();
+        // The routing header is only ever the filter's own.
+        if headers.iter().any(|(name, _)| *name == config.cluster_header) {
+            self.set_http_request_header(&config.cluster_header, None);
+        }
         match decision::on_request_head(config, &headers, end_of_stream) {
             HeadVerdict::Reply(reply) => self.reply(&reply),
             HeadVerdict::ReadBody(pending) => {
@@ -147,16 +149,20 @@ impl Request {
         match decision::on_request_body(config, &self.pending, &body) {
             Decision::Reply(reply) => self.reply(&reply),
             Decision::Forward(forward) => {
-                for name in CLIENT_CREDENTIAL_HEADERS {
+                for name in &forward.remove_headers {
                     self.set_http_request_header(name, None);
                 }
                 for (name, value) in &forward.set_headers {
                     self.set_http_request_header(name, Some(value));
                 }
-                self.set_http_request_header_bytes(":path", Some(&forward.path));
-                self.set_http_request_header("content-length", Some(&forward.body.len().to_string()));
+                if let Some(path) = &forward.path {
+                    self.set_http_request_header_bytes(":path", Some(path));
+                }
+                if let Some(new_body) = &forward.body {
+                    self.set_http_request_header("content-length", Some(&new_body.len().to_string()));
+                    self.set_http_request_body(0, body.len(), new_body);
+                }
                 self.set_http_request_header(&config.cluster_header, Some(forward.cluster));
-                self.set_http_request_body(0, body.len(), &forward.body);
                 // Envoy picked the route before the cluster header existed.
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
                 self.count_forward(forward.route, body.len());

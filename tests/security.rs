@@ -119,3 +119,48 @@ fn keys_never_show_in_replies_or_logs() {
     // The unset variable is named in the log (a name, not a secret).
     assert!(log.contains("OPENAI_API_KEY"), "{log}");
 }
+
+/// The filter in Envoy scans with Wasm SIMD; the unit tests and the fuzzer run
+/// the portable scanner. Both must give every body the same verdict.
+#[test]
+fn the_wasm_scanner_agrees_with_the_native_one() {
+    let stack = Stack::start_default();
+    let pieces: [&[u8]; 9] = [
+        b"\\\"",
+        b"\\n",
+        b"\\u00e9",
+        "é".as_bytes(),
+        "😀".as_bytes(),
+        b"\x01",
+        b"\xff",
+        b"\xed\xa0\x80",
+        b"\\ud800",
+    ];
+    let mut checked = 0;
+    for piece in pieces {
+        for offset in 0..35 {
+            let mut body = br#"{"messages":[{"role":"user","content":""#.to_vec();
+            body.extend(std::iter::repeat_n(b'a', offset));
+            body.extend_from_slice(piece);
+            body.extend_from_slice(b"tail\"}],\"model\":\"groq/llama3-8b-8192\"}");
+            let native = llm_router::body::find_model(&body).is_ok();
+            let auth = format!("authorization: Bearer {MASTER_KEY}\r\n");
+            let head = format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n",
+                body.len()
+            );
+            let response = raw_request(stack.listener, &[head.as_bytes(), &body]);
+            let expected = if native { 200 } else { 400 };
+            assert_eq!(response.status(), expected, "piece {piece:?} at offset {offset}");
+            if native {
+                let upstream = response.body_json()["mock"]["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                assert!(upstream.ends_with(r#""model":"llama3-8b-8192"}"#), "{upstream}");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9 * 35);
+}

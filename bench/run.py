@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""`make bench`: the filter's throughput as a ratio to Envoy routing on a
+client-sent cluster header with no filter (the floor), in the same run.
+
+One Envoy under test (--concurrency 1) has three listeners that share routes
+and clusters: the floor (no Wasm filter, the client sends x-llm-cluster), the
+filter with a 5-route table and the filter with a 5,000-route table (master
+key on). A second Envoy is the upstream: a buffer filter, then a
+direct_response, so every request body is read in full upstream. wrk loads
+each listener in turn, A B A B, and the table shows each run's ratio to the
+floor run next to it and the median ratio.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENVOY = os.environ.get("ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
+WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/llm_router.wasm")
+MASTER_KEY = "sk-bench-5d1f0a9c"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+PROVIDERS = ["openai", "anthropic", "groq"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def route_table(size):
+    """A mixed table: exact names, prefix patterns, suffix patterns, inner patterns."""
+    seed = [
+        {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "k-anthropic"}},
+        {"model_name": "groq/*", "litellm_params": {"model": "groq/*", "api_key": "k-groq"}},
+        {"model_name": "fo::*:static::*", "litellm_params": {"model": "openai/fo::*:static::*", "api_key": "k-openai"}},
+        {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": "k-openai"}},
+        {"model_name": "*-mini", "litellm_params": {"model": "openai/*-mini", "api_key": "k-openai"}},
+    ]
+    entries = list(seed)
+    i = 0
+    while len(entries) < size:
+        kind = i % 4
+        if kind == 0:
+            name, target = f"team-{i}-model", f"openai/model-{i}"
+        elif kind == 1:
+            name, target = f"team-{i}/*", "groq/*"
+        elif kind == 2:
+            name, target = f"*-variant-{i}", "anthropic/claude-*"
+        else:
+            name, target = f"org{i}::*::v*", "openai/org*-v*"
+        entries.append({"model_name": name, "litellm_params": {"model": target, "api_key": "k-" + target.split("/")[0]}})
+        i += 1
+    return {"model_list": entries[:size], "general_settings": {"master_key": MASTER_KEY}}
+
+
+def wasm_filter(plugin_config):
+    return {
+        "name": "llm-router",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "llm-router",
+                "root_id": "llm-router",
+                "allow_on_headers_stop_iteration": True,
+                "failure_policy": "FAIL_CLOSED",
+                "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": WASM}}},
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(plugin_config)},
+            },
+        },
+    }
+
+
+def listener(name, port, filters, route):
+    return {
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "per_connection_buffer_limit_bytes": 33554432,
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "route_config": {"virtual_hosts": [{"name": name, "domains": ["*"], "routes": [route]}]},
+                "http_filters": filters + [{"name": "envoy.filters.http.router", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+            },
+        }]}],
+    }
+
+
+def admin(port):
+    return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
+
+
+def upstream_config(port, admin_port):
+    buffer = {"name": "envoy.filters.http.buffer", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 33554432}}
+    route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": '{"id":"bench","object":"chat.completion"}'}}}
+    return {"admin": admin(admin_port), "static_resources": {"listeners": [listener("upstream", port, [buffer], route)]}}
+
+
+def router_config(ports, admin_port, upstream_port):
+    route = {"match": {"prefix": "/"}, "route": {"cluster_header": "x-llm-cluster", "timeout": "60s"},
+             "request_headers_to_remove": ["x-llm-cluster"]}
+    clusters = [{
+        "name": name, "type": "STATIC", "connect_timeout": "1s", "per_connection_buffer_limit_bytes": 33554432,
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+            "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
+    } for name in PROVIDERS]
+    listeners = [
+        listener("floor", ports["floor"], [], route),
+        listener("filter5", ports["filter5"], [wasm_filter(route_table(5))], route),
+        listener("filter5000", ports["filter5000"], [wasm_filter(route_table(5000))], route),
+    ]
+    return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
+
+
+def start_envoy(config, workdir, name):
+    path = os.path.join(workdir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    log = open(os.path.join(workdir, f"{name}.log"), "w")
+    started = time.monotonic()
+    proc = subprocess.Popen([ENVOY, "-c", path, "--concurrency", "1", "--use-dynamic-base-id", "-l", "warning"],
+                            stdout=log, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{config['admin']['address']['socket_address']['port_value']}/ready"
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"{name} Envoy exited:\n" + open(log.name).read())
+        try:
+            if urllib.request.urlopen(url, timeout=1).status == 200:
+                return proc, time.monotonic() - started
+        except OSError:
+            pass
+        if time.monotonic() - started > 30:
+            sys.exit(f"{name} Envoy not ready in 30 s")
+        time.sleep(0.02)
+
+
+def body_file(workdir, size, model):
+    """An OpenAI-SDK-shaped body of `size` bytes with `model` as the last key."""
+    head, tail = '{"messages":[{"role":"user","content":"', f'"}}],"temperature":0.7,"model":"{model}"}}'
+    pad = size - len(head) - len(tail)
+    path = os.path.join(workdir, f"body-{size}-{model.replace('/', '_')}.json")
+    with open(path, "w") as f:
+        f.write(head + ("lorem ipsum " * (pad // 12 + 1))[:pad] + tail)
+    return path
+
+
+def wrk(port, body, cluster, seconds):
+    env = dict(os.environ, BODY_FILE=body, MASTER_KEY=MASTER_KEY, CLUSTER=cluster or "")
+    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s",
+                          os.path.join(ROOT, "bench/post.lua"), f"http://127.0.0.1:{port}/v1/chat/completions"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    if bad or errors:
+        sys.exit(f"run against :{port} had failures:\n{out}")
+    return rps, lat.get("50", "?"), lat.get("99", "?")
+
+
+def main():
+    workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
+    ports = {name: free_port() for name in ["floor", "filter5", "filter5000"]}
+    upstream_port = free_port()
+    procs = []
+    try:
+        up, _ = start_envoy(upstream_config(upstream_port, free_port()), workdir, "upstream")
+        procs.append(up)
+        router, ready = start_envoy(router_config(ports, free_port(), upstream_port), workdir, "router")
+        procs.append(router)
+        cold = cold_start(workdir)
+        # (label, body size, model, [(listener, label)] compared against the floor)
+        scenarios = [
+            ("1 KiB, 5 routes", 1024, "groq/llama3-8b-8192", "filter5"),
+            ("1 KiB, 5,000 routes", 1024, "team-2501/llama3-8b-8192", "filter5000"),
+            ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5"),
+            ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5"),
+        ]
+        rows = []
+        for label, size, model, target in scenarios:
+            body = body_file(workdir, size, model)
+            cluster = "groq"
+            wrk(ports["floor"], body, cluster, 1)  # warm-up: connections, VM, caches
+            wrk(ports[target], body, None, 1)
+            runs = []
+            for _ in range(ROUNDS):
+                floor = wrk(ports["floor"], body, cluster, SECONDS)
+                filtered = wrk(ports[target], body, None, SECONDS)
+                runs.append((floor, filtered))
+            rows.append((label, runs))
+        report(rows, ready, cold)
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait()
+
+
+def cold_start(workdir):
+    """Seconds from start to /ready for a router with only a 5- or 5,000-route filter."""
+    times = {}
+    for size in (5, 5000):
+        port = free_port()
+        config = {"admin": admin(free_port()), "static_resources": {
+            "listeners": [listener("only", port, [wasm_filter(route_table(size))],
+                                   {"match": {"prefix": "/"}, "direct_response": {"status": 200}})]}}
+        proc, seconds = start_envoy(config, workdir, f"cold{size}")
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        times[size] = seconds
+    return times
+
+
+def report(rows, ready, cold):
+    size = os.path.getsize(WASM)
+    version = re.search(r"/(\d+\.\d+\.\d+)/", subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout)
+    print(f"\nllm-router benchmark: Envoy {version.group(1) if version else '?'}, "
+          f"--concurrency 1, wrk -t1 -c{CONNECTIONS}, {SECONDS} s per run, {ROUNDS} rounds A B A B")
+    print(f"filter .wasm: {size:,} bytes; Envoy to /ready: 5 routes {cold[5]:.2f} s, 5,000 routes {cold[5000]:.2f} s\n")
+    print(f"| {'case':<22} | {'floor req/s':>11} | {'filter req/s':>12} | {'floor p50/p99':>17} | {'filter p50/p99':>17} | {'ratio':>5} |")
+    print(f"|{'-' * 24}|{'-' * 13}|{'-' * 14}|{'-' * 19}|{'-' * 19}|{'-' * 7}|")
+    medians = {}
+    for label, runs in rows:
+        ratios = []
+        for (f_rps, f50, f99), (x_rps, x50, x99) in runs:
+            ratio = x_rps / f_rps
+            ratios.append(ratio)
+            print(f"| {label:<22} | {f_rps:>11,.0f} | {x_rps:>12,.0f} | {f50 + ' / ' + f99:>17} | {x50 + ' / ' + x99:>17} | {ratio:>5.2f} |")
+        medians[label] = statistics.median(ratios)
+    print("\nmedian ratio to the floor:")
+    for label, median in medians.items():
+        print(f"  {label:<22} {median:.2f}")
+    small = [r for label, r in medians.items() if label.startswith("1 KiB")]
+    if len(small) == 2:
+        print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
