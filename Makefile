@@ -64,7 +64,8 @@ soak: wasm envoy ## Valid and hostile requests under load in Envoy for 10 minute
 	cargo test --release --test soak -- --ignored --nocapture
 
 bench: wasm envoy ## Throughput against the no-filter floor, same run (needs wrk)
-	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || { echo "install wrk (Debian package)"; exit 1; }
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null \
+	  || { echo "make bench needs wrk (Debian package wrk)"; exit 1; }
 	ENVOY=$(ENVOY) python3 bench/run.py
 
 FUZZ_RUNS ?= 10000000

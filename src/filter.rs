@@ -62,16 +62,19 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let started = self.get_current_time();
         let json = self.get_plugin_configuration().unwrap_or_default();
         match config::compile(&json, &|var| std::env::var(var).ok()) {
             Ok(config) => {
                 for warning in &config.warnings {
                     warn!("llm-router configuration: {warning}");
                 }
+                let took = self.get_current_time().duration_since(started).unwrap_or_default();
                 info!(
-                    "llm-router configured: {} deployments, cluster header `{}`",
+                    "llm-router configured: {} deployments, cluster header `{}`, in {} ms",
                     config.router.deployments().len(),
-                    config.cluster_header
+                    config.cluster_header,
+                    took.as_millis()
                 );
                 let counters = Counters::new(config.router.deployments().len());
                 self.state = Some(Rc::new(State { config, counters }));
