@@ -42,8 +42,11 @@ fn request(headers: impl AsRef<[u8]>, body: &[u8]) -> Vec<u8> {
 fn cases() -> Vec<Case> {
     let auth = format!("authorization: Bearer {MASTER_KEY}\r\ncontent-type: application/json\r\n");
     let chat = |model: &str, pad: usize| {
-        format!(r#"{{"messages":[{{"role":"user","content":"{}"}}],"stream":false,"model":"{model}"}}"#, "x".repeat(pad))
-            .into_bytes()
+        format!(
+            r#"{{"messages":[{{"role":"user","content":"{}"}}],"stream":false,"model":"{model}"}}"#,
+            "x".repeat(pad)
+        )
+        .into_bytes()
     };
     let valid = |name, model: &str, pad, provider, upstream| Case {
         name,
@@ -58,32 +61,96 @@ fn cases() -> Vec<Case> {
     let deep = format!(r#"{{"model":"groq/x","a":{}{}}}"#, "[".repeat(200), "]".repeat(200)).into_bytes();
     vec![
         valid("groq", "groq/llama3-8b-8192", 200, Provider::Groq, "llama3-8b-8192"),
-        valid("anthropic", "anthropic/claude-3-sonnet-20240229", 200, Provider::Anthropic, "claude-3-sonnet-20240229"),
-        valid("openai pattern", "fo::hi::static::hi", 200, Provider::OpenAi, "fo::hi::static::hi"),
-        valid("groq 100 KiB", "groq/llama3-70b", 100 * 1024, Provider::Groq, "llama3-70b"),
+        valid(
+            "anthropic",
+            "anthropic/claude-3-sonnet-20240229",
+            200,
+            Provider::Anthropic,
+            "claude-3-sonnet-20240229",
+        ),
+        valid(
+            "openai pattern",
+            "fo::hi::static::hi",
+            200,
+            Provider::OpenAi,
+            "fo::hi::static::hi",
+        ),
+        valid(
+            "groq 100 KiB",
+            "groq/llama3-70b",
+            100 * 1024,
+            Provider::Groq,
+            "llama3-70b",
+        ),
         Case {
             name: "spoofed cluster header",
-            request: request(&format!("{auth}x-llm-cluster: openai\r\nx-llm-cluster: anthropic\r\n"), &chat("groq/spoof", 10)),
+            request: request(
+                &format!("{auth}x-llm-cluster: openai\r\nx-llm-cluster: anthropic\r\n"),
+                &chat("groq/spoof", 10),
+            ),
             expect: Expect::Routed(Provider::Groq, "spoof"),
         },
         Case {
             name: "client keys in every spelling",
-            request: request(&format!("{auth}x-api-key: c1\r\napi-key: c2\r\nx-goog-api-key: c3\r\n"), &chat("anthropic/c", 10)),
+            request: request(
+                &format!("{auth}x-api-key: c1\r\napi-key: c2\r\nx-goog-api-key: c3\r\n"),
+                &chat("anthropic/c", 10),
+            ),
             expect: Expect::Routed(Provider::Anthropic, "c"),
         },
         refused("unknown model", auth.as_bytes(), chat("openai/gpt-4o", 10), 404),
-        refused("wrong key", b"authorization: Bearer sk-wrong\r\n", chat("groq/x", 10), 401),
+        refused(
+            "wrong key",
+            b"authorization: Bearer sk-wrong\r\n",
+            chat("groq/x", 10),
+            401,
+        ),
         refused("no key", b"content-type: application/json\r\n", chat("groq/x", 10), 401),
         refused("invalid JSON", auth.as_bytes(), b"{\"model\":\"groq/x\"".to_vec(), 400),
-        refused("model twice", auth.as_bytes(), br#"{"model":"groq/a","mod\u0065l":"openai/b"}"#.to_vec(), 400),
-        refused("model nested only", auth.as_bytes(), br#"{"meta":{"model":"groq/x"}}"#.to_vec(), 400),
+        refused(
+            "model twice",
+            auth.as_bytes(),
+            br#"{"model":"groq/a","mod\u0065l":"openai/b"}"#.to_vec(),
+            400,
+        ),
+        refused(
+            "model nested only",
+            auth.as_bytes(),
+            br#"{"meta":{"model":"groq/x"}}"#.to_vec(),
+            400,
+        ),
         refused("deep nesting", auth.as_bytes(), deep, 400),
-        refused("huge model", auth.as_bytes(), chat(&format!("groq/{}", "m".repeat(5000)), 0), 400),
-        refused("lone surrogate", auth.as_bytes(), br#"{"model":"groq/\ud800"}"#.to_vec(), 400),
+        refused(
+            "huge model",
+            auth.as_bytes(),
+            chat(&format!("groq/{}", "m".repeat(5000)), 0),
+            400,
+        ),
+        refused(
+            "lone surrogate",
+            auth.as_bytes(),
+            br#"{"model":"groq/\ud800"}"#.to_vec(),
+            400,
+        ),
         refused("empty provider model", auth.as_bytes(), chat("groq/", 10), 400),
-        refused("gzip", format!("{auth}content-encoding: gzip\r\n").as_bytes(), chat("groq/x", 10), 415),
-        refused("text body", format!("authorization: Bearer {MASTER_KEY}\r\ncontent-type: text/plain\r\n").as_bytes(), chat("groq/x", 10), 415),
-        refused("non-UTF-8 key", b"authorization: Bearer \xff\xfe\r\n", chat("groq/x", 10), 401),
+        refused(
+            "gzip",
+            format!("{auth}content-encoding: gzip\r\n").as_bytes(),
+            chat("groq/x", 10),
+            415,
+        ),
+        refused(
+            "text body",
+            format!("authorization: Bearer {MASTER_KEY}\r\ncontent-type: text/plain\r\n").as_bytes(),
+            chat("groq/x", 10),
+            415,
+        ),
+        refused(
+            "non-UTF-8 key",
+            b"authorization: Bearer \xff\xfe\r\n",
+            chat("groq/x", 10),
+            401,
+        ),
         refused("too large", auth.as_bytes(), chat("groq/x", 2_100_000), 413),
     ]
 }
@@ -102,9 +169,9 @@ impl Client {
             self.conn = Some((stream.try_clone()?, BufReader::new(stream)));
         }
         let result = self.exchange(request);
-        let close = result
-            .as_ref()
-            .map_or(true, |m| m.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")));
+        let close = result.as_ref().map_or(true, |m| {
+            m.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        });
         if close {
             self.conn = None;
         }
@@ -130,14 +197,25 @@ fn envoy_memory(stack: &Stack) -> (u64, u64) {
 #[test]
 #[ignore = "ten minutes: run with `make soak`"]
 fn soak() {
-    let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
-    let config = shipped_plugin_config().replacen("\"general_settings\"", "\"max_body_bytes\": 2000000,\n\"general_settings\"", 1);
-    let stack = Stack::start(StackOptions { plugin_config: config, ..StackOptions::default() });
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let config = shipped_plugin_config().replacen(
+        "\"general_settings\"",
+        "\"max_body_bytes\": 2000000,\n\"general_settings\"",
+        1,
+    );
+    let stack = Stack::start(StackOptions {
+        plugin_config: config,
+        ..StackOptions::default()
+    });
     let cases = Arc::new(cases());
     let start_memory = envoy_memory(&stack);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let stop = Arc::new(AtomicBool::new(false));
-    let counts: Arc<Vec<(AtomicU64, AtomicU64)>> = Arc::new(cases.iter().map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect());
+    let counts: Arc<Vec<(AtomicU64, AtomicU64)>> =
+        Arc::new(cases.iter().map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect());
     let workers: Vec<_> = (0..4)
         .map(|worker| {
             let (cases, counts, stop, addr) = (cases.clone(), counts.clone(), stop.clone(), stack.listener);
@@ -188,7 +266,12 @@ fn soak() {
         mib(end_memory.0),
         mib(end_memory.1)
     );
-    assert!(failures.is_empty(), "{} wrong answers, first: {:?}", failures.len(), failures.first());
+    assert!(
+        failures.is_empty(),
+        "{} wrong answers, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
     assert!(total_ok > 0);
 }
 
@@ -204,7 +287,10 @@ fn check(case: &Case, m: &http::Message) -> Result<(), String> {
                 return Err(format!("{}: status {} {answer}", case.name, m.status()));
             }
             if answer["mock"]["provider"] != provider.name() || answer["model"] != model {
-                return Err(format!("{}: wrong route {} {}", case.name, answer["mock"]["provider"], answer["model"]));
+                return Err(format!(
+                    "{}: wrong route {} {}",
+                    case.name, answer["mock"]["provider"], answer["model"]
+                ));
             }
             if answer["mock"]["key_fingerprint"] != key_fingerprint(provider) {
                 return Err(format!("{}: wrong key", case.name));
