@@ -85,7 +85,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "spoofed cluster header",
             request: request(
-                &format!("{auth}x-llm-cluster: openai\r\nx-llm-cluster: anthropic\r\n"),
+                format!("{auth}x-llm-cluster: openai\r\nx-llm-cluster: anthropic\r\n"),
                 &chat("groq/spoof", 10),
             ),
             expect: Expect::Routed(Provider::Groq, "spoof"),
@@ -93,7 +93,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "client keys in every spelling",
             request: request(
-                &format!("{auth}x-api-key: c1\r\napi-key: c2\r\nx-goog-api-key: c3\r\n"),
+                format!("{auth}x-api-key: c1\r\napi-key: c2\r\nx-goog-api-key: c3\r\n"),
                 &chat("anthropic/c", 10),
             ),
             expect: Expect::Routed(Provider::Anthropic, "c"),
