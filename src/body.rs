@@ -1,5 +1,5 @@
 //! One pass over the raw request body: validate it as RFC 8259 JSON, find the
-//! top-level `model`, and splice a new value into the bytes. No tree is built
+//! top-level `model`, and edit its value in place. No tree is built
 //! and nothing is re-serialised, so every byte but the model's reaches the
 //! provider as the client sent it.
 
@@ -61,15 +61,31 @@ pub fn find_model(body: &[u8]) -> Result<ModelField<'_>, BodyError> {
     Scanner { bytes: body, pos: 0 }.scan()
 }
 
-/// `body` with the bytes in `span` replaced by `model` as a JSON string.
-pub fn splice_model(body: &[u8], span: Range<usize>, model: &str) -> Vec<u8> {
-    let (head, rest) = body.split_at(span.start.min(body.len()));
-    let tail = rest.get(span.len()..).unwrap_or_default();
-    let mut out = Vec::with_capacity(head.len() + model.len() + 2 + tail.len());
-    out.extend_from_slice(head);
-    write_json_string(&mut out, model);
-    out.extend_from_slice(tail);
-    out
+/// A new value for the model: the bytes to put in place of the old string token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEdit {
+    /// The old token's span, quotes included (from [`ModelField::span`]).
+    pub span: Range<usize>,
+    /// The new model as a JSON string literal.
+    pub json: Vec<u8>,
+}
+
+impl ModelEdit {
+    pub fn new(span: Range<usize>, model: &str) -> ModelEdit {
+        let mut json = Vec::with_capacity(model.len() + 2);
+        write_json_string(&mut json, model);
+        ModelEdit { span, json }
+    }
+
+    /// Applies the edit in place: only the bytes after the model move, so a
+    /// model near the end (where the OpenAI SDKs put it) costs a few bytes.
+    /// The span comes from scanning this same body; it is clamped rather than
+    /// trusted, so no input can make this panic.
+    pub fn apply(self, body: &mut Vec<u8>) {
+        let end = self.span.end.min(body.len());
+        let start = self.span.start.min(end);
+        body.splice(start..end, self.json);
+    }
 }
 
 /// Appends `value` as a JSON string literal.
@@ -590,10 +606,11 @@ mod tests {
     }
 
     #[test]
-    fn splice_changes_only_the_model_bytes() {
+    fn edits_change_only_the_model_bytes() {
         let body = br#"{"messages":[{"role":"user","content":"hi"}],  "model" :"groq/llama3-8b-8192" ,"n":1.50}"#;
         let field = find_model(body).expect("valid body");
-        let out = splice_model(body, field.span, "llama3-8b-8192");
+        let mut out = body.to_vec();
+        ModelEdit::new(field.span, "llama3-8b-8192").apply(&mut out);
         assert_eq!(
             std::str::from_utf8(&out).ok(),
             Some(r#"{"messages":[{"role":"user","content":"hi"}],  "model" :"llama3-8b-8192" ,"n":1.50}"#)
@@ -601,10 +618,11 @@ mod tests {
     }
 
     #[test]
-    fn spliced_models_are_escaped() {
+    fn edited_models_are_escaped() {
         let body = br#"{"model":"x"}"#;
         let field = find_model(body).expect("valid body");
-        let out = splice_model(body, field.span, "a\"b\\c\n\u{1}é");
+        let mut out = body.to_vec();
+        ModelEdit::new(field.span, "a\"b\\c\n\u{1}é").apply(&mut out);
         let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(parsed["model"], "a\"b\\c\n\u{1}é");
     }

@@ -1,7 +1,7 @@
 //! What to do with a request, as plain data: request facts in, a
 //! [`HeadVerdict`] or [`Decision`] out. The host adapter only applies it.
 
-use crate::body::{self, BodyError};
+use crate::body::{self, BodyError, ModelEdit};
 use crate::config::{AuthStyle, Config, ProviderKey};
 
 /// Client credentials in their usual spellings; none of them reaches a provider.
@@ -120,8 +120,8 @@ pub struct Forward<'c> {
     pub set_headers: Vec<(&'static str, String)>,
     /// The upstream `:path`, when it is not the client's.
     pub path: Option<Vec<u8>>,
-    /// The rewritten body, when the model changes (`content-length` with it).
-    pub body: Option<Vec<u8>>,
+    /// The body edit, when the model changes (`content-length` with it).
+    pub model_edit: Option<ModelEdit>,
 }
 
 /// Checks everything the headers can tell: the client key, local answers,
@@ -250,15 +250,14 @@ pub fn on_request_body<'c>(config: &'c Config, request: &PendingRequest, body: &
         .filter(|name| !set_headers.iter().any(|(set, _)| set == name))
         .collect();
     let path = Some(upstream_path(&request.path, &deployment.base_path)).filter(|p| *p != request.path);
-    let body =
-        (route.upstream_model != field.name).then(|| body::splice_model(body, field.span, &route.upstream_model));
+    let model_edit = (route.upstream_model != field.name).then(|| ModelEdit::new(field.span, &route.upstream_model));
     Decision::Forward(Forward {
         route: route.index,
         cluster: &deployment.provider.cluster,
         remove_headers,
         set_headers,
         path,
-        body,
+        model_edit,
     })
 }
 
@@ -554,23 +553,30 @@ mod tests {
         }
     }
 
+    /// The body the provider receives.
+    fn upstream_body(forward: &Forward, body: &str) -> Option<String> {
+        let edit = forward.model_edit.clone()?;
+        let mut bytes = body.as_bytes().to_vec();
+        edit.apply(&mut bytes);
+        String::from_utf8(bytes).ok()
+    }
+
     #[test]
     fn the_seed_requests_are_forwarded_as_the_spec_says() {
         let config = compile_test(SEED).expect("seed compiles");
-        let groq = forward(
-            &config,
-            r#"{"messages":[{"role":"user","content":"hi"}], "model": "groq/llama3-8b-8192"}"#,
-        );
+        let groq_body = r#"{"messages":[{"role":"user","content":"hi"}], "model": "groq/llama3-8b-8192"}"#;
+        let groq = forward(&config, groq_body);
         assert_eq!(groq.cluster, "groq");
         assert_eq!(groq.path.as_deref(), Some(&b"/openai/v1/chat/completions"[..]));
         assert_eq!(groq.set_headers, [("authorization", "Bearer gsk-test".to_owned())]);
         assert_eq!(groq.remove_headers, ["x-api-key"]);
         assert_eq!(
-            groq.body.as_deref(),
-            Some(&br#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#[..])
+            upstream_body(&groq, groq_body).as_deref(),
+            Some(r#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#)
         );
 
-        let anthropic = forward(&config, r#"{"model":"anthropic/claude-3-sonnet-20240229"}"#);
+        let anthropic_body = r#"{"model":"anthropic/claude-3-sonnet-20240229"}"#;
+        let anthropic = forward(&config, anthropic_body);
         assert_eq!(anthropic.cluster, "anthropic");
         assert_eq!(anthropic.path, None, "the client's path is Anthropic's");
         assert_eq!(anthropic.remove_headers, ["authorization"]);
@@ -582,13 +588,13 @@ mod tests {
             ]
         );
         assert_eq!(
-            anthropic.body.as_deref(),
-            Some(&br#"{"model":"claude-3-sonnet-20240229"}"#[..])
+            upstream_body(&anthropic, anthropic_body).as_deref(),
+            Some(r#"{"model":"claude-3-sonnet-20240229"}"#)
         );
 
         let openai = forward(&config, r#"{"model":"fo::hi::static::hi"}"#);
         assert_eq!((openai.cluster, openai.path), ("openai", None));
-        assert_eq!(openai.body, None, "the model is unchanged, so is the body");
+        assert_eq!(openai.model_edit, None, "the model is unchanged, so is the body");
     }
 
     #[test]

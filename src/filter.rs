@@ -161,14 +161,17 @@ impl Request {
                 if let Some(path) = &forward.path {
                     self.set_http_request_header_bytes(":path", Some(path));
                 }
-                if let Some(new_body) = &forward.body {
-                    self.set_http_request_header("content-length", Some(&new_body.len().to_string()));
-                    self.set_http_request_body(0, body.len(), new_body);
+                if let Some(edit) = forward.model_edit {
+                    let received = body.len();
+                    let mut body = body;
+                    edit.apply(&mut body);
+                    self.set_http_request_header("content-length", Some(&body.len().to_string()));
+                    self.set_http_request_body(0, received, &body);
                 }
                 self.set_http_request_header(&config.cluster_header, Some(forward.cluster));
                 // Envoy picked the route before the cluster header existed.
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
-                self.count_forward(forward.route, body.len());
+                self.count_forward(forward.route, self.body_size);
                 Action::Continue
             }
         }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_router::body::{find_model, splice_model, BodyError};
+use llm_router::body::{find_model, BodyError, ModelEdit};
 use serde_json::Value;
 
 const NEW_MODEL: &str = "provider-model\"\\/\u{1}é";
@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(field) => {
             let theirs = theirs.unwrap_or_else(|e| panic!("routed a body serde_json rejects: {e}"));
             assert_eq!(theirs.get("model").and_then(Value::as_str), Some(&*field.name));
-            let spliced = splice_model(data, field.span.clone(), NEW_MODEL);
+            let mut spliced = data.to_vec();
+            ModelEdit::new(field.span.clone(), NEW_MODEL).apply(&mut spliced);
             let mut after: Value = serde_json::from_slice(&spliced).expect("spliced body is JSON");
             assert_eq!(after.get("model").and_then(Value::as_str), Some(NEW_MODEL));
             let again = find_model(&spliced).expect("spliced body is routable");
