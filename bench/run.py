@@ -2,13 +2,14 @@
 """`make bench`: the filter's throughput as a ratio to Envoy routing on a
 client-sent cluster header with no filter (the floor), in the same run.
 
-One Envoy under test (--concurrency 1) has three listeners that share routes
-and clusters: the floor (no Wasm filter, the client sends x-llm-cluster), the
-filter with a 5-route table and the filter with a 5,000-route table (master
-key on). A second Envoy is the upstream: a buffer filter, then a
+One Envoy under test (--concurrency 1) has four listeners that share routes
+and clusters: the floor (no Wasm filter, the client sends x-llm-cluster), a
+null Wasm filter that only holds the headers, buffers the body and copies it
+into the VM (the limit of this design), and llm-router with a 5-route and with
+a 5,000-route table (master key on). A second Envoy is the upstream: a buffer filter, then a
 direct_response, so every request body is read in full upstream. wrk loads
 each listener in turn, A B A B, and the table shows each run's ratio to the
-floor run next to it and the median ratio.
+floor run next to it and the median ratios.
 """
 
 import json
@@ -26,6 +27,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
 WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/llm_router.wasm")
+NULL_WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/null_filter.wasm")
 MASTER_KEY = "sk-bench-5d1f0a9c"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -65,7 +67,7 @@ def route_table(size):
     return {"model_list": entries[:size], "general_settings": {"master_key": MASTER_KEY}}
 
 
-def wasm_filter(plugin_config):
+def wasm_filter(plugin_config, module=WASM):
     return {
         "name": "llm-router",
         "typed_config": {
@@ -75,7 +77,7 @@ def wasm_filter(plugin_config):
                 "root_id": "llm-router",
                 "allow_on_headers_stop_iteration": True,
                 "failure_policy": "FAIL_CLOSED",
-                "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": WASM}}},
+                "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": module}}},
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(plugin_config)},
             },
         },
@@ -121,6 +123,7 @@ def router_config(ports, admin_port, upstream_port):
     } for name in PROVIDERS]
     listeners = [
         listener("floor", ports["floor"], [], route),
+        listener("null", ports["null"], [wasm_filter({}, NULL_WASM)], route),
         listener("filter5", ports["filter5"], [wasm_filter(route_table(5))], route),
         listener("filter5000", ports["filter5000"], [wasm_filter(route_table(5000))], route),
     ]
@@ -175,7 +178,7 @@ def wrk(port, body, cluster, seconds):
 
 def main():
     workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
-    ports = {name: free_port() for name in ["floor", "filter5", "filter5000"]}
+    ports = {name: free_port() for name in ["floor", "null", "filter5", "filter5000"]}
     upstream_port = free_port()
     procs = []
     try:
@@ -191,17 +194,21 @@ def main():
             ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5"),
             ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5"),
         ]
+        only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]
         rows = []
         for label, size, model, target in scenarios:
+            if only and not any(o in label for o in only):
+                continue
             body = body_file(workdir, size, model)
             cluster = "groq"
-            wrk(ports["floor"], body, cluster, 1)  # warm-up: connections, VM, caches
-            wrk(ports[target], body, None, 1)
+            for port, header in ((ports["floor"], cluster), (ports["null"], cluster), (ports[target], None)):
+                wrk(port, body, header, 1)  # warm-up: connections, VM, caches
             runs = []
             for _ in range(ROUNDS):
                 floor = wrk(ports["floor"], body, cluster, SECONDS)
+                null = wrk(ports["null"], body, cluster, SECONDS)
                 filtered = wrk(ports[target], body, None, SECONDS)
-                runs.append((floor, filtered))
+                runs.append((floor, null, filtered))
             rows.append((label, runs))
         report(rows, cold)
     finally:
@@ -236,20 +243,21 @@ def report(rows, cold):
     for routes, (ready, configure_ms) in cold.items():
         print(f"cold start, {routes:,} routes: on_configure {configure_ms} ms; Envoy start to /ready {ready:.2f} s")
     print()
-    print(f"| {'case':<22} | {'floor req/s':>11} | {'filter req/s':>12} | {'floor p50/p99':>17} | {'filter p50/p99':>17} | {'ratio':>5} |")
-    print(f"|{'-' * 24}|{'-' * 13}|{'-' * 14}|{'-' * 19}|{'-' * 19}|{'-' * 7}|")
+    print(f"| {'case':<22} | {'floor req/s':>11} | {'null filter':>11} | {'llm-router':>10} | {'floor p50 / p99':>21} | {'llm-router p50 / p99':>21} | {'null/floor':>10} | {'ratio':>5} |")
+    print(f"|{'-' * 24}|{'-' * 13}|{'-' * 13}|{'-' * 12}|{'-' * 23}|{'-' * 23}|{'-' * 12}|{'-' * 7}|")
     medians = {}
     for label, runs in rows:
-        ratios = []
-        for (f_rps, f50, f99), (x_rps, x50, x99) in runs:
-            ratio = x_rps / f_rps
-            ratios.append(ratio)
-            print(f"| {label:<22} | {f_rps:>11,.0f} | {x_rps:>12,.0f} | {f50 + ' / ' + f99:>17} | {x50 + ' / ' + x99:>17} | {ratio:>5.2f} |")
-        medians[label] = statistics.median(ratios)
-    print("\nmedian ratio to the floor:")
-    for label, median in medians.items():
-        print(f"  {label:<22} {median:.2f}")
-    small = [r for label, r in medians.items() if label.startswith("1 KiB")]
+        ratios, null_ratios = [], []
+        for (f_rps, f50, f99), (n_rps, _, _), (x_rps, x50, x99) in runs:
+            ratios.append(x_rps / f_rps)
+            null_ratios.append(n_rps / f_rps)
+            print(f"| {label:<22} | {f_rps:>11,.0f} | {n_rps:>11,.0f} | {x_rps:>10,.0f} | {f50 + ' / ' + f99:>21} | "
+                  f"{x50 + ' / ' + x99:>21} | {n_rps / f_rps:>10.2f} | {x_rps / f_rps:>5.2f} |")
+        medians[label] = (statistics.median(ratios), statistics.median(null_ratios))
+    print("\nmedian ratio to the floor (llm-router; the null filter, the limit of this design):")
+    for label, (median, null_median) in medians.items():
+        print(f"  {label:<22} {median:.2f}   (null filter {null_median:.2f})")
+    small = [r for label, (r, _) in medians.items() if label.startswith("1 KiB")]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
 

@@ -421,21 +421,31 @@ impl<'b> Scanner<'b> {
 
 /// Length of the leading run of `bytes` that holds no `"`, `\\` or byte
 /// below 0x20, and whether it holds a non-ASCII byte. This is where a large
-/// body spends its time, so it looks at 16 bytes a step with Wasm SIMD (V8
-/// has it) and 8 a step elsewhere.
+/// body spends its time, so it looks at 64 then 16 bytes a step with Wasm
+/// SIMD (V8 has it) and 8 a step elsewhere.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn plain_run(bytes: &[u8]) -> (usize, bool) {
     use core::arch::wasm32::*;
+    let quote = u8x16_splat(b'"');
+    let backslash = u8x16_splat(b'\\');
+    let space = u8x16_splat(0x20);
+    let stops = |v: v128| v128_or(v128_or(u8x16_eq(v, quote), u8x16_eq(v, backslash)), u8x16_lt(v, space));
     let mut pos = 0;
     let mut high = u8x16_splat(0);
+    // 64 bytes a step while nothing stops the run: long message texts.
+    while let Some(block) = bytes.get(pos..pos + 64) {
+        // SAFETY: `block` is 64 readable bytes; v128_load has no alignment requirement.
+        let [a, b, c, d] = [0, 16, 32, 48].map(|at| unsafe { v128_load(block.as_ptr().add(at).cast::<v128>()) });
+        if v128_any_true(v128_or(v128_or(stops(a), stops(b)), v128_or(stops(c), stops(d)))) {
+            break;
+        }
+        high = v128_or(high, v128_or(v128_or(a, b), v128_or(c, d)));
+        pos += 64;
+    }
     while let Some(chunk) = bytes.get(pos..pos + 16) {
         // SAFETY: `chunk` is 16 readable bytes; v128_load has no alignment requirement.
         let v = unsafe { v128_load(chunk.as_ptr().cast::<v128>()) };
-        let stops = v128_or(
-            v128_or(u8x16_eq(v, u8x16_splat(b'"')), u8x16_eq(v, u8x16_splat(b'\\'))),
-            u8x16_lt(v, u8x16_splat(0x20)),
-        );
-        let mask = u8x16_bitmask(stops);
+        let mask = u8x16_bitmask(stops(v));
         if mask != 0 {
             let run = mask.trailing_zeros() as usize;
             let (_, tail_high) = plain_run_bytewise(chunk.get(..run).unwrap_or_default());

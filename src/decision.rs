@@ -92,13 +92,11 @@ pub enum HeadVerdict {
 /// What the body step needs to remember from the headers.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PendingRequest {
-    /// The client's `:path`.
-    pub path: Vec<u8>,
+    /// The client's headers, as the host gave them.
+    pub headers: Vec<(String, Vec<u8>)>,
     /// The client sent no JSON `content-type` (curl's `-d` sends a form
     /// type); once the body is known to be JSON, the provider is told so.
     pub declare_json: bool,
-    /// The client credential headers present, to remove before forwarding.
-    pub client_credentials: Vec<&'static str>,
 }
 
 /// The outcome of a complete request.
@@ -108,27 +106,25 @@ pub enum Decision<'c> {
     Forward(Forward<'c>),
 }
 
-/// How to send the request on: remove these headers, set those, and change
-/// the path and the body where they differ (each change is a host call).
+/// How to send the request on: the whole upstream header map (applied with
+/// one host call) and the body edit, when the model changes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Forward<'c> {
     /// The route's position in `model_list`.
     pub route: usize,
     pub cluster: &'c str,
-    /// Client credentials that `set_headers` does not overwrite.
-    pub remove_headers: Vec<&'static str>,
-    pub set_headers: Vec<(&'static str, String)>,
-    /// The upstream `:path`, when it is not the client's.
-    pub path: Option<Vec<u8>>,
-    /// The body edit, when the model changes (`content-length` with it).
+    /// Every request header the provider gets: the client's, less its
+    /// credentials and any cluster header, with the provider's credentials,
+    /// path, `content-length` and the filter's cluster header.
+    pub headers: Vec<(String, Vec<u8>)>,
     pub model_edit: Option<ModelEdit>,
 }
 
 /// Checks everything the headers can tell: the client key, local answers,
 /// media type and declared size.
-pub fn on_request_head(config: &Config, headers: &Headers, end_of_stream: bool) -> HeadVerdict {
+pub fn on_request_head(config: &Config, headers: Vec<(String, Vec<u8>)>, end_of_stream: bool) -> HeadVerdict {
     if let Some(master_key) = &config.master_key {
-        if !carries_key(headers, master_key.expose().as_bytes()) {
+        if !carries_key(&headers, master_key.expose().as_bytes()) {
             return HeadVerdict::Reply(LocalReply::error(
                 ErrorKind::InvalidApiKey,
                 "missing or invalid client key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
@@ -136,8 +132,8 @@ pub fn on_request_head(config: &Config, headers: &Headers, end_of_stream: bool) 
             ));
         }
     }
-    let method = header(headers, ":method").unwrap_or_default();
-    let path = header(headers, ":path").unwrap_or_default();
+    let method = header(&headers, ":method").unwrap_or_default();
+    let path = header(&headers, ":path").unwrap_or_default();
     let path_only = path.split(|&b| b == b'?').next().unwrap_or_default();
     if method == b"GET" && (path_only == b"/v1/models" || path_only == b"/models") {
         return HeadVerdict::Reply(LocalReply {
@@ -146,11 +142,11 @@ pub fn on_request_head(config: &Config, headers: &Headers, end_of_stream: bool) 
             body: config.models_reply.clone(),
         });
     }
-    let declare_json = match media_type(headers) {
+    let declare_json = match media_type(&headers) {
         Ok(declare_json) => declare_json,
         Err(problem) => return HeadVerdict::Reply(LocalReply::error(ErrorKind::UnsupportedMediaType, problem, None)),
     };
-    let declared = header(headers, "content-length")
+    let declared = header(&headers, "content-length")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > config.max_body_bytes) {
@@ -163,16 +159,7 @@ pub fn on_request_head(config: &Config, headers: &Headers, end_of_stream: bool) 
             Some("model"),
         ));
     }
-    let client_credentials = CLIENT_CREDENTIAL_HEADERS
-        .iter()
-        .copied()
-        .filter(|name| headers.iter().any(|(h, _)| h == name))
-        .collect();
-    HeadVerdict::ReadBody(PendingRequest {
-        path: path.to_vec(),
-        declare_json,
-        client_credentials,
-    })
+    HeadVerdict::ReadBody(PendingRequest { headers, declare_json })
 }
 
 /// The reply for a body over `max_body_bytes`.
@@ -185,7 +172,7 @@ pub fn too_large(config: &Config) -> LocalReply {
 }
 
 /// Routes a complete body.
-pub fn on_request_body<'c>(config: &'c Config, request: &PendingRequest, body: &[u8]) -> Decision<'c> {
+pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[u8]) -> Decision<'c> {
     if body.len() > config.max_body_bytes {
         return Decision::Reply(too_large(config));
     }
@@ -233,30 +220,37 @@ pub fn on_request_body<'c>(config: &'c Config, request: &PendingRequest, body: &
             ));
         }
     };
-    let mut set_headers = match deployment.provider.auth {
-        AuthStyle::Bearer => vec![("authorization", format!("Bearer {key}"))],
+    let model_edit = (route.upstream_model != field.name).then(|| ModelEdit::new(field.span, &route.upstream_model));
+    let mut added: Vec<(&str, Vec<u8>)> = match deployment.provider.auth {
+        AuthStyle::Bearer => vec![("authorization", format!("Bearer {key}").into_bytes())],
         AuthStyle::AnthropicKey => vec![
-            ("x-api-key", key.to_owned()),
-            ("anthropic-version", ANTHROPIC_VERSION.to_owned()),
+            ("x-api-key", key.as_bytes().to_vec()),
+            ("anthropic-version", ANTHROPIC_VERSION.as_bytes().to_vec()),
         ],
     };
     if request.declare_json {
-        set_headers.push(("content-type", "application/json".to_owned()));
+        added.push(("content-type", b"application/json".to_vec()));
     }
-    let remove_headers = request
-        .client_credentials
-        .iter()
-        .copied()
-        .filter(|name| !set_headers.iter().any(|(set, _)| set == name))
-        .collect();
-    let path = Some(upstream_path(&request.path, &deployment.base_path)).filter(|p| *p != request.path);
-    let model_edit = (route.upstream_model != field.name).then(|| ModelEdit::new(field.span, &route.upstream_model));
+    if let Some(edit) = &model_edit {
+        let length = body.len() - edit.span.len() + edit.json.len();
+        added.push(("content-length", length.to_string().into_bytes()));
+    }
+    added.push((&config.cluster_header, deployment.provider.cluster.as_bytes().to_vec()));
+
+    let mut headers = request.headers;
+    headers.retain(|(name, _)| {
+        !CLIENT_CREDENTIAL_HEADERS.contains(&name.as_str()) && !added.iter().any(|(a, _)| a == name)
+    });
+    for (name, value) in &mut headers {
+        if name == ":path" {
+            *value = upstream_path(value, &deployment.base_path);
+        }
+    }
+    headers.extend(added.into_iter().map(|(name, value)| (name.to_owned(), value)));
     Decision::Forward(Forward {
         route: route.index,
         cluster: &deployment.provider.cluster,
-        remove_headers,
-        set_headers,
-        path,
+        headers,
         model_edit,
     })
 }
@@ -365,7 +359,7 @@ mod tests {
     }
 
     fn head_status(config: &Config, h: &Headers, end_of_stream: bool) -> Option<(u32, &'static str)> {
-        match on_request_head(config, h, end_of_stream) {
+        match on_request_head(config, h.to_vec(), end_of_stream) {
             HeadVerdict::ReadBody(_) => None,
             HeadVerdict::Reply(r) => Some((r.status, r.error.map_or("", ErrorKind::code))),
         }
@@ -512,12 +506,35 @@ mod tests {
         assert_eq!(head_status(&config, &post(&[]), false), None);
     }
 
+    /// What a client sends: credentials in two spellings, a routing header of its own.
     fn chat() -> PendingRequest {
         PendingRequest {
-            path: b"/v1/chat/completions".to_vec(),
+            headers: headers(&[
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                (":authority", "router.local"),
+                ("authorization", "Bearer sk-router-master"),
+                ("x-api-key", "sk-router-master"),
+                ("content-type", "application/json"),
+                ("content-length", "999"),
+                ("x-llm-cluster", "openai"),
+                ("anthropic-version", "2099-01-01"),
+                ("user-agent", "OpenAI/Python"),
+            ]),
             declare_json: false,
-            client_credentials: vec!["authorization", "x-api-key"],
         }
+    }
+
+    /// The upstream headers as text, for comparing.
+    fn text(headers: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect()
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -530,24 +547,27 @@ mod tests {
             ok,
             ("content-type", "application/x-www-form-urlencoded"),
         ]);
-        let HeadVerdict::ReadBody(pending) = on_request_head(&config, &curl_default, false) else {
-            panic!("curl's default content type is read");
+        let head = || match on_request_head(&config, curl_default.clone(), false) {
+            HeadVerdict::ReadBody(pending) => pending,
+            HeadVerdict::Reply(_) => panic!("curl's default content type is read"),
         };
-        assert!(pending.declare_json);
-        let Decision::Forward(forward) = on_request_body(&config, &pending, br#"{"model":"groq/x"}"#) else {
+        assert!(head().declare_json);
+        let Decision::Forward(forward) = on_request_body(&config, head(), br#"{"model":"groq/x"}"#) else {
             panic!("a JSON body is routed");
         };
-        assert!(forward
-            .set_headers
-            .contains(&("content-type", "application/json".to_owned())));
-        let Decision::Reply(reply) = on_request_body(&config, &pending, b"model=groq/x") else {
+        let content_types: Vec<_> = text(&forward.headers)
+            .into_iter()
+            .filter(|(n, _)| n == "content-type")
+            .collect();
+        assert_eq!(content_types, pairs(&[("content-type", "application/json")]));
+        let Decision::Reply(reply) = on_request_body(&config, head(), b"model=groq/x") else {
             panic!("a form body is not routed");
         };
         assert_eq!(reply.status, 400);
     }
 
     fn forward<'c>(config: &'c Config, body: &str) -> Forward<'c> {
-        match on_request_body(config, &chat(), body.as_bytes()) {
+        match on_request_body(config, chat(), body.as_bytes()) {
             Decision::Forward(f) => f,
             Decision::Reply(r) => panic!("replied {} {}", r.status, String::from_utf8_lossy(&r.body)),
         }
@@ -565,36 +585,65 @@ mod tests {
     fn the_seed_requests_are_forwarded_as_the_spec_says() {
         let config = compile_test(SEED).expect("seed compiles");
         let groq_body = r#"{"messages":[{"role":"user","content":"hi"}], "model": "groq/llama3-8b-8192"}"#;
+        let groq_upstream = r#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#;
         let groq = forward(&config, groq_body);
         assert_eq!(groq.cluster, "groq");
-        assert_eq!(groq.path.as_deref(), Some(&b"/openai/v1/chat/completions"[..]));
-        assert_eq!(groq.set_headers, [("authorization", "Bearer gsk-test".to_owned())]);
-        assert_eq!(groq.remove_headers, ["x-api-key"]);
+        // The client's credentials and routing header are gone; the provider's are in.
         assert_eq!(
-            upstream_body(&groq, groq_body).as_deref(),
-            Some(r#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#)
+            text(&groq.headers),
+            pairs(&[
+                (":method", "POST"),
+                (":path", "/openai/v1/chat/completions"),
+                (":authority", "router.local"),
+                ("content-type", "application/json"),
+                ("anthropic-version", "2099-01-01"),
+                ("user-agent", "OpenAI/Python"),
+                ("authorization", "Bearer gsk-test"),
+                ("content-length", &groq_upstream.len().to_string()),
+                ("x-llm-cluster", "groq"),
+            ])
         );
+        assert_eq!(upstream_body(&groq, groq_body).as_deref(), Some(groq_upstream));
 
         let anthropic_body = r#"{"model":"anthropic/claude-3-sonnet-20240229"}"#;
+        let anthropic_upstream = r#"{"model":"claude-3-sonnet-20240229"}"#;
         let anthropic = forward(&config, anthropic_body);
         assert_eq!(anthropic.cluster, "anthropic");
-        assert_eq!(anthropic.path, None, "the client's path is Anthropic's");
-        assert_eq!(anthropic.remove_headers, ["authorization"]);
         assert_eq!(
-            anthropic.set_headers,
-            [
-                ("x-api-key", "sk-ant-test".to_owned()),
-                ("anthropic-version", "2023-06-01".to_owned())
-            ]
+            text(&anthropic.headers),
+            pairs(&[
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                (":authority", "router.local"),
+                ("content-type", "application/json"),
+                ("user-agent", "OpenAI/Python"),
+                ("x-api-key", "sk-ant-test"),
+                ("anthropic-version", "2023-06-01"),
+                ("content-length", &anthropic_upstream.len().to_string()),
+                ("x-llm-cluster", "anthropic"),
+            ])
         );
         assert_eq!(
             upstream_body(&anthropic, anthropic_body).as_deref(),
-            Some(r#"{"model":"claude-3-sonnet-20240229"}"#)
+            Some(anthropic_upstream)
         );
 
         let openai = forward(&config, r#"{"model":"fo::hi::static::hi"}"#);
-        assert_eq!((openai.cluster, openai.path), ("openai", None));
         assert_eq!(openai.model_edit, None, "the model is unchanged, so is the body");
+        assert_eq!(
+            text(&openai.headers),
+            pairs(&[
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                (":authority", "router.local"),
+                ("content-type", "application/json"),
+                ("content-length", "999"),
+                ("anthropic-version", "2099-01-01"),
+                ("user-agent", "OpenAI/Python"),
+                ("authorization", "Bearer sk-openai-test"),
+                ("x-llm-cluster", "openai"),
+            ])
+        );
     }
 
     #[test]
@@ -633,7 +682,7 @@ mod tests {
             ),
         ];
         for (body, status, code, param) in rows {
-            let Decision::Reply(reply) = on_request_body(&config, &chat(), body.as_bytes()) else {
+            let Decision::Reply(reply) = on_request_body(&config, chat(), body.as_bytes()) else {
                 panic!("forwarded {body}");
             };
             let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("error bodies are JSON");
@@ -652,7 +701,7 @@ mod tests {
     #[test]
     fn not_found_names_the_model() {
         let config = compile_test(SEED).expect("seed compiles");
-        let Decision::Reply(reply) = on_request_body(&config, &chat(), br#"{"model":"openai/gpt-4o"}"#) else {
+        let Decision::Reply(reply) = on_request_body(&config, chat(), br#"{"model":"openai/gpt-4o"}"#) else {
             panic!("forwarded");
         };
         let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("json");

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
@@ -24,38 +25,75 @@ struct State {
     counters: Counters,
 }
 
-/// Counter ids, each defined on first use: routes that see no traffic cost
-/// nothing at start-up, however long the table.
+/// How often counts reach Envoy's stats.
+const METRICS_FLUSH: Duration = Duration::from_secs(1);
+
+/// Counts kept in the VM and handed to Envoy once a second: a host call per
+/// request per counter would cost more than routing the request. Each
+/// counter is defined in Envoy on its first flush, so routes that see no
+/// traffic cost nothing, however long the table.
 struct Counters {
-    requests: Vec<Cell<Option<u32>>>,
-    body_bytes: Vec<Cell<Option<u32>>>,
-    replies: [Cell<Option<u32>>; metrics::ERROR_KINDS.len()],
+    requests: Vec<Counter>,
+    body_bytes: Vec<Counter>,
+    replies: [Counter; metrics::ERROR_KINDS.len()],
+}
+
+#[derive(Default)]
+struct Counter {
+    id: Cell<Option<u32>>,
+    pending: Cell<u64>,
+}
+
+impl Counter {
+    fn add(&self, by: usize) {
+        self.pending.set(self.pending.get().saturating_add(by as u64));
+    }
+
+    /// Hands the pending count to Envoy, defining the counter as `name()` the first time.
+    fn flush(&self, name: impl FnOnce() -> String) {
+        let pending = self.pending.get();
+        if pending == 0 {
+            return;
+        }
+        let id = match self.id.get() {
+            Some(id) => id,
+            None => match hostcalls::define_metric(MetricType::Counter, &name()) {
+                Ok(id) => {
+                    self.id.set(Some(id));
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        if hostcalls::increment_metric(id, i64::try_from(pending).unwrap_or(i64::MAX)).is_ok() {
+            self.pending.set(0);
+        }
+    }
 }
 
 impl Counters {
     fn new(routes: usize) -> Counters {
         Counters {
-            requests: (0..routes).map(|_| Cell::new(None)).collect(),
-            body_bytes: (0..routes).map(|_| Cell::new(None)).collect(),
+            requests: (0..routes).map(|_| Counter::default()).collect(),
+            body_bytes: (0..routes).map(|_| Counter::default()).collect(),
             replies: Default::default(),
         }
     }
-}
 
-/// Adds `by` to the counter in `slot`, defining it under `name()` the first time.
-fn bump(slot: Option<&Cell<Option<u32>>>, name: impl FnOnce() -> String, by: usize) {
-    let Some(slot) = slot else { return };
-    let id = match slot.get() {
-        Some(id) => id,
-        None => match hostcalls::define_metric(MetricType::Counter, &name()) {
-            Ok(id) => {
-                slot.set(Some(id));
-                id
+    fn flush(&self, config: &Config) {
+        for (route, deployment) in config.router.deployments().iter().enumerate() {
+            let name = |counter| metrics::route_counter(counter, &deployment.model_name, &deployment.provider.name);
+            if let Some(c) = self.requests.get(route) {
+                c.flush(|| name(metrics::REQUESTS));
             }
-            Err(_) => return,
-        },
-    };
-    let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+            if let Some(c) = self.body_bytes.get(route) {
+                c.flush(|| name(metrics::BODY_BYTES));
+            }
+        }
+        for (counter, &kind) in self.replies.iter().zip(metrics::ERROR_KINDS.iter()) {
+            counter.flush(|| metrics::reply_counter(kind));
+        }
+    }
 }
 
 impl Context for Root {}
@@ -78,12 +116,19 @@ impl RootContext for Root {
                 );
                 let counters = Counters::new(config.router.deployments().len());
                 self.state = Some(Rc::new(State { config, counters }));
+                self.set_tick_period(METRICS_FLUSH);
                 true
             }
             Err(e) => {
                 error!("{e}");
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(state) = &self.state {
+            state.counters.flush(&state.config);
         }
     }
 
@@ -114,11 +159,13 @@ impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let config = &self.state.config;
         let headers = self.get_http_request_headers_bytes();
-        // The routing header is only ever the filter's own.
+        // The routing header is only ever the filter's own. A forwarded
+        // request gets a whole new header map anyway; this holds whatever
+        // happens to the request before that.
         if headers.iter().any(|(name, _)| *name == config.cluster_header) {
             self.set_http_request_header(&config.cluster_header, None);
         }
-        match decision::on_request_head(config, &headers, end_of_stream) {
+        match decision::on_request_head(config, headers, end_of_stream) {
             HeadVerdict::Reply(reply) => self.reply(&reply),
             HeadVerdict::ReadBody(pending) => {
                 self.pending = pending;
@@ -149,26 +196,23 @@ impl Request {
     fn route_buffered_body(&mut self) -> Action {
         let body = self.get_http_request_body(0, self.body_size).unwrap_or_default();
         let config = &self.state.config;
-        match decision::on_request_body(config, &self.pending, &body) {
+        let pending = std::mem::take(&mut self.pending);
+        match decision::on_request_body(config, pending, &body) {
             Decision::Reply(reply) => self.reply(&reply),
             Decision::Forward(forward) => {
-                for name in &forward.remove_headers {
-                    self.set_http_request_header(name, None);
-                }
-                for (name, value) in &forward.set_headers {
-                    self.set_http_request_header(name, Some(value));
-                }
-                if let Some(path) = &forward.path {
-                    self.set_http_request_header_bytes(":path", Some(path));
-                }
+                // Each host call costs more than the work behind it: one for all headers.
+                let headers = forward
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_slice()))
+                    .collect();
+                self.set_http_request_headers_bytes(headers);
                 if let Some(edit) = forward.model_edit {
                     let received = body.len();
                     let mut body = body;
                     edit.apply(&mut body);
-                    self.set_http_request_header("content-length", Some(&body.len().to_string()));
                     self.set_http_request_body(0, received, &body);
                 }
-                self.set_http_request_header(&config.cluster_header, Some(forward.cluster));
                 // Envoy picked the route before the cluster header existed.
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
                 self.count_forward(forward.route, self.body_size);
@@ -179,11 +223,10 @@ impl Request {
 
     fn reply(&self, reply: &LocalReply) -> Action {
         if let Some(kind) = reply.error {
-            let slot = metrics::ERROR_KINDS
-                .iter()
-                .position(|&k| k == kind)
-                .and_then(|i| self.state.counters.replies.get(i));
-            bump(slot, || metrics::reply_counter(kind), 1);
+            let index = metrics::ERROR_KINDS.iter().position(|&k| k == kind);
+            if let Some(counter) = index.and_then(|i| self.state.counters.replies.get(i)) {
+                counter.add(1);
+            }
         }
         self.send_http_response(
             reply.status,
@@ -194,12 +237,10 @@ impl Request {
     }
 
     fn count_forward(&self, route: usize, body_bytes: usize) {
-        let Some(deployment) = self.state.config.router.deployments().get(route) else {
-            return;
-        };
-        let name = |counter| metrics::route_counter(counter, &deployment.model_name, &deployment.provider.name);
         let counters = &self.state.counters;
-        bump(counters.requests.get(route), || name(metrics::REQUESTS), 1);
-        bump(counters.body_bytes.get(route), || name(metrics::BODY_BYTES), body_bytes);
+        if let (Some(requests), Some(bytes)) = (counters.requests.get(route), counters.body_bytes.get(route)) {
+            requests.add(1);
+            bytes.add(body_bytes);
+        }
     }
 }

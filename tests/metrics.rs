@@ -32,7 +32,13 @@ fn routed_requests_replies_and_bytes_are_counted_per_route_provider_and_code() {
     for i in 0..50 {
         stack.chat(&format!(r#"{{"model":"made-up-{i}"}}"#));
     }
+    // The filter hands its counts to Envoy once a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut lines = scrape(&stack);
+    while lines.iter().all(|l| !l.ends_with(" 51")) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        lines = scrape(&stack);
+    }
     lines.sort();
     // Bytes as received from the client, before the model is rewritten.
     let upstream_groq_bytes = groq.len() * 2;

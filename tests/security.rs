@@ -105,7 +105,15 @@ fn keys_never_show_in_replies_or_logs() {
         r#"{"model":"groq/x"}"#,
     );
     replies.push_str(&String::from_utf8_lossy(&wrong.message.body));
-    let stats = String::from_utf8_lossy(&stack.admin_get("/stats/prometheus").message.body).into_owned();
+    // Counters reach Envoy once a second: wait for them before looking.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let stats = loop {
+        let stats = String::from_utf8_lossy(&stack.admin_get("/stats/prometheus").message.body).into_owned();
+        if stats.contains("llm_router_requests_total") || std::time::Instant::now() > deadline {
+            break stats;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let log = stack.log_text();
     for secret in [
         provider_key(Provider::Groq),
