@@ -106,17 +106,18 @@ pub enum Decision<'c> {
     Forward(Forward<'c>),
 }
 
-/// How to send the request on: the whole upstream header map (applied with
-/// one host call) and the body edit, when the model changes.
+/// How to send the request on: header changes, in order, and the body edit
+/// when the model changes. Each change is a host call, and Envoy replaces
+/// one header faster than it rebuilds the map, so only what differs is listed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Forward<'c> {
     /// The route's position in `model_list`.
     pub route: usize,
     pub cluster: &'c str,
-    /// Every request header the provider gets: the client's, less its
-    /// credentials and any cluster header, with the provider's credentials,
-    /// path, `content-length` and the filter's cluster header.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// `(name, Some(value))` replaces every value of `name`; `(name, None)`
+    /// removes them: client credentials out; the provider's credentials,
+    /// path, `content-length` and the filter's cluster header in.
+    pub header_changes: Vec<(&'c str, Option<Vec<u8>>)>,
     pub model_edit: Option<ModelEdit>,
 }
 
@@ -237,20 +238,23 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     }
     added.push((&config.cluster_header, deployment.provider.cluster.as_bytes().to_vec()));
 
-    let mut headers = request.headers;
-    headers.retain(|(name, _)| {
-        !CLIENT_CREDENTIAL_HEADERS.contains(&name.as_str()) && !added.iter().any(|(a, _)| a == name)
-    });
-    for (name, value) in &mut headers {
-        if name == ":path" {
-            *value = upstream_path(value, &deployment.base_path);
-        }
+    let present = |name: &str| request.headers.iter().any(|(h, _)| h == name);
+    let mut header_changes: Vec<(&str, Option<Vec<u8>>)> = CLIENT_CREDENTIAL_HEADERS
+        .iter()
+        .copied()
+        .filter(|&name| present(name) && !added.iter().any(|(a, _)| *a == name))
+        .map(|name| (name, None))
+        .collect();
+    let path = header(&request.headers, ":path").unwrap_or_default();
+    let new_path = upstream_path(path, &deployment.base_path);
+    if new_path != path {
+        header_changes.push((":path", Some(new_path)));
     }
-    headers.extend(added.into_iter().map(|(name, value)| (name.to_owned(), value)));
+    header_changes.extend(added.into_iter().map(|(name, value)| (name, Some(value))));
     Decision::Forward(Forward {
         route: route.index,
         cluster: &deployment.provider.cluster,
-        headers,
+        header_changes,
         model_edit,
     })
 }
@@ -525,16 +529,28 @@ mod tests {
         }
     }
 
-    /// The upstream headers as text, for comparing.
-    fn text(headers: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    /// The headers the provider gets: the client's with the changes applied
+    /// as Envoy does (a set replaces every value of the name), sorted.
+    fn upstream(forward: &Forward) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = chat()
+            .headers
+            .into_iter()
+            .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        for (name, value) in &forward.header_changes {
+            headers.retain(|(n, _)| n != name);
+            if let Some(value) = value {
+                headers.push((name.to_string(), String::from_utf8_lossy(value).into_owned()));
+            }
+        }
+        headers.sort();
         headers
-            .iter()
-            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect()
     }
 
     fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-        expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        let mut pairs: Vec<(String, String)> = expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        pairs.sort();
+        pairs
     }
 
     #[test]
@@ -555,11 +571,12 @@ mod tests {
         let Decision::Forward(forward) = on_request_body(&config, head(), br#"{"model":"groq/x"}"#) else {
             panic!("a JSON body is routed");
         };
-        let content_types: Vec<_> = text(&forward.headers)
-            .into_iter()
-            .filter(|(n, _)| n == "content-type")
+        let content_types: Vec<_> = forward
+            .header_changes
+            .iter()
+            .filter(|(n, _)| *n == "content-type")
             .collect();
-        assert_eq!(content_types, pairs(&[("content-type", "application/json")]));
+        assert_eq!(content_types, [&("content-type", Some(b"application/json".to_vec()))]);
         let Decision::Reply(reply) = on_request_body(&config, head(), b"model=groq/x") else {
             panic!("a form body is not routed");
         };
@@ -590,7 +607,7 @@ mod tests {
         assert_eq!(groq.cluster, "groq");
         // The client's credentials and routing header are gone; the provider's are in.
         assert_eq!(
-            text(&groq.headers),
+            upstream(&groq),
             pairs(&[
                 (":method", "POST"),
                 (":path", "/openai/v1/chat/completions"),
@@ -610,7 +627,7 @@ mod tests {
         let anthropic = forward(&config, anthropic_body);
         assert_eq!(anthropic.cluster, "anthropic");
         assert_eq!(
-            text(&anthropic.headers),
+            upstream(&anthropic),
             pairs(&[
                 (":method", "POST"),
                 (":path", "/v1/chat/completions"),
@@ -631,7 +648,7 @@ mod tests {
         let openai = forward(&config, r#"{"model":"fo::hi::static::hi"}"#);
         assert_eq!(openai.model_edit, None, "the model is unchanged, so is the body");
         assert_eq!(
-            text(&openai.headers),
+            upstream(&openai),
             pairs(&[
                 (":method", "POST"),
                 (":path", "/v1/chat/completions"),

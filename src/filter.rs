@@ -200,13 +200,9 @@ impl Request {
         match decision::on_request_body(config, pending, &body) {
             Decision::Reply(reply) => self.reply(&reply),
             Decision::Forward(forward) => {
-                // Each host call costs more than the work behind it: one for all headers.
-                let headers = forward
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_slice()))
-                    .collect();
-                self.set_http_request_headers_bytes(headers);
+                for (name, value) in &forward.header_changes {
+                    self.set_http_request_header_bytes(name, value.as_deref());
+                }
                 if let Some(edit) = forward.model_edit {
                     let received = body.len();
                     let mut body = body;

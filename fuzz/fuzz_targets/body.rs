@@ -14,7 +14,12 @@ fuzz_target!(|data: &[u8]| {
     let theirs = serde_json::from_slice::<Value>(data);
     match ours {
         Ok(field) => {
-            let theirs = theirs.unwrap_or_else(|e| panic!("routed a body serde_json rejects: {e}"));
+            let theirs = match theirs {
+                Ok(value) => value,
+                // RFC 8259 sets no limit on numbers; serde_json's f64 has one.
+                Err(e) if e.to_string().starts_with("number out of range") => return,
+                Err(e) => panic!("routed a body serde_json rejects: {e}"),
+            };
             assert_eq!(theirs.get("model").and_then(Value::as_str), Some(&*field.name));
             let mut spliced = data.to_vec();
             ModelEdit::new(field.span.clone(), NEW_MODEL).apply(&mut spliced);
