@@ -233,7 +233,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         added.push(("content-type", b"application/json".to_vec()));
     }
     if let Some(edit) = &model_edit {
-        let length = body.len() - edit.span.len() + edit.json.len();
+        let length = body.len().saturating_sub(edit.span.len()) + edit.json.len();
         added.push(("content-length", length.to_string().into_bytes()));
     }
     added.push((&config.cluster_header, deployment.provider.cluster.as_bytes().to_vec()));
