@@ -327,15 +327,7 @@ fn an_unset_provider_key_answers_503_for_its_routes_only() {
 
 #[test]
 fn large_and_oversized_bodies() {
-    let config = shipped_plugin_config().replacen(
-        "\"general_settings\"",
-        "\"max_body_bytes\": 2000000,\n\"general_settings\"",
-        1,
-    );
-    let stack = Stack::start(StackOptions {
-        plugin_config: config,
-        ..StackOptions::default()
-    });
+    let stack = Stack::start_with_max_body_bytes(2_000_000);
     // 1.5 MB: above Envoy's default 1 MiB buffer, which the shipped config raises.
     let filler = "x".repeat(1_500_000);
     let big = stack.chat(&format!(

@@ -201,15 +201,7 @@ fn soak() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
-    let config = shipped_plugin_config().replacen(
-        "\"general_settings\"",
-        "\"max_body_bytes\": 2000000,\n\"general_settings\"",
-        1,
-    );
-    let stack = Stack::start(StackOptions {
-        plugin_config: config,
-        ..StackOptions::default()
-    });
+    let stack = Stack::start_with_max_body_bytes(2_000_000);
     let cases = Arc::new(cases());
     let start_memory = envoy_memory(&stack);
     let deadline = Instant::now() + Duration::from_secs(seconds);

@@ -155,6 +155,19 @@ impl Stack {
         Stack::start(StackOptions::default())
     }
 
+    /// The shipped configuration with this `max_body_bytes`.
+    pub fn start_with_max_body_bytes(max: usize) -> Stack {
+        let plugin_config = shipped_plugin_config().replacen(
+            "\"general_settings\"",
+            &format!("\"max_body_bytes\": {max},\n\"general_settings\""),
+            1,
+        );
+        Stack::start(StackOptions {
+            plugin_config,
+            ..StackOptions::default()
+        })
+    }
+
     pub fn start(options: StackOptions<'_>) -> Stack {
         let mocks: Vec<(Provider, Mock)> = Provider::ALL
             .iter()
