@@ -73,7 +73,9 @@ FUZZ_RUNS ?= 10000000
 fuzz: ## cargo fuzz (nightly): body scanner (differential), config, patterns; FUZZ_RUNS each
 	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz
 	cd fuzz && for target in body config pattern; do \
-	  cargo +nightly fuzz run -O $$target corpus/$$target -- -runs=$(FUZZ_RUNS) -print_final_stats=1 2>&1 | grep -E '^(Done|stat::number_of_executed_units|==)' || exit 1; done
+	  cargo +nightly fuzz run -O $$target corpus/$$target -- -runs=$(FUZZ_RUNS) -print_final_stats=1 > $$target.log 2>&1 \
+	    || { tail -40 $$target.log; echo "fuzz target $$target failed: fuzz/$$target.log, fuzz/artifacts/$$target"; exit 1; }; \
+	  echo "$$target:"; grep -E '^(Done|stat::number_of_executed_units)' $$target.log; done
 
 clean: ## Remove build outputs and the Envoy venv
 	cargo clean
