@@ -113,7 +113,6 @@ pub enum Decision<'c> {
 pub struct Forward<'c> {
     /// The route's position in `model_list`.
     pub route: usize,
-    pub cluster: &'c str,
     /// `(name, Some(value))` replaces every value of `name`; `(name, None)`
     /// removes them: client credentials out; the provider's credentials,
     /// path, `content-length` and the filter's cluster header in.
@@ -253,7 +252,6 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     header_changes.extend(added.into_iter().map(|(name, value)| (name, Some(value))));
     Decision::Forward(Forward {
         route: route.index,
-        cluster: &deployment.provider.cluster,
         header_changes,
         model_edit,
     })
@@ -604,7 +602,6 @@ mod tests {
         let groq_body = r#"{"messages":[{"role":"user","content":"hi"}], "model": "groq/llama3-8b-8192"}"#;
         let groq_upstream = r#"{"messages":[{"role":"user","content":"hi"}], "model": "llama3-8b-8192"}"#;
         let groq = forward(&config, groq_body);
-        assert_eq!(groq.cluster, "groq");
         // The client's credentials and routing header are gone; the provider's are in.
         assert_eq!(
             upstream(&groq),
@@ -625,7 +622,6 @@ mod tests {
         let anthropic_body = r#"{"model":"anthropic/claude-3-sonnet-20240229"}"#;
         let anthropic_upstream = r#"{"model":"claude-3-sonnet-20240229"}"#;
         let anthropic = forward(&config, anthropic_body);
-        assert_eq!(anthropic.cluster, "anthropic");
         assert_eq!(
             upstream(&anthropic),
             pairs(&[

@@ -159,9 +159,9 @@ impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let config = &self.state.config;
         let headers = self.get_http_request_headers_bytes();
-        // The routing header is only ever the filter's own. A forwarded
-        // request gets a whole new header map anyway; this holds whatever
-        // happens to the request before that.
+        // The routing header is only ever the filter's own: removed here on
+        // every request, routed or not (a forwarded one then gets the
+        // filter's value in place of any the client sent).
         if headers.iter().any(|(name, _)| *name == config.cluster_header) {
             self.set_http_request_header(&config.cluster_header, None);
         }

@@ -30,6 +30,16 @@ fn str_at<'y>(value: &'y Yaml, path: &[&str]) -> &'y str {
     v.as_str().unwrap_or_else(|| panic!("no string at {path:?}"))
 }
 
+/// The strings of a YAML sequence.
+fn strings(value: &Yaml) -> Vec<&str> {
+    value
+        .as_sequence()
+        .expect("a sequence")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect()
+}
+
 /// The Wasm filter config (`envoy.extensions.filters.http.wasm.v3.Wasm.config`) of an Envoy file.
 fn wasm_config(envoy: &Yaml) -> &Yaml {
     let filters =
@@ -164,19 +174,9 @@ fn docker_compose_matches_envoy_yaml() {
     // The config and the module are mounted read-only where envoy.yaml and the command expect them.
     let workdir = str_at(envoy, &["working_dir"]);
     let wasm_file = str_at(&wasm_config(&envoy_yaml)["vm_config"]["code"]["local"], &["filename"]);
-    let command: Vec<&str> = envoy["command"]
-        .as_sequence()
-        .expect("command")
-        .iter()
-        .filter_map(Yaml::as_str)
-        .collect();
+    let command = strings(&envoy["command"]);
     let config_in_container = command.iter().skip_while(|a| **a != "-c").nth(1).expect("-c CONFIG");
-    let mounts: Vec<&str> = envoy["volumes"]
-        .as_sequence()
-        .expect("volumes")
-        .iter()
-        .filter_map(Yaml::as_str)
-        .collect();
+    let mounts = strings(&envoy["volumes"]);
     for (source, target) in [
         ("./envoy/envoy.yaml", config_in_container.to_string()),
         (&format!("./{wasm_file}"), format!("{workdir}/{wasm_file}")),

@@ -181,10 +181,7 @@ impl Client {
     fn exchange(&mut self, request: &[u8]) -> std::io::Result<http::Message> {
         let (stream, reader) = self.conn.as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
         stream.write_all(request)?;
-        let mut message = http::read_head(reader)?.ok_or(std::io::ErrorKind::UnexpectedEof)?;
-        let head = message.clone();
-        http::read_body(reader, &head, |p| message.body.extend_from_slice(p))?;
-        Ok(message)
+        Ok(http::read_message(reader)?.ok_or(std::io::ErrorKind::UnexpectedEof)?)
     }
 }
 

@@ -123,6 +123,17 @@ pub fn read_body(reader: &mut impl BufRead, head: &Message, mut on_chunk: impl F
     }
 }
 
+/// Reads one whole message, head and body; `Ok(None)` on a clean end of the connection.
+pub fn read_message(reader: &mut impl BufRead) -> io::Result<Option<Message>> {
+    let Some(mut message) = read_head(reader)? else {
+        return Ok(None);
+    };
+    let mut body = Vec::new();
+    read_body(reader, &message, |piece| body.extend_from_slice(piece))?;
+    message.body = body;
+    Ok(Some(message))
+}
+
 /// Writes a response with a `content-length` body.
 pub fn write_response(out: &mut impl Write, status: u16, headers: &[(&str, &str)], body: &[u8]) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));

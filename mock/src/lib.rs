@@ -129,10 +129,7 @@ pub fn start(provider: Provider, addr: &str, key: &str) -> io::Result<Mock> {
 fn handle_connection(stream: TcpStream, provider: Provider, key: &str, requests: &AtomicUsize) -> io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    while let Some(mut request) = http::read_head(&mut reader)? {
-        let mut body = Vec::new();
-        http::read_body(&mut reader, &request, |piece| body.extend_from_slice(piece))?;
-        request.body = body;
+    while let Some(request) = http::read_message(&mut reader)? {
         requests.fetch_add(1, Ordering::SeqCst);
         answer(&mut out, provider, key, &request)?;
         if request

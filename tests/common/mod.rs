@@ -297,11 +297,9 @@ pub fn raw_request(addr: SocketAddr, pieces: &[&[u8]]) -> http::Message {
         stream.write_all(piece).expect("write");
         stream.flush().expect("flush");
     }
-    let mut reader = BufReader::new(stream);
-    let mut message = http::read_head(&mut reader).expect("read").expect("a response");
-    let head = message.clone();
-    http::read_body(&mut reader, &head, |p| message.body.extend_from_slice(p)).expect("body");
-    message
+    http::read_message(&mut BufReader::new(stream))
+        .expect("read")
+        .expect("a response")
 }
 
 /// Envoy's `--mode validate` on a rendered config: (success, output).
