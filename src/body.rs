@@ -77,14 +77,27 @@ impl ModelEdit {
         ModelEdit { span, json }
     }
 
-    /// Applies the edit in place: only the bytes after the model move, so a
-    /// model near the end (where the OpenAI SDKs put it) costs a few bytes.
-    /// The span comes from scanning this same body; it is clamped rather than
-    /// trusted, so no input can make this panic.
-    pub fn apply(self, body: &mut Vec<u8>) {
+    /// The edit as Envoy can take it: a body buffer is replaced only from
+    /// its start, so this answers how many leading bytes of the received body
+    /// to replace and the bytes that replace them (the body up to the model,
+    /// then the new model). `body` is reused in place: nothing after the model
+    /// is copied, and a model near the start (or the end, where the OpenAI
+    /// SDKs put it) costs no more than what Envoy must be handed. The span
+    /// comes from scanning this same body; it is clamped rather than trusted,
+    /// so no input can make this panic.
+    pub fn splice(self, mut body: Vec<u8>) -> (usize, Vec<u8>) {
         let end = self.span.end.min(body.len());
         let start = self.span.start.min(end);
-        body.splice(start..end, self.json);
+        body.truncate(start);
+        body.extend_from_slice(&self.json);
+        (end, body)
+    }
+
+    /// The whole edited body, put together as Envoy does from [`Self::splice`].
+    pub fn apply(self, body: &[u8]) -> Vec<u8> {
+        let (replaced, mut edited) = self.splice(body.to_vec());
+        edited.extend_from_slice(body.get(replaced..).unwrap_or_default());
+        edited
     }
 }
 
@@ -426,17 +439,22 @@ impl<'b> Scanner<'b> {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn plain_run(bytes: &[u8]) -> (usize, bool) {
     use core::arch::wasm32::*;
-    let quote = u8x16_splat(b'"');
-    let backslash = u8x16_splat(b'\\');
-    let space = u8x16_splat(0x20);
-    let stops = |v: v128| v128_or(v128_or(u8x16_eq(v, quote), u8x16_eq(v, backslash)), u8x16_lt(v, space));
+    // `"` xor 2 is 0x20 and control bytes xor 2 stay below 0x20, so one
+    // saturating subtraction from 0x21 is non-zero exactly on those lanes;
+    // `\\` is compared on its own.
+    let flags = |v: v128| {
+        v128_or(
+            u8x16_sub_sat(u8x16_splat(0x21), v128_xor(v, u8x16_splat(2))),
+            u8x16_eq(v, u8x16_splat(b'\\')),
+        )
+    };
     let mut pos = 0;
     let mut high = u8x16_splat(0);
     // 64 bytes a step while nothing stops the run: long message texts.
     while let Some(block) = bytes.get(pos..pos + 64) {
         // SAFETY: `block` is 64 readable bytes; v128_load has no alignment requirement.
         let [a, b, c, d] = [0, 16, 32, 48].map(|at| unsafe { v128_load(block.as_ptr().add(at).cast::<v128>()) });
-        if v128_any_true(v128_or(v128_or(stops(a), stops(b)), v128_or(stops(c), stops(d)))) {
+        if v128_any_true(v128_or(v128_or(flags(a), flags(b)), v128_or(flags(c), flags(d)))) {
             break;
         }
         high = v128_or(high, v128_or(v128_or(a, b), v128_or(c, d)));
@@ -445,7 +463,7 @@ fn plain_run(bytes: &[u8]) -> (usize, bool) {
     while let Some(chunk) = bytes.get(pos..pos + 16) {
         // SAFETY: `chunk` is 16 readable bytes; v128_load has no alignment requirement.
         let v = unsafe { v128_load(chunk.as_ptr().cast::<v128>()) };
-        let mask = u8x16_bitmask(stops(v));
+        let mask = u8x16_bitmask(u8x16_ne(flags(v), u8x16_splat(0)));
         if mask != 0 {
             let run = mask.trailing_zeros() as usize;
             let (_, tail_high) = plain_run_bytewise(chunk.get(..run).unwrap_or_default());
@@ -619,8 +637,7 @@ mod tests {
     fn edits_change_only_the_model_bytes() {
         let body = br#"{"messages":[{"role":"user","content":"hi"}],  "model" :"groq/llama3-8b-8192" ,"n":1.50}"#;
         let field = find_model(body).expect("valid body");
-        let mut out = body.to_vec();
-        ModelEdit::new(field.span, "llama3-8b-8192").apply(&mut out);
+        let out = ModelEdit::new(field.span, "llama3-8b-8192").apply(body);
         assert_eq!(
             std::str::from_utf8(&out).ok(),
             Some(r#"{"messages":[{"role":"user","content":"hi"}],  "model" :"llama3-8b-8192" ,"n":1.50}"#)
@@ -631,8 +648,7 @@ mod tests {
     fn edited_models_are_escaped() {
         let body = br#"{"model":"x"}"#;
         let field = find_model(body).expect("valid body");
-        let mut out = body.to_vec();
-        ModelEdit::new(field.span, "a\"b\\c\n\u{1}é").apply(&mut out);
+        let out = ModelEdit::new(field.span, "a\"b\\c\n\u{1}é").apply(body);
         let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(parsed["model"], "a\"b\\c\n\u{1}é");
     }

@@ -109,11 +109,11 @@ impl fmt::Debug for Secret {
 /// A deployment's provider key, or why it is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKey {
-    Ready(Secret),
+    /// The headers that carry the key upstream, built once: `authorization:
+    /// Bearer <key>`, or `x-api-key: <key>` with `anthropic-version`.
+    Ready(Vec<(&'static str, Secret)>),
     /// The environment variable is unset: requests to this deployment get 503.
-    Unset {
-        var: String,
-    },
+    Unset { var: String },
 }
 
 /// The whole compiled configuration.
@@ -356,7 +356,7 @@ fn compile_deployment(
     let key = match key {
         Resolved::Value(key) if !key.is_empty() => {
             check_header_value(&key, &format!("{at}: litellm_params.api_key"))?;
-            ProviderKey::Ready(Secret(key))
+            ProviderKey::Ready(credential_headers(provider.auth, key))
         }
         Resolved::Value(_) => return Err(error(at, "litellm_params.api_key is empty")),
         Resolved::Unset(var) => ProviderKey::Unset { var },
@@ -370,6 +370,19 @@ fn compile_deployment(
         base_path,
         key,
     })
+}
+
+/// Sent to Anthropic with its key, as its API requires.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+fn credential_headers(auth: AuthStyle, key: String) -> Vec<(&'static str, Secret)> {
+    match auth {
+        AuthStyle::Bearer => vec![("authorization", Secret(format!("Bearer {key}")))],
+        AuthStyle::AnthropicKey => vec![
+            ("x-api-key", Secret(key)),
+            ("anthropic-version", Secret(ANTHROPIC_VERSION.to_owned())),
+        ],
+    }
 }
 
 fn provider_table(overrides: BTreeMap<String, RawProvider>) -> Result<BTreeMap<String, Provider>, ConfigError> {
@@ -638,7 +651,10 @@ pub(crate) mod tests {
             }
         );
         // no api_key: the provider's conventional variable, as in LiteLLM
-        assert_eq!(deployments[1].key, ProviderKey::Ready(Secret("sk-openai-test".into())));
+        assert_eq!(
+            deployments[1].key,
+            ProviderKey::Ready(vec![("authorization", Secret("Bearer sk-openai-test".into()))])
+        );
     }
 
     #[test]

@@ -1,16 +1,14 @@
 //! What to do with a request, as plain data: request facts in, a
 //! [`HeadVerdict`] or [`Decision`] out. The host adapter only applies it.
 
+use std::borrow::Cow;
+
 use crate::body::{self, BodyError, ModelEdit};
-use crate::config::{AuthStyle, Config, ProviderKey};
+use crate::config::{Config, ProviderKey};
+use crate::headers::HeaderBlock;
 
 /// Client credentials in their usual spellings; none of them reaches a provider.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
-/// Sent to Anthropic with its key, as its API requires.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
-
-/// The request headers as the host gives them: lower-case names, raw values.
-pub type Headers = [(String, Vec<u8>)];
 
 /// The error classes of the contract, each with its status and OpenAI code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +91,7 @@ pub enum HeadVerdict {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PendingRequest {
     /// The client's headers, as the host gave them.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: HeaderBlock,
     /// The client sent no JSON `content-type` (curl's `-d` sends a form
     /// type); once the body is known to be JSON, the provider is told so.
     pub declare_json: bool,
@@ -109,6 +107,8 @@ pub enum Decision<'c> {
 /// How to send the request on: header changes, in order, and the body edit
 /// when the model changes. Each change is a host call, and Envoy replaces
 /// one header faster than it rebuilds the map, so only what differs is listed.
+/// Values come from the configuration where they can, so routing a request
+/// allocates only for what the request itself decides (path, length).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Forward<'c> {
     /// The route's position in `model_list`.
@@ -116,13 +116,13 @@ pub struct Forward<'c> {
     /// `(name, Some(value))` replaces every value of `name`; `(name, None)`
     /// removes them: client credentials out; the provider's credentials,
     /// path, `content-length` and the filter's cluster header in.
-    pub header_changes: Vec<(&'c str, Option<Vec<u8>>)>,
+    pub header_changes: Vec<(&'c str, Option<Cow<'c, [u8]>>)>,
     pub model_edit: Option<ModelEdit>,
 }
 
 /// Checks everything the headers can tell: the client key, local answers,
 /// media type and declared size.
-pub fn on_request_head(config: &Config, headers: Vec<(String, Vec<u8>)>, end_of_stream: bool) -> HeadVerdict {
+pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: bool) -> HeadVerdict {
     if let Some(master_key) = &config.master_key {
         if !carries_key(&headers, master_key.expose().as_bytes()) {
             return HeadVerdict::Reply(LocalReply::error(
@@ -132,8 +132,14 @@ pub fn on_request_head(config: &Config, headers: Vec<(String, Vec<u8>)>, end_of_
             ));
         }
     }
-    let method = header(&headers, ":method").unwrap_or_default();
-    let path = header(&headers, ":path").unwrap_or_default();
+    let method = headers.get(":method").unwrap_or_default();
+    let Some(path) = headers.get(":path") else {
+        return HeadVerdict::Reply(LocalReply::error(
+            ErrorKind::InvalidRequest,
+            "request has no `:path`",
+            None,
+        ));
+    };
     let path_only = path.split(|&b| b == b'?').next().unwrap_or_default();
     if method == b"GET" && (path_only == b"/v1/models" || path_only == b"/models") {
         return HeadVerdict::Reply(LocalReply {
@@ -146,7 +152,8 @@ pub fn on_request_head(config: &Config, headers: Vec<(String, Vec<u8>)>, end_of_
         Ok(declare_json) => declare_json,
         Err(problem) => return HeadVerdict::Reply(LocalReply::error(ErrorKind::UnsupportedMediaType, problem, None)),
     };
-    let declared = header(&headers, "content-length")
+    let declared = headers
+        .get("content-length")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > config.max_body_bytes) {
@@ -207,8 +214,8 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             Some("model"),
         ));
     }
-    let key = match &deployment.key {
-        ProviderKey::Ready(key) => key.expose(),
+    let credentials = match &deployment.key {
+        ProviderKey::Ready(credentials) => credentials,
         ProviderKey::Unset { .. } => {
             return Decision::Reply(LocalReply::error(
                 ErrorKind::ProviderUnavailable,
@@ -221,35 +228,31 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         }
     };
     let model_edit = (route.upstream_model != field.name).then(|| ModelEdit::new(field.span, &route.upstream_model));
-    let mut added: Vec<(&str, Vec<u8>)> = match deployment.provider.auth {
-        AuthStyle::Bearer => vec![("authorization", format!("Bearer {key}").into_bytes())],
-        AuthStyle::AnthropicKey => vec![
-            ("x-api-key", key.as_bytes().to_vec()),
-            ("anthropic-version", ANTHROPIC_VERSION.as_bytes().to_vec()),
-        ],
-    };
+
+    let mut header_changes: Vec<(&str, Option<Cow<[u8]>>)> = Vec::with_capacity(CLIENT_CREDENTIAL_HEADERS.len() + 6);
+    for &name in CLIENT_CREDENTIAL_HEADERS {
+        if request.headers.contains(name) && !credentials.iter().any(|(sent, _)| *sent == name) {
+            header_changes.push((name, None));
+        }
+    }
+    let path = request.headers.get(":path").unwrap_or_default();
+    if let Some(new_path) = upstream_path(path, &deployment.base_path) {
+        header_changes.push((":path", Some(Cow::Owned(new_path))));
+    }
+    for (name, value) in credentials {
+        header_changes.push((name, Some(Cow::Borrowed(value.expose().as_bytes()))));
+    }
     if request.declare_json {
-        added.push(("content-type", b"application/json".to_vec()));
+        header_changes.push(("content-type", Some(Cow::Borrowed(b"application/json"))));
     }
     if let Some(edit) = &model_edit {
         let length = body.len().saturating_sub(edit.span.len()) + edit.json.len();
-        added.push(("content-length", length.to_string().into_bytes()));
+        header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
     }
-    added.push((&config.cluster_header, deployment.provider.cluster.as_bytes().to_vec()));
-
-    let present = |name: &str| request.headers.iter().any(|(h, _)| h == name);
-    let mut header_changes: Vec<(&str, Option<Vec<u8>>)> = CLIENT_CREDENTIAL_HEADERS
-        .iter()
-        .copied()
-        .filter(|&name| present(name) && !added.iter().any(|(a, _)| *a == name))
-        .map(|name| (name, None))
-        .collect();
-    let path = header(&request.headers, ":path").unwrap_or_default();
-    let new_path = upstream_path(path, &deployment.base_path);
-    if new_path != path {
-        header_changes.push((":path", Some(new_path)));
-    }
-    header_changes.extend(added.into_iter().map(|(name, value)| (name, Some(value))));
+    header_changes.push((
+        &config.cluster_header,
+        Some(Cow::Borrowed(deployment.provider.cluster.as_bytes())),
+    ));
     Decision::Forward(Forward {
         route: route.index,
         header_changes,
@@ -258,27 +261,26 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
 }
 
 /// The client's path with its leading `/v1` replaced by the provider's base
-/// path; a path without `/v1` (LiteLLM serves both) gets the base prepended.
-pub fn upstream_path(path: &[u8], base_path: &str) -> Vec<u8> {
+/// path (a path without `/v1`, which LiteLLM also serves, gets the base
+/// prepended); `None` when that is the client's path already.
+pub fn upstream_path(path: &[u8], base_path: &str) -> Option<Vec<u8>> {
     let rest = match path.strip_prefix(b"/v1") {
         Some(rest) if rest.is_empty() || rest.starts_with(b"/") || rest.starts_with(b"?") => rest,
         _ => path,
     };
-    [base_path.as_bytes(), rest].concat()
-}
-
-/// The first value of a header (names are lower-case, as Envoy gives them).
-fn header<'h>(headers: &'h Headers, name: &str) -> Option<&'h [u8]> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    if path.strip_suffix(rest) == Some(base_path.as_bytes()) {
+        return None;
+    }
+    Some([base_path.as_bytes(), rest].concat())
 }
 
 /// Whether any `Authorization: Bearer` or `x-api-key` value equals `key`.
-fn carries_key(headers: &Headers, key: &[u8]) -> bool {
+fn carries_key(headers: &HeaderBlock, key: &[u8]) -> bool {
     let mut found = false;
-    for (name, value) in headers {
-        let presented = match name.as_str() {
-            "authorization" => strip_bearer(value),
-            "x-api-key" => Some(value.as_slice()),
+    for (name, value) in headers.iter() {
+        let presented = match name {
+            b"authorization" => strip_bearer(value),
+            b"x-api-key" => Some(value),
             _ => None,
         };
         // Every candidate is compared, so timing does not tell which one matched.
@@ -308,13 +310,13 @@ fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
 /// Whether the body may be read as JSON, judging by its headers: `Ok(true)`
 /// when it may but the provider must be told `application/json`, an error
 /// message when it must not be read at all.
-fn media_type(headers: &Headers) -> Result<bool, &'static str> {
-    for (name, value) in headers {
-        if name == "content-encoding" && !value.trim_ascii().eq_ignore_ascii_case(b"identity") {
+fn media_type(headers: &HeaderBlock) -> Result<bool, &'static str> {
+    for (name, value) in headers.iter() {
+        if name == b"content-encoding" && !value.trim_ascii().eq_ignore_ascii_case(b"identity") {
             return Err("compressed request bodies cannot be routed: send the body without `content-encoding`");
         }
     }
-    let mut content_types = headers.iter().filter(|(n, _)| n == "content-type");
+    let mut content_types = headers.iter().filter(|(n, _)| *n == b"content-type");
     let Some((_, value)) = content_types.next() else {
         return Ok(true);
     };
@@ -343,14 +345,11 @@ mod tests {
     use super::*;
     use crate::config::tests::{compile_test, SEED};
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-            .collect()
+    fn headers(pairs: &[(&str, &str)]) -> HeaderBlock {
+        HeaderBlock::from_pairs(pairs.iter().map(|(n, v)| (*n, v.as_bytes())))
     }
 
-    fn post(extra: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    fn post(extra: &[(&str, &str)]) -> HeaderBlock {
         let mut h = vec![
             (":method", "POST"),
             (":path", "/v1/chat/completions"),
@@ -360,8 +359,8 @@ mod tests {
         headers(&h)
     }
 
-    fn head_status(config: &Config, h: &Headers, end_of_stream: bool) -> Option<(u32, &'static str)> {
-        match on_request_head(config, h.to_vec(), end_of_stream) {
+    fn head_status(config: &Config, h: &HeaderBlock, end_of_stream: bool) -> Option<(u32, &'static str)> {
+        match on_request_head(config, h.clone(), end_of_stream) {
             HeadVerdict::ReadBody(_) => None,
             HeadVerdict::Reply(r) => Some((r.status, r.error.map_or("", ErrorKind::code))),
         }
@@ -371,7 +370,7 @@ mod tests {
     fn the_head_checks() {
         let config = compile_test(SEED).expect("seed compiles");
         let ok = ("authorization", "Bearer sk-router-master");
-        let rows: &[(Vec<(String, Vec<u8>)>, bool, Option<(u32, &str)>)] = &[
+        let rows: &[(HeaderBlock, bool, Option<(u32, &str)>)] = &[
             (post(&[ok]), false, None),
             (post(&[("authorization", "bearer   sk-router-master ")]), false, None),
             (post(&[("x-api-key", "sk-router-master")]), false, None),
@@ -407,6 +406,11 @@ mod tests {
                 Some((401, "invalid_api_key")),
             ),
             (post(&[ok]), true, Some((400, "invalid_request_error"))),
+            (
+                headers(&[(":method", "POST"), ok]),
+                false,
+                Some((400, "invalid_request_error")),
+            ),
             (
                 post(&[ok, ("content-length", "33554433")]),
                 false,
@@ -532,8 +536,13 @@ mod tests {
     fn upstream(forward: &Forward) -> Vec<(String, String)> {
         let mut headers: Vec<(String, String)> = chat()
             .headers
-            .into_iter()
-            .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+            .iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
             .collect();
         for (name, value) in &forward.header_changes {
             headers.retain(|(n, _)| n != name);
@@ -574,7 +583,10 @@ mod tests {
             .iter()
             .filter(|(n, _)| *n == "content-type")
             .collect();
-        assert_eq!(content_types, [&("content-type", Some(b"application/json".to_vec()))]);
+        assert_eq!(
+            content_types,
+            [&("content-type", Some(Cow::Borrowed(&b"application/json"[..])))]
+        );
         let Decision::Reply(reply) = on_request_body(&config, head(), b"model=groq/x") else {
             panic!("a form body is not routed");
         };
@@ -591,9 +603,7 @@ mod tests {
     /// The body the provider receives.
     fn upstream_body(forward: &Forward, body: &str) -> Option<String> {
         let edit = forward.model_edit.clone()?;
-        let mut bytes = body.as_bytes().to_vec();
-        edit.apply(&mut bytes);
-        String::from_utf8(bytes).ok()
+        String::from_utf8(edit.apply(body.as_bytes())).ok()
     }
 
     #[test]
@@ -734,7 +744,9 @@ mod tests {
             ("/v1beta/models", "/v1", "/v1/v1beta/models"),
         ];
         for (path, base, expected) in rows {
-            assert_eq!(upstream_path(path.as_bytes(), base), expected.as_bytes());
+            let upstream = upstream_path(path.as_bytes(), base);
+            assert_eq!(upstream.as_deref().unwrap_or(path.as_bytes()), expected.as_bytes());
+            assert_eq!(upstream.is_none(), path == expected, "{path} {base}");
         }
     }
 

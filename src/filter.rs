@@ -12,6 +12,7 @@ use proxy_wasm::types::{Action, ContextType, MetricType};
 
 use crate::config::{self, Config};
 use crate::decision::{self, Decision, HeadVerdict, LocalReply, PendingRequest};
+use crate::headers::HeaderBlock;
 use crate::metrics;
 
 #[derive(Default)]
@@ -158,11 +159,11 @@ impl Context for Request {}
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let config = &self.state.config;
-        let headers = self.get_http_request_headers_bytes();
+        let headers = request_headers();
         // The routing header is only ever the filter's own: removed here on
         // every request, routed or not (a forwarded one then gets the
         // filter's value in place of any the client sent).
-        if headers.iter().any(|(name, _)| *name == config.cluster_header) {
+        if headers.contains(&config.cluster_header) {
             self.set_http_request_header(&config.cluster_header, None);
         }
         match decision::on_request_head(config, headers, end_of_stream) {
@@ -204,10 +205,8 @@ impl Request {
                     self.set_http_request_header_bytes(name, value.as_deref());
                 }
                 if let Some(edit) = forward.model_edit {
-                    let received = body.len();
-                    let mut body = body;
-                    edit.apply(&mut body);
-                    self.set_http_request_body(0, received, &body);
+                    let (replaced, head) = edit.splice(body);
+                    self.set_http_request_body(0, replaced, &head);
                 }
                 // Envoy picked the route before the cluster header existed.
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
@@ -239,4 +238,28 @@ impl Request {
             bytes.add(body_bytes);
         }
     }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+}
+
+/// The request headers as one host buffer, parsed in place by [`HeaderBlock`]
+/// (the SDK's reader allocates a `String` and a `Vec` per header). A host
+/// error reads as no headers, which the decision refuses.
+fn request_headers() -> HeaderBlock {
+    const REQUEST_HEADERS: u32 = 0;
+    const OK: u32 = 0;
+    let mut data = std::ptr::null_mut();
+    let mut size = 0;
+    // SAFETY: the host writes a pointer and a length to the two out-params.
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    if status != OK || data.is_null() {
+        return HeaderBlock::default();
+    }
+    // SAFETY: the host allocated `size` bytes at `data` through the SDK's
+    // `proxy_on_memory_allocate` (a boxed `[u8]` of exactly `size`) and hands
+    // them over, as the SDK's own `get_map_bytes` takes them.
+    HeaderBlock::new(unsafe { Vec::from_raw_parts(data, size, size) })
 }

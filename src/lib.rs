@@ -1,7 +1,8 @@
 //! llm-router: LiteLLM-style wildcard model routing as a proxy-wasm filter.
 //!
 //! The pipeline, each stage plain Rust with no host calls except the last:
-//! [`config`] → [`router`] (with [`pattern`]) → [`body`] → [`decision`] → `filter`.
+//! [`config`] → [`router`] (with [`pattern`]) → [`body`] → [`decision`] (reading
+//! [`headers`]) → `filter`.
 
 // A panic aborts the VM and drops every request on that worker: none may be
 // reachable from a request or a configuration.
@@ -19,6 +20,7 @@
 pub mod body;
 pub mod config;
 pub mod decision;
+pub mod headers;
 pub mod metrics;
 pub mod pattern;
 pub mod router;

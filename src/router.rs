@@ -2,6 +2,7 @@
 //! A lookup costs one hash probe or one pass of the set, whatever the size of
 //! the table; captures are computed only for the winning pattern.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
@@ -31,7 +32,7 @@ pub struct Route<'c> {
     /// Position in `model_list`, for per-route metrics.
     pub index: usize,
     pub deployment: &'c Deployment,
-    pub upstream_model: String,
+    pub upstream_model: Cow<'c, str>,
 }
 
 #[derive(Debug)]
@@ -101,7 +102,7 @@ impl Router {
             return Some(Route {
                 index,
                 deployment,
-                upstream_model: deployment.upstream_model.clone(),
+                upstream_model: Cow::Borrowed(&deployment.upstream_model),
             });
         }
         let matches = self.globs.matches_candidate(&Candidate::new(model));
@@ -113,9 +114,9 @@ impl Router {
         let pattern = deployment.pattern.as_ref()?;
         let captures = pattern.captures(model)?;
         let upstream_model = if deployment.target_has_stars {
-            substitute(&deployment.upstream_model, &captures)
+            Cow::Owned(substitute(&deployment.upstream_model, &captures))
         } else {
-            deployment.upstream_model.clone()
+            Cow::Borrowed(deployment.upstream_model.as_str())
         };
         Some(Route {
             index,
@@ -159,7 +160,7 @@ mod tests {
             (
                 r.deployment.model_name.clone(),
                 r.deployment.provider.cluster.clone(),
-                r.upstream_model,
+                r.upstream_model.into_owned(),
             )
         })
     }

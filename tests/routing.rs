@@ -334,6 +334,16 @@ fn large_and_oversized_bodies() {
         r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"groq/llama3-8b-8192"}}"#
     ));
     assert_eq!(big.message.status(), 200);
+    // Model first: Envoy is handed only the bytes up to the new model and
+    // keeps the rest of its buffer, which must arrive untouched.
+    let tail = "z".repeat(300_000);
+    let first = stack.chat(&format!(
+        r#"{{"model":"groq/llama3-8b-8192","messages":[{{"role":"user","content":"{tail}"}}]}}"#
+    ));
+    assert_eq!(
+        first.message.body_json()["mock"]["body"],
+        format!(r#"{{"model":"llama3-8b-8192","messages":[{{"role":"user","content":"{tail}"}}]}}"#)
+    );
     let too_big = stack.chat(&format!(
         r#"{{"messages":"{}","model":"groq/llama3-8b-8192"}}"#,
         "y".repeat(2_000_001)

@@ -21,8 +21,7 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => panic!("routed a body serde_json rejects: {e}"),
             };
             assert_eq!(theirs.get("model").and_then(Value::as_str), Some(&*field.name));
-            let mut spliced = data.to_vec();
-            ModelEdit::new(field.span.clone(), NEW_MODEL).apply(&mut spliced);
+            let spliced = ModelEdit::new(field.span.clone(), NEW_MODEL).apply(data);
             let mut after: Value = serde_json::from_slice(&spliced).expect("spliced body is JSON");
             assert_eq!(after.get("model").and_then(Value::as_str), Some(NEW_MODEL));
             let again = find_model(&spliced).expect("spliced body is routable");

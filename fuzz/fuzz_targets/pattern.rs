@@ -7,7 +7,9 @@ use llm_router::pattern::{substitute, Pattern};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Some((pattern, model)) = text.split_once('\u{0}') else { return };
+    let Some((pattern, model)) = text.split_once('\u{0}') else {
+        return;
+    };
     let Some(parsed) = Pattern::parse(pattern) else { return };
     let glob = globset::GlobBuilder::new(&parsed.glob())
         .backslash_escape(false)
@@ -15,7 +17,12 @@ fuzz_target!(|data: &[u8]| {
         .expect("escaped globs always compile")
         .compile_matcher();
     let captures = parsed.captures(model);
-    assert_eq!(glob.is_match(model), captures.is_some(), "glob {:?} on {model:?}", parsed.glob());
+    assert_eq!(
+        glob.is_match(model),
+        captures.is_some(),
+        "glob {:?} on {model:?}",
+        parsed.glob()
+    );
     if let Some(captures) = captures {
         assert_eq!(captures.len(), parsed.stars());
         assert_eq!(substitute(pattern, &captures), model);
