@@ -92,6 +92,8 @@ pub enum HeadVerdict {
 pub struct PendingRequest {
     /// The client's headers, as the host gave them.
     pub headers: HeaderBlock,
+    /// Which of [`CLIENT_CREDENTIAL_HEADERS`] the client sent.
+    pub credentials_sent: [bool; CLIENT_CREDENTIAL_HEADERS.len()],
     /// The client sent no JSON `content-type` (curl's `-d` sends a form
     /// type); once the body is known to be JSON, the provider is told so.
     pub declare_json: bool,
@@ -123,17 +125,17 @@ pub struct Forward<'c> {
 /// Checks everything the headers can tell: the client key, local answers,
 /// media type and declared size.
 pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: bool) -> HeadVerdict {
-    if let Some(master_key) = &config.master_key {
-        if !carries_key(&headers, master_key.expose().as_bytes()) {
-            return HeadVerdict::Reply(LocalReply::error(
-                ErrorKind::InvalidApiKey,
-                "missing or invalid client key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
-                None,
-            ));
-        }
+    let master_key = config.master_key.as_ref().map(|key| key.expose().as_bytes());
+    let head = Head::read(&headers, master_key);
+    if master_key.is_some() && !head.key_matches {
+        return HeadVerdict::Reply(LocalReply::error(
+            ErrorKind::InvalidApiKey,
+            "missing or invalid client key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+            None,
+        ));
     }
-    let method = headers.get(":method").unwrap_or_default();
-    let Some(path) = headers.get(":path") else {
+    let method = head.method.unwrap_or_default();
+    let Some(path) = head.path else {
         return HeadVerdict::Reply(LocalReply::error(
             ErrorKind::InvalidRequest,
             "request has no `:path`",
@@ -148,12 +150,12 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
             body: config.models_reply.clone(),
         });
     }
-    let declare_json = match media_type(&headers) {
+    let declare_json = match head.media_type() {
         Ok(declare_json) => declare_json,
         Err(problem) => return HeadVerdict::Reply(LocalReply::error(ErrorKind::UnsupportedMediaType, problem, None)),
     };
-    let declared = headers
-        .get("content-length")
+    let declared = head
+        .content_length
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > config.max_body_bytes) {
@@ -166,7 +168,12 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
             Some("model"),
         ));
     }
-    HeadVerdict::ReadBody(PendingRequest { headers, declare_json })
+    let credentials_sent = head.credentials_sent;
+    HeadVerdict::ReadBody(PendingRequest {
+        headers,
+        credentials_sent,
+        declare_json,
+    })
 }
 
 /// The reply for a body over `max_body_bytes`.
@@ -230,8 +237,8 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     let model_edit = (route.upstream_model != field.name).then(|| ModelEdit::new(field.span, &route.upstream_model));
 
     let mut header_changes: Vec<(&str, Option<Cow<[u8]>>)> = Vec::with_capacity(CLIENT_CREDENTIAL_HEADERS.len() + 6);
-    for &name in CLIENT_CREDENTIAL_HEADERS {
-        if request.headers.contains(name) && !credentials.iter().any(|(sent, _)| *sent == name) {
+    for (&name, &sent) in CLIENT_CREDENTIAL_HEADERS.iter().zip(&request.credentials_sent) {
+        if sent && !credentials.iter().any(|(replaced, _)| *replaced == name) {
             header_changes.push((name, None));
         }
     }
@@ -274,21 +281,83 @@ pub fn upstream_path(path: &[u8], base_path: &str) -> Option<Vec<u8>> {
     Some([base_path.as_bytes(), rest].concat())
 }
 
-/// Whether any `Authorization: Bearer` or `x-api-key` value equals `key`.
-fn carries_key(headers: &HeaderBlock, key: &[u8]) -> bool {
-    let mut found = false;
-    for (name, value) in headers.iter() {
-        let presented = match name {
-            b"authorization" => strip_bearer(value),
-            b"x-api-key" => Some(value),
-            _ => None,
+/// What the head checks read from the headers, gathered in one pass.
+#[derive(Default)]
+struct Head<'h> {
+    method: Option<&'h [u8]>,
+    path: Option<&'h [u8]>,
+    content_length: Option<&'h [u8]>,
+    content_type: Option<&'h [u8]>,
+    content_types: usize,
+    /// A `content-encoding` other than `identity`.
+    encoded: bool,
+    /// An `Authorization: Bearer` or `x-api-key` value equals the master key.
+    key_matches: bool,
+    credentials_sent: [bool; CLIENT_CREDENTIAL_HEADERS.len()],
+}
+
+impl<'h> Head<'h> {
+    fn read(headers: &'h HeaderBlock, master_key: Option<&[u8]>) -> Head<'h> {
+        let mut head = Head::default();
+        for (name, value) in headers.iter() {
+            let first = |seen: Option<&'h [u8]>| seen.or(Some(value));
+            match name {
+                b":method" => head.method = first(head.method),
+                b":path" => head.path = first(head.path),
+                b"content-length" => head.content_length = first(head.content_length),
+                b"content-type" => {
+                    head.content_types += 1;
+                    head.content_type = first(head.content_type);
+                }
+                b"content-encoding" => head.encoded |= !value.trim_ascii().eq_ignore_ascii_case(b"identity"),
+                _ => {}
+            }
+            let credential = CLIENT_CREDENTIAL_HEADERS.iter().position(|c| c.as_bytes() == name);
+            if let Some(sent) = credential.and_then(|i| head.credentials_sent.get_mut(i)) {
+                *sent = true;
+            }
+            let presented = match name {
+                b"authorization" => strip_bearer(value),
+                b"x-api-key" => Some(value),
+                _ => None,
+            };
+            // Every candidate is compared, so timing does not tell which one matched.
+            if let (Some(presented), Some(key)) = (presented, master_key) {
+                head.key_matches |= constant_time_eq(presented, key);
+            }
+        }
+        head
+    }
+
+    /// Whether the body may be read as JSON: `Ok(true)` when it may but the
+    /// provider must be told `application/json`, an error message when it
+    /// must not be read at all.
+    fn media_type(&self) -> Result<bool, &'static str> {
+        if self.encoded {
+            return Err("compressed request bodies cannot be routed: send the body without `content-encoding`");
+        }
+        let Some(value) = self.content_type else {
+            return Ok(true);
         };
-        // Every candidate is compared, so timing does not tell which one matched.
-        if let Some(presented) = presented {
-            found |= constant_time_eq(presented, key);
+        if self.content_types > 1 {
+            return Err("more than one `content-type`: send one `content-type: application/json`");
+        }
+        let media = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        let is = |expected: &[u8]| media.eq_ignore_ascii_case(expected);
+        let structured_json = media.len() > b"application/+json".len()
+            && media.get(..12).is_some_and(|s| s.eq_ignore_ascii_case(b"application/"))
+            && media
+                .get(media.len() - 5..)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"+json"));
+        if is(b"application/json") || structured_json {
+            Ok(false)
+        } else if is(b"application/x-www-form-urlencoded") {
+            // What `curl -d` sends by default; the body must still parse as JSON.
+            Ok(true)
+        } else {
+            Err("the body must be JSON: send `content-type: application/json`")
         }
     }
-    found
 }
 
 fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
@@ -305,39 +374,6 @@ fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
         diff |= b ^ key.get(i).copied().unwrap_or(!b);
     }
     std::hint::black_box(diff) == 0
-}
-
-/// Whether the body may be read as JSON, judging by its headers: `Ok(true)`
-/// when it may but the provider must be told `application/json`, an error
-/// message when it must not be read at all.
-fn media_type(headers: &HeaderBlock) -> Result<bool, &'static str> {
-    for (name, value) in headers.iter() {
-        if name == b"content-encoding" && !value.trim_ascii().eq_ignore_ascii_case(b"identity") {
-            return Err("compressed request bodies cannot be routed: send the body without `content-encoding`");
-        }
-    }
-    let mut content_types = headers.iter().filter(|(n, _)| *n == b"content-type");
-    let Some((_, value)) = content_types.next() else {
-        return Ok(true);
-    };
-    if content_types.next().is_some() {
-        return Err("more than one `content-type`: send one `content-type: application/json`");
-    }
-    let media = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
-    let is = |expected: &[u8]| media.eq_ignore_ascii_case(expected);
-    let structured_json = media.len() > b"application/+json".len()
-        && media.get(..12).is_some_and(|s| s.eq_ignore_ascii_case(b"application/"))
-        && media
-            .get(media.len() - 5..)
-            .is_some_and(|s| s.eq_ignore_ascii_case(b"+json"));
-    if is(b"application/json") || structured_json {
-        Ok(false)
-    } else if is(b"application/x-www-form-urlencoded") {
-        // What `curl -d` sends by default; the body must still parse as JSON.
-        Ok(true)
-    } else {
-        Err("the body must be JSON: send `content-type: application/json`")
-    }
 }
 
 #[cfg(test)]
@@ -514,20 +550,22 @@ mod tests {
 
     /// What a client sends: credentials in two spellings, a routing header of its own.
     fn chat() -> PendingRequest {
-        PendingRequest {
-            headers: headers(&[
-                (":method", "POST"),
-                (":path", "/v1/chat/completions"),
-                (":authority", "router.local"),
-                ("authorization", "Bearer sk-router-master"),
-                ("x-api-key", "sk-router-master"),
-                ("content-type", "application/json"),
-                ("content-length", "999"),
-                ("x-llm-cluster", "openai"),
-                ("anthropic-version", "2099-01-01"),
-                ("user-agent", "OpenAI/Python"),
-            ]),
-            declare_json: false,
+        let config = compile_test(SEED).expect("seed compiles");
+        let client = headers(&[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "router.local"),
+            ("authorization", "Bearer sk-router-master"),
+            ("x-api-key", "sk-router-master"),
+            ("content-type", "application/json"),
+            ("content-length", "999"),
+            ("x-llm-cluster", "openai"),
+            ("anthropic-version", "2099-01-01"),
+            ("user-agent", "OpenAI/Python"),
+        ]);
+        match on_request_head(&config, client, false) {
+            HeadVerdict::ReadBody(pending) => pending,
+            HeadVerdict::Reply(r) => panic!("replied {} {}", r.status, String::from_utf8_lossy(&r.body)),
         }
     }
 
