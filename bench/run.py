@@ -2,11 +2,12 @@
 """`make bench`: the filter's throughput as a ratio to Envoy routing on a
 client-sent cluster header with no filter (the floor), in the same run.
 
-One Envoy under test (--concurrency 1) has four listeners that share routes
+One Envoy under test (--concurrency 1) has five listeners that share routes
 and clusters: the floor (no Wasm filter, the client sends x-llm-cluster), a
 null Wasm filter that only holds the headers, buffers the body and copies it
-into the VM (the limit of this design), and llm-router with a 5-route and with
-a 5,000-route table (master key on). A second Envoy is the upstream: a buffer filter, then a
+into the VM (the limit of this design), the same null filter making the host
+calls llm-router makes to forward a request (with fixed values and no logic),
+and llm-router with a 5-route and with a 5,000-route table (master key on). A second Envoy is the upstream: a buffer filter, then a
 direct_response, so every request body is read in full upstream. wrk loads
 each listener in turn, A B A B, and the table shows each run's ratio to the
 floor run next to it and the median ratios.
@@ -33,6 +34,12 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 PROVIDERS = ["openai", "anthropic", "groq"]
+# The Envoy under test gets a core of its own; the upstream Envoy and wrk share
+# the other. The scheduler does much the same unasked, but less steadily.
+CPUS = sorted(os.sched_getaffinity(0))
+ROUTER_CPUS = {CPUS[-1]} if len(CPUS) > 1 else set(CPUS)
+LOAD_CPUS = set(CPUS[:-1]) if len(CPUS) > 1 else set(CPUS)
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -68,6 +75,7 @@ def route_table(size):
 
 
 def wasm_filter(plugin_config, module=WASM):
+    """The Wasm filter entry; `plugin_config` is JSON-encoded unless it is a string already."""
     return {
         "name": "llm-router",
         "typed_config": {
@@ -78,7 +86,7 @@ def wasm_filter(plugin_config, module=WASM):
                 "allow_on_headers_stop_iteration": True,
                 "failure_policy": "FAIL_CLOSED",
                 "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": module}}},
-                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(plugin_config)},
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)},
             },
         },
     }
@@ -123,21 +131,33 @@ def router_config(ports, admin_port, upstream_port):
     } for name in PROVIDERS]
     listeners = [
         listener("floor", ports["floor"], [], route),
-        listener("null", ports["null"], [wasm_filter({}, NULL_WASM)], route),
+        listener("null", ports["null"], [wasm_filter("", NULL_WASM)], route),
+        listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
         listener("filter5", ports["filter5"], [wasm_filter(route_table(5))], route),
         listener("filter5000", ports["filter5000"], [wasm_filter(route_table(5000))], route),
     ]
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
-def start_envoy(config, workdir, name, level="warning"):
+def pinned(cpus):
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def start_envoy(config, workdir, name, level="warning", cpus=LOAD_CPUS):
     path = os.path.join(workdir, f"{name}.json")
     with open(path, "w") as f:
         json.dump(config, f)
     log = open(os.path.join(workdir, f"{name}.log"), "w")
     started = time.monotonic()
     proc = subprocess.Popen([ENVOY, "-c", path, "--concurrency", "1", "--use-dynamic-base-id", "-l", level],
-                            stdout=log, stderr=log, start_new_session=True)
+                            stdout=log, stderr=log, start_new_session=True, preexec_fn=pinned(cpus))
     url = f"http://127.0.0.1:{config['admin']['address']['socket_address']['port_value']}/ready"
     while True:
         if proc.poll() is not None:
@@ -162,29 +182,33 @@ def body_file(workdir, size, model):
     return path
 
 
-def wrk(port, body, cluster, seconds):
+def wrk(port, body, cluster, seconds, router_pid):
+    """(requests/s, p50, p99, CPU microseconds the router spent per request)."""
     env = dict(os.environ, BODY_FILE=body, MASTER_KEY=MASTER_KEY, CLUSTER=cluster or "")
+    cpu_before = cpu_seconds(router_pid)
     out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s",
                           os.path.join(ROOT, "bench/post.lua"), f"http://127.0.0.1:{port}/v1/chat/completions"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+                         env=env, capture_output=True, text=True, check=True, preexec_fn=pinned(LOAD_CPUS)).stdout
+    cpu = cpu_seconds(router_pid) - cpu_before
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     if bad or errors:
         sys.exit(f"run against :{port} had failures:\n{out}")
-    return rps, lat.get("50", "?"), lat.get("99", "?")
+    return rps, lat.get("50", "?"), lat.get("99", "?"), 1e6 * cpu / max(requests, 1)
 
 
 def main():
     workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
-    ports = {name: free_port() for name in ["floor", "null", "filter5", "filter5000"]}
+    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000"]}
     upstream_port = free_port()
     procs = []
     try:
         up, _ = start_envoy(upstream_config(upstream_port, free_port()), workdir, "upstream")
         procs.append(up)
-        router, _ = start_envoy(router_config(ports, free_port(), upstream_port), workdir, "router")
+        router, _ = start_envoy(router_config(ports, free_port(), upstream_port), workdir, "router", cpus=ROUTER_CPUS)
         procs.append(router)
         cold = cold_start(workdir)
         # (label, body size, model, [(listener, label)] compared against the floor)
@@ -201,14 +225,16 @@ def main():
                 continue
             body = body_file(workdir, size, model)
             cluster = "groq"
-            for port, header in ((ports["floor"], cluster), (ports["null"], cluster), (ports[target], None)):
-                wrk(port, body, header, 1)  # warm-up: connections, VM, caches
+            for port, header in ((ports["floor"], cluster), (ports["null"], cluster), (ports["calls"], None),
+                                 (ports[target], None)):
+                wrk(port, body, header, 1, router.pid)  # warm-up: connections, VM, caches
             runs = []
             for _ in range(ROUNDS):
-                floor = wrk(ports["floor"], body, cluster, SECONDS)
-                null = wrk(ports["null"], body, cluster, SECONDS)
-                filtered = wrk(ports[target], body, None, SECONDS)
-                runs.append((floor, null, filtered))
+                floor = wrk(ports["floor"], body, cluster, SECONDS, router.pid)
+                null = wrk(ports["null"], body, cluster, SECONDS, router.pid)
+                calls = wrk(ports["calls"], body, None, SECONDS, router.pid)
+                filtered = wrk(ports[target], body, None, SECONDS, router.pid)
+                runs.append((floor, null, calls, filtered))
             rows.append((label, runs))
         report(rows, cold)
     finally:
@@ -237,27 +263,36 @@ def cold_start(workdir):
 def report(rows, cold):
     size = os.path.getsize(WASM)
     version = re.search(r"/(\d+\.\d+\.\d+)/", subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout)
+    pinning = (f"Envoy under test on CPU {','.join(map(str, sorted(ROUTER_CPUS)))}, upstream and wrk on "
+               f"CPU {','.join(map(str, sorted(LOAD_CPUS)))}")
     print(f"\nllm-router benchmark: Envoy {version.group(1) if version else '?'}, "
-          f"--concurrency 1, wrk -t1 -c{CONNECTIONS}, {SECONDS} s per run, {ROUNDS} rounds A B A B")
+          f"--concurrency 1, wrk -t1 -c{CONNECTIONS}, {SECONDS} s per run, {ROUNDS} rounds A B A B; {pinning}")
     print(f"filter .wasm: {size:,} bytes")
     for routes, (ready, configure_ms) in cold.items():
         print(f"cold start, {routes:,} routes: on_configure {configure_ms} ms; Envoy start to /ready {ready:.2f} s")
     print()
-    print(f"| {'case':<22} | {'floor req/s':>11} | {'null filter':>11} | {'llm-router':>10} | {'floor p50 / p99':>21} | {'llm-router p50 / p99':>21} | {'null/floor':>10} | {'ratio':>5} |")
-    print(f"|{'-' * 24}|{'-' * 13}|{'-' * 13}|{'-' * 12}|{'-' * 23}|{'-' * 23}|{'-' * 12}|{'-' * 7}|")
+    print(f"| {'case':<22} | {'floor':>7} | {'null':>7} | {'calls':>7} | {'router':>7} | {'floor p50 / p99':>19} | "
+          f"{'router p50 / p99':>19} | {'CPU us/req: floor  null  calls  router':>38} | {'null':>4} | {'calls':>5} | "
+          f"{'ratio':>5} |")
+    print(f"|{'-' * 24}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 21}|{'-' * 21}|{'-' * 40}|{'-' * 6}|{'-' * 7}|"
+          f"{'-' * 7}|")
     medians = {}
     for label, runs in rows:
-        ratios, null_ratios = [], []
-        for (f_rps, f50, f99), (n_rps, _, _), (x_rps, x50, x99) in runs:
-            ratios.append(x_rps / f_rps)
-            null_ratios.append(n_rps / f_rps)
-            print(f"| {label:<22} | {f_rps:>11,.0f} | {n_rps:>11,.0f} | {x_rps:>10,.0f} | {f50 + ' / ' + f99:>21} | "
-                  f"{x50 + ' / ' + x99:>21} | {n_rps / f_rps:>10.2f} | {x_rps / f_rps:>5.2f} |")
-        medians[label] = (statistics.median(ratios), statistics.median(null_ratios))
-    print("\nmedian ratio to the floor (llm-router; the null filter, the limit of this design):")
-    for label, (median, null_median) in medians.items():
-        print(f"  {label:<22} {median:.2f}   (null filter {null_median:.2f})")
-    small = [r for label, (r, _) in medians.items() if label.startswith("1 KiB")]
+        ratios, cpus = [], []
+        for floor, null, calls, router in runs:
+            ratios.append([r[0] / floor[0] for r in (null, calls, router)])
+            cpus.append([r[3] for r in (floor, null, calls, router)])
+            cpu = "".join(f"{c:>7.1f}" for c in cpus[-1])
+            print(f"| {label:<22} | {floor[0]:>7,.0f} | {null[0]:>7,.0f} | {calls[0]:>7,.0f} | {router[0]:>7,.0f} | "
+                  f"{floor[1] + ' / ' + floor[2]:>19} | {router[1] + ' / ' + router[2]:>19} | {cpu:>38} | "
+                  f"{ratios[-1][0]:>4.2f} | {ratios[-1][1]:>5.2f} | {ratios[-1][2]:>5.2f} |")
+        medians[label] = ([statistics.median(r) for r in zip(*ratios)], [statistics.median(c) for c in zip(*cpus)])
+    print("\nfloor: no filter; null: the null filter; calls: the null filter making llm-router's host calls;"
+          " router: llm-router.\nmedian ratio to the floor, and the median CPU the Envoy under test spent per request:")
+    for label, ((null, calls, router), (f_cpu, n_cpu, c_cpu, r_cpu)) in medians.items():
+        print(f"  {label:<22} llm-router {router:.2f}  (null {null:.2f}, calls {calls:.2f})   CPU floor {f_cpu:.1f} us, "
+              f"null +{n_cpu - f_cpu:.1f}, calls +{c_cpu - f_cpu:.1f}, llm-router +{r_cpu - f_cpu:.1f}")
+    small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB")]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
 
