@@ -6,6 +6,9 @@ VENV          := .venv
 ENVOY         := $(VENV)/bin/envoy
 WASM          := target/wasm32-wasip1/release/llm_router.wasm
 MOCK          := target/release/mock-provider
+# Per-request callbacks the filter does not implement: dropped from the module
+# so Envoy skips them (scripts/drop-exports.py says why).
+UNUSED_CALLBACKS := proxy_on_response_headers proxy_on_response_body proxy_on_response_trailers proxy_on_done proxy_on_log
 
 .DEFAULT_GOAL := help
 .PHONY: help toolchain wasm mock envoy demo run config test unit e2e lint validate soak bench fuzz clean
@@ -19,6 +22,7 @@ toolchain: ## Install the pinned Rust toolchain and the wasm32-wasip1 target
 
 wasm: toolchain ## Build the filter (release .wasm)
 	cargo build --target wasm32-wasip1 --release
+	@python3 scripts/drop-exports.py $(WASM) $(UNUSED_CALLBACKS)
 	@ls -l $(WASM) | awk '{print "built $(WASM): " $$5 " bytes"}'
 
 mock: toolchain ## Build the mock providers
@@ -67,6 +71,7 @@ bench: wasm envoy ## Throughput against the no-filter floor, same run (needs wrk
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null \
 	  || { echo "make bench needs wrk (Debian package wrk)"; exit 1; }
 	cargo build --target wasm32-wasip1 --release -p null-filter
+	@python3 scripts/drop-exports.py target/wasm32-wasip1/release/null_filter.wasm $(UNUSED_CALLBACKS)
 	ENVOY=$(ENVOY) python3 bench/run.py
 
 FUZZ_RUNS ?= 10000000

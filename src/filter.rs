@@ -156,6 +156,10 @@ struct Request {
 
 impl Context for Request {}
 
+/// Only the request callbacks: `make wasm` drops the exports of the response
+/// callbacks, `on_done` and `on_log` (the Makefile's `UNUSED_CALLBACKS`) so
+/// Envoy does not call into the VM for them. Implementing one here means
+/// taking it off that list.
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let config = &self.state.config;
