@@ -146,7 +146,10 @@ fn the_wasm_scanner_agrees_with_the_native_one() {
     ];
     let mut checked = 0;
     for piece in pieces {
-        for offset in 0..35 {
+        // Every lane of a 16-byte step, and the edges of the 64- and
+        // 256-byte steps the scanner takes first.
+        let offsets = (0..35).chain((230..300).step_by(3)).chain((490..530).step_by(3));
+        for offset in offsets {
             let mut body = br#"{"messages":[{"role":"user","content":""#.to_vec();
             body.extend(std::iter::repeat_n(b'a', offset));
             body.extend_from_slice(piece);
@@ -157,9 +160,13 @@ fn the_wasm_scanner_agrees_with_the_native_one() {
                 "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n",
                 body.len()
             );
+            let forwarded_before = stack.upstream_requests();
             let response = raw_request(stack.listener, &[head.as_bytes(), &body]);
             let expected = if native { 200 } else { 400 };
             assert_eq!(response.status(), expected, "piece {piece:?} at offset {offset}");
+            // A 400 must be the filter's own, not a provider's.
+            let forwarded = stack.upstream_requests() - forwarded_before;
+            assert_eq!(forwarded, usize::from(native), "piece {piece:?} at offset {offset}");
             if native {
                 let upstream = response.body_json()["mock"]["body"]
                     .as_str()
@@ -170,5 +177,5 @@ fn the_wasm_scanner_agrees_with_the_native_one() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 9 * 35);
+    assert_eq!(checked, 9 * (35 + 24 + 14));
 }
