@@ -373,8 +373,10 @@ fn compile_deployment(
 }
 
 /// Sent to Anthropic with its key, as its API requires.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
+/// The headers that carry `key` upstream. All are kept as [`Secret`]s, so a
+/// `Debug` of the configuration never shows a key.
 fn credential_headers(auth: AuthStyle, key: String) -> Vec<(&'static str, Secret)> {
     match auth {
         AuthStyle::Bearer => vec![("authorization", Secret(format!("Bearer {key}")))],
