@@ -439,40 +439,45 @@ impl<'b> Scanner<'b> {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn plain_run(bytes: &[u8]) -> (usize, bool) {
     use core::arch::wasm32::*;
-    let mut pos = 0;
-    let mut high = u8x16_splat(0);
     // Long message texts: whole blocks while nothing in them stops the run.
     // One check per 256 bytes costs less than the bounds checks V8 adds to
     // each load, so the large step comes first.
-    while let Some(block) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<256>) {
-        let (stops, ored) = simd_block(block);
-        if v128_any_true(stops) {
-            break;
-        }
-        high = v128_or(high, ored);
-        pos += block.len();
-    }
-    while let Some(block) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<64>) {
-        let (stops, ored) = simd_block(block);
-        if v128_any_true(stops) {
-            break;
-        }
-        high = v128_or(high, ored);
-        pos += block.len();
-    }
+    let (mut pos, mut high) = skip_plain_blocks::<256>(bytes, (0, u8x16_splat(0)));
+    (pos, high) = skip_plain_blocks::<64>(bytes, (pos, high));
+    let non_ascii = |high: v128| v128_any_true(u8x16_ge(high, u8x16_splat(0x80)));
     while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<16>) {
         let (stops, ored) = simd_block(chunk);
         let mask = u8x16_bitmask(u8x16_ne(stops, u8x16_splat(0)));
         if mask != 0 {
             let run = mask.trailing_zeros() as usize;
             let (_, tail_high) = plain_run_bytewise(chunk.get(..run).unwrap_or_default());
-            return (pos + run, v128_any_true(u8x16_ge(high, u8x16_splat(0x80))) || tail_high);
+            return (pos + run, non_ascii(high) || tail_high);
         }
         high = v128_or(high, ored);
         pos += chunk.len();
     }
     let (run, tail_high) = plain_run_bytewise(bytes.get(pos..).unwrap_or_default());
-    (pos + run, v128_any_true(u8x16_ge(high, u8x16_splat(0x80))) || tail_high)
+    (pos + run, non_ascii(high) || tail_high)
+}
+
+/// Moves `pos` past the whole `N`-byte blocks of `bytes` from `pos` on that
+/// hold no `"`, `\\` or control byte, OR-ing their bytes into `high`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn skip_plain_blocks<const N: usize>(
+    bytes: &[u8],
+    (mut pos, mut high): (usize, core::arch::wasm32::v128),
+) -> (usize, core::arch::wasm32::v128) {
+    use core::arch::wasm32::*;
+    while let Some(block) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<N>) {
+        let (stops, ored) = simd_block(block);
+        if v128_any_true(stops) {
+            break;
+        }
+        high = v128_or(high, ored);
+        pos += N;
+    }
+    (pos, high)
 }
 
 /// For a block of whole 16-byte lanes: lanes that are `"`, `\\` or a control
