@@ -272,9 +272,7 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         }
         deployments.push(deployment);
     }
-    let router = Router::new(deployments, &mut warnings).map_err(|(index, model_name, problem)| {
-        error(format!("model_list[{index}] (model_name `{model_name}`)"), problem)
-    })?;
+    let router = Router::new(deployments, &mut warnings);
     let models_reply = router.models_reply();
     Ok(Config {
         router,

@@ -1,7 +1,7 @@
 //! llm-router: LiteLLM-style wildcard model routing as a proxy-wasm filter.
 //!
 //! The pipeline, each stage plain Rust with no host calls except the last:
-//! [`config`] → [`router`] (with [`pattern`]) → [`body`] → [`decision`] (reading
+//! [`config`] → [`router`] (with [`pattern_set`] and [`pattern`]) → [`body`] → [`decision`] (reading
 //! [`headers`]) → `filter`.
 
 // A panic aborts the VM and drops every request on that worker: none may be
@@ -20,9 +20,11 @@
 pub mod body;
 pub mod config;
 pub mod decision;
+pub mod hash;
 pub mod headers;
 pub mod metrics;
 pub mod pattern;
+pub mod pattern_set;
 pub mod router;
 
 #[cfg(target_arch = "wasm32")]

@@ -2,9 +2,9 @@
 //! (including `/` and the empty run), everything else is literal, and the whole
 //! model must match.
 //!
-//! `globset` answers "which patterns match" for the whole table in one pass
-//! ([`Pattern::glob`] builds its input); this module extracts the captures of
-//! the winner, which globset cannot do.
+//! [`crate::pattern_set`] finds the best pattern of a table for a model; this
+//! module answers whether one pattern matches and, for the winner, what each
+//! `*` captured.
 
 /// A parsed `model_name` that contains at least one `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +35,60 @@ impl Pattern {
         self.literal_len
     }
 
-    /// The equivalent glob for `globset`: literals escaped, runs of `*`
-    /// collapsed into one (same language, and it keeps globset's `**`
-    /// directory rules out of play).
+    /// The literal before the first `*` (possibly empty).
+    pub fn prefix(&self) -> &str {
+        self.literals.first().map_or("", String::as_str)
+    }
+
+    /// The literal after the last `*` (possibly empty).
+    pub fn suffix(&self) -> &str {
+        self.literals.last().map_or("", String::as_str)
+    }
+
+    /// The same language as a glob (literals bracket-escaped, runs of `*`
+    /// collapsed so globset's `**` directory rules stay out of play), to be
+    /// built with `backslash_escape(false)`: the tests and the fuzzer check
+    /// this matcher against `globset` with it.
     pub fn glob(&self) -> String {
-        let mut glob = String::with_capacity(self.literal_len + 2 * self.literals.len());
+        let mut glob = String::with_capacity(self.literal_len + 4 * self.literals.len());
         for (i, literal) in self.literals.iter().enumerate() {
             if i > 0 && !glob.ends_with('*') {
                 glob.push('*');
             }
-            glob.push_str(&globset::escape(literal));
+            for c in literal.chars() {
+                if matches!(c, '*' | '?' | '[' | ']' | '{' | '}') {
+                    glob.extend(['[', c, ']']);
+                } else {
+                    glob.push(c);
+                }
+            }
         }
         glob
+    }
+
+    /// Whether the whole of `model` matches, without computing captures:
+    /// the prefix and then the suffix stripped (so they cannot overlap), then
+    /// each inner literal at its leftmost place after the one before (if any
+    /// placement fits, that one does).
+    pub fn matches(&self, model: &str) -> bool {
+        let (Some((first, rest)), Some(last)) = (self.literals.split_first(), self.literals.last()) else {
+            return false;
+        };
+        let Some(middle) = model
+            .strip_prefix(first.as_str())
+            .and_then(|m| m.strip_suffix(last.as_str()))
+        else {
+            return false;
+        };
+        let inner = rest.split_last().map_or(&[][..], |(_, inner)| inner);
+        let mut from = 0;
+        for literal in inner {
+            match middle.get(from..).and_then(|m| m.find(literal.as_str())) {
+                Some(at) => from += at + literal.len(),
+                None => return false,
+            }
+        }
+        true
     }
 
     /// Captures of `model`, one per `*`, left to right, as a greedy regex
@@ -186,6 +228,11 @@ mod tests {
                     p.captures(model).is_some(),
                     "glob {:?} vs captures on {model:?}",
                     p.glob()
+                );
+                assert_eq!(
+                    p.matches(model),
+                    p.captures(model).is_some(),
+                    "{pattern:?} on {model:?}"
                 );
             }
         }

@@ -1,15 +1,14 @@
-//! The route table: exact names in a hash map, patterns in one `GlobSet`.
-//! A lookup costs one hash probe or one pass of the set, whatever the size of
-//! the table; captures are computed only for the winning pattern.
+//! The route table: exact names in a hash map, patterns in a [`PatternSet`].
+//! A lookup costs one hash probe, then a few for the patterns, whatever the
+//! size of the table; captures are computed only for the winning pattern.
 
 use std::borrow::Cow;
-use std::cmp::Reverse;
 use std::collections::HashMap;
 
-use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
-
 use crate::config::{Provider, ProviderKey};
+use crate::hash::FastMap;
 use crate::pattern::{substitute, Pattern};
+use crate::pattern_set::PatternSet;
 
 /// One `model_list` entry, compiled.
 #[derive(Debug)]
@@ -26,47 +25,42 @@ pub struct Deployment {
     pub key: ProviderKey,
 }
 
-/// The deployment chosen for a model, and the model name to send upstream.
+/// The deployment chosen for a model (borrowed from the configuration), and
+/// the model name to send upstream (borrowed from the configuration or the
+/// request's model where it can be).
 #[derive(Debug)]
-pub struct Route<'c> {
+pub struct Route<'c, 'm> {
     /// Position in `model_list`, for per-route metrics.
     pub index: usize,
     pub deployment: &'c Deployment,
-    pub upstream_model: Cow<'c, str>,
+    pub upstream_model: Cow<'m, str>,
 }
 
 #[derive(Debug)]
 pub struct Router {
     deployments: Vec<Deployment>,
-    exact: HashMap<String, usize>,
-    /// Deployment indexes of the patterns, in `globs` order.
+    exact: FastMap<String, usize>,
+    /// Deployment indexes of the patterns, in `patterns` order.
     pattern_owners: Vec<usize>,
-    globs: GlobSet,
+    patterns: PatternSet,
 }
-
-/// (entry index, model_name, problem) of an entry whose pattern globset refused.
-pub type RouterError = (usize, String, String);
 
 impl Router {
     /// Builds the table. A repeated `model_name` keeps the first entry (the one
     /// LiteLLM would try first) and adds a warning: load balancing across
     /// deployments is not done here.
-    pub fn new(deployments: Vec<Deployment>, warnings: &mut Vec<String>) -> Result<Router, RouterError> {
-        let mut exact = HashMap::new();
+    pub fn new(deployments: Vec<Deployment>, warnings: &mut Vec<String>) -> Router {
+        let mut exact = FastMap::default();
         let mut pattern_owners = Vec::new();
+        let mut patterns = Vec::new();
         let mut seen_patterns = HashMap::new();
-        let mut builder = GlobSetBuilder::new();
         for (index, d) in deployments.iter().enumerate() {
             let first = match &d.pattern {
                 None => *exact.entry(d.model_name.clone()).or_insert(index),
                 Some(pattern) => {
                     let first = *seen_patterns.entry(d.model_name.as_str()).or_insert(index);
                     if first == index {
-                        let glob = GlobBuilder::new(&pattern.glob())
-                            .backslash_escape(false)
-                            .build()
-                            .map_err(|e| (index, d.model_name.clone(), format!("pattern does not compile: {e}")))?;
-                        builder.add(glob);
+                        patterns.push(pattern.clone());
                         pattern_owners.push(index);
                     }
                     first
@@ -79,15 +73,12 @@ impl Router {
                 ));
             }
         }
-        let globs = builder
-            .build()
-            .map_err(|e| (0, String::new(), format!("the pattern set does not compile: {e}")))?;
-        Ok(Router {
+        Router {
             deployments,
             exact,
             pattern_owners,
-            globs,
-        })
+            patterns: PatternSet::new(patterns),
+        }
     }
 
     pub fn deployments(&self) -> &[Deployment] {
@@ -96,7 +87,7 @@ impl Router {
 
     /// Exact names first; otherwise the matching pattern with the most literal
     /// characters, the first listed on a tie.
-    pub fn route(&self, model: &str) -> Option<Route<'_>> {
+    pub fn route<'c: 'm, 'm>(&'c self, model: &'m str) -> Option<Route<'c, 'm>> {
         if let Some(&index) = self.exact.get(model) {
             let deployment = self.deployments.get(index)?;
             return Some(Route {
@@ -105,18 +96,17 @@ impl Router {
                 upstream_model: Cow::Borrowed(&deployment.upstream_model),
             });
         }
-        let matches = self.globs.matches_candidate(&Candidate::new(model));
-        let (index, deployment) = matches
-            .iter()
-            .filter_map(|&m| self.pattern_owners.get(m))
-            .filter_map(|&index| Some((index, self.deployments.get(index)?)))
-            .max_by_key(|(index, d)| (d.pattern.as_ref().map_or(0, Pattern::literal_len), Reverse(*index)))?;
-        let pattern = deployment.pattern.as_ref()?;
-        let captures = pattern.captures(model)?;
-        let upstream_model = if deployment.target_has_stars {
-            Cow::Owned(substitute(&deployment.upstream_model, &captures))
-        } else {
+        let index = *self.pattern_owners.get(self.patterns.best_match(model)?)?;
+        let deployment = self.deployments.get(index)?;
+        let upstream_model = if !deployment.target_has_stars {
             Cow::Borrowed(deployment.upstream_model.as_str())
+        } else {
+            let captures = deployment.pattern.as_ref()?.captures(model)?;
+            match captures.as_slice() {
+                // `groq/*` → `groq/*`: the upstream model is the capture itself.
+                [capture] if deployment.upstream_model == "*" => Cow::Borrowed(*capture),
+                _ => Cow::Owned(substitute(&deployment.upstream_model, &captures)),
+            }
         };
         Some(Route {
             index,
