@@ -11,7 +11,7 @@ MOCK          := target/release/mock-provider
 UNUSED_CALLBACKS := proxy_on_response_headers proxy_on_response_body proxy_on_response_trailers proxy_on_done proxy_on_log
 
 .DEFAULT_GOAL := help
-.PHONY: help toolchain wasm mock envoy demo run config test unit e2e lint validate soak bench fuzz clean
+.PHONY: help toolchain node wasm mock envoy demo run config test unit e2e lint validate soak bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,8 +48,14 @@ config: toolchain ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/
 
 test: lint unit e2e ## Run every test: lints, native unit tests, end-to-end tests in Envoy
 
-unit: toolchain ## Native unit tests (no Envoy)
+unit: toolchain node ## Unit tests (no Envoy): native, then the filter's lib in V8 (Node) with Wasm SIMD
 	cargo test --workspace --lib --bins
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/scripts/wasi-run.mjs" \
+	  cargo test --target wasm32-wasip1 --lib
+
+node: ## Install Node.js (runs the Wasm unit tests) if it is missing
+	@command -v node >/dev/null || (apt-get install -y nodejs || (apt-get update && apt-get install -y nodejs)) >/dev/null \
+	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
 e2e: wasm envoy ## End-to-end tests in a real Envoy
 	cargo test --test routing --test security --test metrics --test deployment
