@@ -76,7 +76,7 @@ soak: wasm envoy ## Valid and hostile requests under load in Envoy for 10 minute
 bench: wasm envoy ## Throughput against the no-filter floor, same run (needs wrk)
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null \
 	  || { echo "make bench needs wrk (Debian package wrk)"; exit 1; }
-	cargo build --target wasm32-wasip1 --release -p null-filter
+	cargo build --target wasm32-wasip1 --release -p null-filter -p stages
 	@python3 scripts/drop-exports.py target/wasm32-wasip1/release/null_filter.wasm $(UNUSED_CALLBACKS)
 	ENVOY=$(ENVOY) python3 bench/run.py
 

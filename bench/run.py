@@ -10,7 +10,8 @@ calls llm-router makes to forward a request (with fixed values and no logic),
 and llm-router with a 5-route and with a 5,000-route table (master key on). A second Envoy is the upstream: a buffer filter, then a
 direct_response, so every request body is read in full upstream. wrk loads
 each listener in turn, A B A B, and the table shows each run's ratio to the
-floor run next to it and the median ratios.
+floor run next to it and the median ratios. Before the load, bench/stages
+times the filter's own stages inside Envoy's V8 with no traffic.
 """
 
 import json
@@ -29,11 +30,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
 WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/llm_router.wasm")
 NULL_WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/null_filter.wasm")
+STAGES_WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/stages.wasm")
 MASTER_KEY = "sk-bench-5d1f0a9c"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 PROVIDERS = ["openai", "anthropic", "groq"]
+TABLE_SIZES = {"filter5": 5, "filter5000": 5000}
 # The Envoy under test gets a core of its own; the upstream Envoy and wrk share
 # the other. The scheduler does much the same unasked, but less steadily.
 CPUS = sorted(os.sched_getaffinity(0))
@@ -133,8 +136,8 @@ def router_config(ports, admin_port, upstream_port):
         listener("floor", ports["floor"], [], route),
         listener("null", ports["null"], [wasm_filter("", NULL_WASM)], route),
         listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
-        listener("filter5", ports["filter5"], [wasm_filter(route_table(5))], route),
-        listener("filter5000", ports["filter5000"], [wasm_filter(route_table(5000))], route),
+        listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]))], route),
+        listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]))], route),
     ]
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
@@ -219,11 +222,13 @@ def main():
             ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5"),
         ]
         only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]
+        selected = [s for s in scenarios if not only or any(o in s[0] for o in only)]
+        bodies = {label: body_file(workdir, size, model) for label, size, model, _ in selected}
+        stages = stage_timings(workdir, [(label, bodies[label], model, TABLE_SIZES[target])
+                                         for label, size, model, target in selected if size <= 100 * 1024])
         rows = []
-        for label, size, model, target in scenarios:
-            if only and not any(o in label for o in only):
-                continue
-            body = body_file(workdir, size, model)
+        for label, size, model, target in selected:
+            body = bodies[label]
             cluster = "groq"
             for port, header in ((ports["floor"], cluster), (ports["null"], cluster), (ports["calls"], None),
                                  (ports[target], None)):
@@ -236,11 +241,37 @@ def main():
                 filtered = wrk(ports[target], body, None, SECONDS, router.pid)
                 runs.append((floor, null, calls, filtered))
             rows.append((label, runs))
-        report(rows, cold)
+        report(rows, cold, stages)
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
             p.wait()
+
+
+def stage_timings(workdir, cases):
+    """The filter's own stages timed in Envoy's V8 without load (bench/stages):
+    {(case label, stage): nanoseconds per call}."""
+    headers = [(":authority", "127.0.0.1"), (":path", "/v1/chat/completions"), (":method", "POST"),
+               (":scheme", "http"), ("content-type", "application/json"), ("authorization", f"Bearer {MASTER_KEY}"),
+               ("x-forwarded-proto", "http"), ("x-request-id", "4b1e2f8a-4c9b-4f0e-9d1c-2a7e6b3c5d10")]
+    plugin = [{"label": label, "config": route_table(routes), "body": open(body).read(), "model": model,
+               "headers": headers + [("content-length", str(os.path.getsize(body)))]}
+              for label, body, model, routes in cases]
+    filter_ = wasm_filter(json.dumps(plugin), STAGES_WASM)
+    config = {"static_resources": {"listeners": [listener("stages", free_port(), [filter_],
+                                                          {"match": {"prefix": "/"}, "direct_response": {"status": 200}})]}}
+    path = os.path.join(workdir, "stages.json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    out = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "--concurrency", "1", "--use-dynamic-base-id",
+                          "-l", "warning"], capture_output=True, text=True, preexec_fn=pinned(ROUTER_CPUS))
+    found = re.findall(r"stage\t([^\t]+)\t([^\t]+)\t(\d+)", out.stdout + out.stderr)
+    if out.returncode != 0 or not found:
+        sys.exit("stage timings failed:\n" + out.stdout + out.stderr)
+    timings = {}
+    for label, stage, ns in found:  # each VM Envoy creates runs them: keep the fastest
+        timings[(label, stage)] = min(int(ns), timings.get((label, stage), int(ns)))
+    return timings
 
 
 def cold_start(workdir):
@@ -260,7 +291,7 @@ def cold_start(workdir):
     return times
 
 
-def report(rows, cold):
+def report(rows, cold, stages):
     size = os.path.getsize(WASM)
     version = re.search(r"/(\d+\.\d+\.\d+)/", subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout)
     pinning = (f"Envoy under test on CPU {','.join(map(str, sorted(ROUTER_CPUS)))}, upstream and wrk on "
@@ -295,6 +326,12 @@ def report(rows, cold):
     small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB")]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
+    labels = list(dict.fromkeys(label for label, _ in stages))
+    print("\nllm-router's own stages in Envoy's V8, no load (bench/stages), nanoseconds per call:")
+    print(f"| {'stage':<42} | " + " | ".join(f"{label:>19}" for label in labels) + " |")
+    print(f"|{'-' * 44}|" + "|".join("-" * 21 for _ in labels) + "|")
+    for stage in dict.fromkeys(stage for _, stage in stages):
+        print(f"| {stage:<42} | " + " | ".join(f"{stages.get((label, stage), 0):>19,}" for label in labels) + " |")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,7 @@ impl HeaderBlock {
         (end == bytes.len()).then_some(count)
     }
 
-    /// The encoding of `pairs`, as the host writes it.
-    #[cfg(test)]
+    /// The encoding of `pairs`, as the host writes it (for tests and bench/stages).
     pub fn from_pairs<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p [u8])>) -> HeaderBlock {
         let pairs: Vec<_> = pairs.into_iter().collect();
         let mut bytes = Vec::new();

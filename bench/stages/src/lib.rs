@@ -1,0 +1,110 @@
+//! The filter's own stages, timed inside Envoy's V8 (the engine, flags and
+//! memory the filter gets), with no traffic: `bench/run.py` loads this module
+//! into `envoy --mode validate`, and `on_configure` runs each stage of
+//! llm-router's pipeline in a loop on the benchmark's bodies and tables and
+//! logs what one call costs. Unlike throughput under load, this repeats to a
+//! few percent, so it shows what a change to the pipeline is worth.
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime};
+
+use llm_router::decision::{self, Decision, HeadVerdict};
+use llm_router::headers::HeaderBlock;
+use llm_router::{body, config};
+use proxy_wasm::traits::{Context, RootContext};
+use serde::Deserialize;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Stages) });
+}}
+
+/// The plugin configuration `bench/run.py` sends.
+#[derive(Deserialize)]
+struct Case {
+    label: String,
+    /// llm-router's plugin configuration (the route table, master key on).
+    config: serde_json::Value,
+    body: String,
+    model: String,
+    /// The request headers, as wrk sends them.
+    headers: Vec<(String, String)>,
+}
+
+struct Stages;
+
+impl Context for Stages {}
+
+impl RootContext for Stages {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let json = self.get_plugin_configuration().unwrap_or_default();
+        let cases: Vec<Case> = match serde_json::from_slice(&json) {
+            Ok(cases) => cases,
+            Err(e) => {
+                log::error!("stages: bad configuration: {e}");
+                return false;
+            }
+        };
+        cases.iter().all(|case| run(case, &|| self.get_current_time()))
+    }
+}
+
+/// Logs `stage <label> <what> <ns per call>` for each stage of one case.
+fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
+    let Ok(config) = config::compile(case.config.to_string().as_bytes(), &|_| None) else {
+        log::error!("stages: {}: the route table does not compile", case.label);
+        return false;
+    };
+    let body = case.body.as_bytes();
+    let headers = HeaderBlock::from_pairs(case.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
+    let head = || match decision::on_request_head(&config, headers.clone(), false) {
+        HeadVerdict::ReadBody(pending) => Some(pending),
+        HeadVerdict::Reply(_) => None,
+    };
+    let Some(pending) = head() else {
+        log::error!("stages: {}: the headers are refused", case.label);
+        return false;
+    };
+    if !matches!(decision::on_request_body(&config, pending, body), Decision::Forward(_)) {
+        log::error!("stages: {}: the body is not forwarded", case.label);
+        return false;
+    }
+    // Tens of milliseconds a stage, whatever the body size.
+    let calls = (50_000_000 / body.len().max(1)).clamp(10_000, 200_000);
+    let time = |what: &str, stage: &mut dyn FnMut()| {
+        for _ in 0..calls / 10 {
+            stage(); // until V8 has optimised it
+        }
+        let started = now();
+        for _ in 0..calls {
+            stage();
+        }
+        let took = now().duration_since(started).unwrap_or(Duration::ZERO);
+        let ns = took.as_nanos() as f64 / calls as f64;
+        log::warn!("stage\t{}\t{what}\t{ns:.0}", case.label);
+    };
+    time("copy of the header buffer", &mut || {
+        black_box(headers.clone());
+    });
+    time("head: client key, media type, size", &mut || {
+        black_box(head());
+    });
+    time("scan: validate the body, find the model", &mut || {
+        black_box(body::find_model(black_box(body)).is_ok());
+    });
+    time("route: exact names, then patterns", &mut || {
+        black_box(config.router.route(black_box(&case.model)).is_some());
+    });
+    time("whole: head, body decision, model splice", &mut || {
+        let Some(pending) = head() else { return };
+        if let Decision::Forward(forward) = decision::on_request_body(&config, pending, black_box(body)) {
+            if let Some(edit) = forward.model_edit {
+                black_box(edit.splice(body.to_vec()));
+            }
+        }
+    });
+    time("copy of the body", &mut || {
+        black_box(body.to_vec());
+    });
+    true
+}
