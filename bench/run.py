@@ -227,7 +227,7 @@ def main():
         stages = stage_timings(workdir, [(label, bodies[label], model, TABLE_SIZES[target])
                                          for label, size, model, target in selected if size <= 100 * 1024])
         rows = []
-        for label, size, model, target in selected:
+        for label, size, model, target in selected if ROUNDS > 0 else []:
             body = bodies[label]
             cluster = "groq"
             for port, header in ((ports["floor"], cluster), (ports["null"], cluster), (ports["calls"], None),

@@ -72,8 +72,11 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
     // Tens of milliseconds a stage, whatever the body size.
     let calls = (50_000_000 / body.len().max(1)).clamp(10_000, 200_000);
     let time = |what: &str, stage: &mut dyn FnMut()| {
-        for _ in 0..calls / 10 {
-            stage(); // until V8 has optimised it
+        // As many calls again first: V8 starts the module in its baseline
+        // compiler and swaps in optimised code once the background compile of
+        // a hot function is done.
+        for _ in 0..calls {
+            stage();
         }
         let started = now();
         for _ in 0..calls {
