@@ -1,10 +1,12 @@
 //! The patterns of a route table, indexed so that finding the best one for a
 //! model costs a few hash probes however long the table is.
 //!
-//! Every pattern is filed under its longer anchor: the literal before its
-//! first `*` or the one after its last. A model can only match patterns whose
-//! anchor it starts or ends with, so a lookup probes the model's own prefixes
-//! and suffixes (one probe per distinct anchor length) and tries only the
+//! Every pattern is filed under one of its anchors: the literal before its
+//! first `*` or the one after its last, whichever fewer patterns share (the
+//! longer on a tie), so that `team-a/*`, `team-b/*`, … and `*-v1`, `*-v2`, …
+//! each get a list of their own. A model can only match patterns whose anchor
+//! it starts or ends with, so a lookup probes the model's own prefixes and
+//! suffixes (one probe per distinct anchor length) and tries only the
 //! patterns filed there, most specific first. Patterns with no anchor at all
 //! (`*`, `*-preview-*`) are tried on every model; tables rarely have more than
 //! a catch-all of those.
@@ -94,11 +96,24 @@ impl PatternSet {
             patterns,
             ..PatternSet::default()
         };
+        let mut sharing: FastMap<(&str, bool), usize> = FastMap::default();
+        for pattern in &set.patterns {
+            *sharing.entry((pattern.prefix(), false)).or_default() += 1;
+            *sharing.entry((pattern.suffix(), true)).or_default() += 1;
+        }
+        // Fewer patterns sharing it first, then longer; an empty anchor never.
+        let cost = |anchor: &str, suffix| {
+            (
+                anchor.is_empty(),
+                sharing.get(&(anchor, suffix)).copied().unwrap_or(0),
+                Reverse(anchor.len()),
+            )
+        };
         for (i, pattern) in set.patterns.iter().enumerate() {
             let (prefix, suffix) = (pattern.prefix(), pattern.suffix());
             if prefix.is_empty() && suffix.is_empty() {
                 set.floating.push(i);
-            } else if prefix.len() >= suffix.len() {
+            } else if cost(prefix, false) <= cost(suffix, true) {
                 set.prefixes.file(prefix, i, false);
             } else {
                 set.suffixes.file(suffix, i, true);
@@ -160,7 +175,7 @@ mod tests {
             "*-mini",          // 1: suffix anchor
             "*",               // 2: floating
             "gpt-*",           // 3
-            "gpt-4*-mini",     // 4: prefix anchor (4 >= 5? no: filed under its suffix)
+            "gpt-4*-mini",     // 4: filed under `gpt-4` (`*-mini` shares `-mini`)
             "*-preview-*",     // 5: floating, more literals than `*`
             "fo::*:static::*", // 6
             "a*c",             // 7
@@ -187,6 +202,27 @@ mod tests {
             assert_eq!(anchored.best_match(model), None, "model {model:?}");
         }
         assert_eq!(anchored.best_match("x-y-z"), Some(2));
+    }
+
+    #[test]
+    fn each_pattern_is_filed_under_the_anchor_fewer_share() {
+        let texts: Vec<String> = (0..1000)
+            .map(|i| format!("team/*-v{i}"))
+            .chain((0..1000).map(|i| format!("org-{i}/*.gguf")))
+            .collect();
+        let table = set(&texts.iter().map(String::as_str).collect::<Vec<_>>());
+        // `team/` and `.gguf` are shared a thousand times: each pattern has a list of its own.
+        assert!(!table.prefixes.filed.contains_key(&b"team/"[..]));
+        assert!(!table.suffixes.filed.contains_key(&b".gguf"[..]));
+        assert!(table
+            .prefixes
+            .filed
+            .values()
+            .chain(table.suffixes.filed.values())
+            .all(|l| l.len() == 1));
+        assert_eq!(table.best_match("team/x-v17"), Some(17));
+        assert_eq!(table.best_match("org-17/q4.gguf"), Some(1017));
+        assert_eq!(table.best_match("team/x-v1000"), None);
     }
 
     /// A small deterministic generator, so the differential test needs no crate.
