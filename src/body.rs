@@ -473,8 +473,8 @@ fn plain_run(bytes: &[u8]) -> (usize, bool) {
 /// and control bytes xor 2 stay below 0x20, so the minimum of `v ^ 2` is
 /// below 0x21 exactly when one of them is there, and `v ^ b'\\'` is zero
 /// only for `\\`. That is two xors and two minimums a vector, into
-/// accumulators V8 keeps in registers (a quarter faster in Envoy than
-/// building a mask per vector).
+/// accumulators V8 keeps in registers: 3.6 µs per 100 KiB in Envoy's V8,
+/// against 4.7 for building a mask per vector.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
 fn skip_plain_blocks<const N: usize>(
