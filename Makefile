@@ -46,7 +46,7 @@ run: wasm envoy ## Route to the real OpenAI, Anthropic and Groq APIs (keys from 
 config: toolchain ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/config.yaml
 	@cargo run -q -p llm-router-config -- $(or $(LITELLM),examples/litellm-config.yaml)
 
-test: lint unit e2e ## Run every test: lints, native unit tests, end-to-end tests in Envoy
+test: lint unit e2e ## Run every test: lints, unit tests (native and in V8), end-to-end tests in Envoy
 
 unit: toolchain node ## Unit tests (no Envoy): native, then the filter's lib in V8 (Node) with Wasm SIMD
 	cargo test --workspace --lib --bins

@@ -251,6 +251,8 @@ def main():
 def stage_timings(workdir, cases):
     """The filter's own stages timed in Envoy's V8 without load (bench/stages):
     {(case label, stage): nanoseconds per call}."""
+    if not cases:
+        return {}
     headers = [(":authority", "127.0.0.1"), (":path", "/v1/chat/completions"), (":method", "POST"),
                (":scheme", "http"), ("content-type", "application/json"), ("authorization", f"Bearer {MASTER_KEY}"),
                ("x-forwarded-proto", "http"), ("x-request-id", "4b1e2f8a-4c9b-4f0e-9d1c-2a7e6b3c5d10")]
@@ -326,6 +328,8 @@ def report(rows, cold, stages):
     small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB")]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
+    if not stages:
+        return
     labels = list(dict.fromkeys(label for label, _ in stages))
     print("\nllm-router's own stages in Envoy's V8, no load (bench/stages), nanoseconds per call:")
     print(f"| {'stage':<42} | " + " | ".join(f"{label:>19}" for label in labels) + " |")
