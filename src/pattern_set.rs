@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use crate::hash::FastMap;
 use crate::pattern::Pattern;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PatternSet {
     patterns: Vec<Pattern>,
     prefixes: Anchors,
@@ -27,6 +27,8 @@ pub struct PatternSet {
 
 #[derive(Debug, Default)]
 struct Anchors {
+    /// Suffixes (anchored at the model's end) rather than prefixes.
+    suffixes: bool,
     /// Anchor → the patterns filed under it, most specific first.
     filed: FastMap<Box<[u8]>, Vec<usize>>,
     /// Each distinct anchor length, with the set of bytes the anchors of that
@@ -38,11 +40,26 @@ struct Anchors {
 }
 
 impl Anchors {
-    fn file(&mut self, anchor: &str, pattern: usize, suffix: bool) {
+    fn new(suffixes: bool) -> Anchors {
+        Anchors {
+            suffixes,
+            ..Anchors::default()
+        }
+    }
+
+    /// The byte of an anchor that faces the model's middle.
+    fn inner_end(&self, anchor: &[u8]) -> Option<u8> {
+        if self.suffixes {
+            anchor.first().copied()
+        } else {
+            anchor.last().copied()
+        }
+    }
+
+    fn file(&mut self, anchor: &str, pattern: usize) {
         let bytes = anchor.as_bytes();
         self.filed.entry(bytes.into()).or_default().push(pattern);
-        let inner_end = if suffix { bytes.first() } else { bytes.last() };
-        let Some(&inner_end) = inner_end else { return };
+        let Some(inner_end) = self.inner_end(bytes) else { return };
         match self.lengths.iter_mut().find(|(len, _)| *len == bytes.len()) {
             Some((_, ends)) => ends.insert(inner_end),
             None => {
@@ -54,16 +71,14 @@ impl Anchors {
     }
 
     /// The patterns filed under `model`'s prefixes (or suffixes).
-    fn candidates<'s>(&'s self, model: &'s [u8], suffix: bool) -> impl Iterator<Item = &'s [usize]> + 's {
+    fn candidates<'s>(&'s self, model: &'s [u8]) -> impl Iterator<Item = &'s [usize]> + 's {
         self.lengths.iter().filter_map(move |(len, ends)| {
-            let (anchor, inner_end) = if suffix {
-                let anchor = model.get(model.len().checked_sub(*len)?..)?;
-                (anchor, anchor.first())
+            let anchor = if self.suffixes {
+                model.get(model.len().checked_sub(*len)?..)?
             } else {
-                let anchor = model.get(..*len)?;
-                (anchor, anchor.last())
+                model.get(..*len)?
             };
-            if !ends.contains(*inner_end?) {
+            if !ends.contains(self.inner_end(anchor)?) {
                 return None;
             }
             self.filed.get(anchor).map(Vec::as_slice)
@@ -94,7 +109,9 @@ impl PatternSet {
     pub fn new(patterns: Vec<Pattern>) -> PatternSet {
         let mut set = PatternSet {
             patterns,
-            ..PatternSet::default()
+            prefixes: Anchors::new(false),
+            suffixes: Anchors::new(true),
+            floating: Vec::new(),
         };
         let mut sharing: FastMap<(&str, bool), usize> = FastMap::default();
         for pattern in &set.patterns {
@@ -114,9 +131,9 @@ impl PatternSet {
             if prefix.is_empty() && suffix.is_empty() {
                 set.floating.push(i);
             } else if cost(prefix, false) <= cost(suffix, true) {
-                set.prefixes.file(prefix, i, false);
+                set.prefixes.file(prefix, i);
             } else {
-                set.suffixes.file(suffix, i, true);
+                set.suffixes.file(suffix, i);
             }
         }
         let patterns = &set.patterns;
@@ -134,8 +151,8 @@ impl PatternSet {
         let bytes = model.as_bytes();
         let lists = self
             .prefixes
-            .candidates(bytes, false)
-            .chain(self.suffixes.candidates(bytes, true))
+            .candidates(bytes)
+            .chain(self.suffixes.candidates(bytes))
             .chain(std::iter::once(self.floating.as_slice()));
         let mut best: Option<usize> = None;
         for list in lists {
