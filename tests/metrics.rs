@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 fn scrape(stack: &Stack) -> Vec<String> {
-    let body = stack.admin_get("/stats/prometheus").message.body;
+    let body = stack.admin_get("/stats/prometheus").body;
     String::from_utf8_lossy(&body)
         .lines()
         .filter(|l| l.starts_with("llm_router_"))

@@ -63,8 +63,8 @@ fn the_seed_requests_reach_their_providers() {
             r#"{{"messages": [{{"role": "user", "content": "say \"model\": hi"}}],   "temperature":1.50, "model" : "{model}"}}"#
         );
         let response = stack.chat(&body);
-        let answer = response.message.body_json();
-        assert_eq!(response.message.status(), 200, "{model}: {answer}");
+        let answer = response.body_json();
+        assert_eq!(response.status(), 200, "{model}: {answer}");
         assert_eq!(answer["mock"]["provider"], provider.name(), "{model}");
         assert_eq!(answer["mock"]["path"], path, "{model}");
         assert_eq!(answer["model"], upstream_model, "{model}");
@@ -86,7 +86,7 @@ fn the_seed_requests_reach_their_providers() {
     }
     assert_eq!(
         header_seen(
-            &stack.chat(r#"{"model":"anthropic/c"}"#).message.body_json(),
+            &stack.chat(r#"{"model":"anthropic/c"}"#).body_json(),
             "anthropic-version"
         )
         .as_deref(),
@@ -99,7 +99,7 @@ fn unknown_models_get_404_and_reach_no_provider() {
     let stack = Stack::start_default();
     let response = stack.chat(r#"{"model":"openai/gpt-4o","messages":[]}"#);
     assert_eq!(error_code(&response), (404, "model_not_found".to_owned()));
-    let message = response.message.body_json()["error"]["message"]
+    let message = response.body_json()["error"]["message"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -132,8 +132,8 @@ fn client_keys_are_checked_and_never_forwarded() {
         ("x-goog-api-key", "client-google-style"),
     ];
     let ok = stack.post("/v1/chat/completions", &headers, body);
-    let answer = ok.message.body_json();
-    assert_eq!(ok.message.status(), 200, "{answer}");
+    let answer = ok.body_json();
+    assert_eq!(ok.status(), 200, "{answer}");
     assert_eq!(
         credentials_seen(&answer),
         [("authorization".to_owned(), key_fingerprint(Provider::Groq))]
@@ -153,7 +153,7 @@ fn the_cluster_header_is_only_ever_the_filters() {
         ],
         r#"{"model":"groq/llama3-8b-8192"}"#,
     );
-    assert_eq!(response.message.body_json()["mock"]["provider"], "groq");
+    assert_eq!(response.body_json()["mock"]["provider"], "groq");
     // Refused requests do not fall through to a client-chosen cluster either.
     let refused = stack.post(
         "/v1/chat/completions",
@@ -209,7 +209,7 @@ fn unreadable_bodies_get_the_contracts_errors() {
         headers.extend_from_slice(extra);
         let response = stack.post("/v1/chat/completions", &headers, body);
         assert_eq!(error_code(&response), (*status, code.to_string()), "{body} {extra:?}");
-        assert_eq!(response.message.header("content-type"), Some("application/json"));
+        assert_eq!(response.header("content-type"), Some("application/json"));
     }
     assert_eq!(stack.upstream_requests(), 0);
 }
@@ -226,8 +226,8 @@ fn curl_style_bodies_are_routed_and_declared_json() {
         ],
         r#"{"model":"groq/llama3-8b-8192"}"#,
     );
-    let answer = response.message.body_json();
-    assert_eq!(response.message.status(), 200, "{answer}");
+    let answer = response.body_json();
+    assert_eq!(response.status(), 200, "{answer}");
     assert_eq!(
         header_seen(&answer, "content-type").as_deref(),
         Some("application/json")
@@ -237,22 +237,22 @@ fn curl_style_bodies_are_routed_and_declared_json() {
 #[test]
 fn chunked_uploads_are_buffered_and_routed() {
     let stack = Stack::start_default();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {MASTER_KEY}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
-    );
-    let chunks: Vec<String> = [r#"{"messages":[],"#, r#""model":"groq/"#, r#"llama3-8b-8192"}"#]
-        .iter()
-        .map(|piece| format!("{:x}\r\n{piece}\r\n", piece.len()))
-        .collect();
+    let pieces: [&[u8]; 3] = [br#"{"messages":[],"#, br#""model":"groq/"#, br#"llama3-8b-8192"}"#];
     // Without and with trailers: a body that ends in trailers is routed too.
-    for end in ["0\r\n\r\n", "0\r\nx-trailer: t\r\n\r\n"] {
-        let mut pieces: Vec<&[u8]> = vec![head.as_bytes()];
-        pieces.extend(chunks.iter().map(|c| c.as_bytes()));
-        pieces.push(end.as_bytes());
-        let message = raw_request(stack.listener, &pieces);
-        let answer = message.body_json();
-        assert_eq!(message.status(), 200, "{end:?}: {answer}");
+    for trailers in [&[][..], &[("x-trailer", "t")][..]] {
+        let request = Request::new("POST", "/v1/chat/completions")
+            .header("authorization", format!("Bearer {MASTER_KEY}"))
+            .header("content-type", "application/json")
+            .chunked(&pieces, trailers);
+        let response = send(stack.listener, &request);
+        let answer = response.body_json();
+        assert_eq!(response.status(), 200, "{trailers:?}: {answer}");
         assert_eq!(answer["mock"]["body"], r#"{"messages":[],"model":"llama3-8b-8192"}"#);
+        assert_eq!(
+            header_seen(&answer, "transfer-encoding"),
+            None,
+            "{trailers:?}: {answer}"
+        );
     }
 }
 
@@ -260,11 +260,23 @@ fn chunked_uploads_are_buffered_and_routed() {
 fn streaming_responses_pass_through_unbuffered() {
     let stack = Stack::start_default();
     let response = stack.chat(r#"{"model":"groq/llama3-8b-8192","stream":true}"#);
-    assert_eq!(response.message.status(), 200);
-    assert_eq!(response.message.header("content-type"), Some("text/event-stream"));
-    let text = String::from_utf8_lossy(&response.message.body).into_owned();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    let text = String::from_utf8_lossy(&response.body).into_owned();
     assert!(text.contains("data: [DONE]"), "{text}");
-    assert!(text.contains("\"provider\":\"groq\""), "{text}");
+    assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+    // The mock answers with the upstream model it was sent and a fingerprint of the key it got.
+    let content: String = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        content,
+        mock_provider::api::answer_text(Provider::Groq, "llama3-8b-8192", &provider_key(Provider::Groq))
+    );
+    assert!(text.contains(r#""model":"llama3-8b-8192""#), "{text}");
     // The mock pauses between events: a buffering filter would deliver them all at once.
     let first = response.pieces.first().map(|p| p.0).expect("some body");
     let last = response.pieces.last().map(|p| p.0).expect("some body");
@@ -284,9 +296,9 @@ fn models_are_listed_locally() {
     let stack = Stack::start_default();
     let auth = format!("Bearer {MASTER_KEY}");
     let response =
-        http::request(stack.listener, "GET", "/v1/models", &[("authorization", &auth)], b"").expect("answer");
-    assert_eq!(response.message.status(), 200);
-    let ids: Vec<Value> = response.message.body_json()["data"]
+        client::request(stack.listener, "GET", "/v1/models", &[("authorization", &auth)], b"").expect("answer");
+    assert_eq!(response.status(), 200);
+    let ids: Vec<Value> = response.body_json()["data"]
         .as_array()
         .expect("a list")
         .iter()
@@ -300,7 +312,7 @@ fn models_are_listed_locally() {
             serde_json::json!(["fo::*:static::*", "openai", "model"]),
         ]
     );
-    let anonymous = http::request(stack.listener, "GET", "/v1/models", &[], b"").expect("answer");
+    let anonymous = client::request(stack.listener, "GET", "/v1/models", &[], b"").expect("answer");
     assert_eq!(error_code(&anonymous), (401, "invalid_api_key".to_owned()));
     assert_eq!(stack.upstream_requests(), 0);
 }
@@ -313,7 +325,7 @@ fn an_unset_provider_key_answers_503_for_its_routes_only() {
     let groq = stack.chat(r#"{"model":"groq/llama3-8b-8192"}"#);
     assert_eq!(error_code(&groq), (503, "provider_unavailable".to_owned()));
     let anthropic = stack.chat(r#"{"model":"anthropic/claude-3-haiku"}"#);
-    assert_eq!(anthropic.message.status(), 200);
+    assert_eq!(anthropic.status(), 200);
     let log = stack.log_text();
     assert!(
         log.contains("model_list[1] (model_name `groq/*`)") && log.contains("GROQ_API_KEY"),
@@ -333,7 +345,7 @@ fn large_and_oversized_bodies() {
     let big = stack.chat(&format!(
         r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"groq/llama3-8b-8192"}}"#
     ));
-    assert_eq!(big.message.status(), 200);
+    assert_eq!(big.status(), 200);
     // Model first: Envoy is handed only the bytes up to the new model and
     // keeps the rest of its buffer, which must arrive untouched.
     let tail = "z".repeat(300_000);
@@ -341,7 +353,7 @@ fn large_and_oversized_bodies() {
         r#"{{"model":"groq/llama3-8b-8192","messages":[{{"role":"user","content":"{tail}"}}]}}"#
     ));
     assert_eq!(
-        first.message.body_json()["mock"]["body"],
+        first.body_json()["mock"]["body"],
         format!(r#"{{"model":"llama3-8b-8192","messages":[{{"role":"user","content":"{tail}"}}]}}"#)
     );
     let too_big = stack.chat(&format!(

@@ -7,30 +7,28 @@ mod common;
 use common::*;
 use mock_provider::Provider;
 
-fn auth() -> String {
-    format!("authorization: Bearer {MASTER_KEY}\r\n")
-}
-
 #[test]
 fn header_values_that_are_not_utf8_do_not_break_the_filter() {
     let stack = Stack::start_default();
     let body = r#"{"model":"groq/llama3-8b-8192"}"#;
-    let request = |headers: &[u8]| -> Vec<u8> {
-        [
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n"
-                .as_slice(),
-            headers,
-            format!("content-length: {}\r\n\r\n{body}", body.len()).as_bytes(),
-        ]
-        .concat()
+    let request = || {
+        Request::new("POST", "/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(body)
     };
-    let bad_key = raw_request(stack.listener, &[&request(b"authorization: Bearer \xff\xfe\x80\r\n")]);
+    let bad_key = send(
+        stack.listener,
+        &request().header("authorization", b"Bearer \xff\xfe\x80"),
+    );
     assert_eq!(bad_key.status(), 401);
-    let bad_other = [auth().as_bytes(), b"x-note: caf\xe9\r\nx-api-key: \xc3\x28\r\n"].concat();
-    let routed = raw_request(stack.listener, &[&request(&bad_other)]);
+    let bad_other = request()
+        .header("authorization", format!("Bearer {MASTER_KEY}"))
+        .header("x-note", b"caf\xe9")
+        .header("x-api-key", b"\xc3\x28");
+    let routed = send(stack.listener, &bad_other);
     assert_eq!(routed.status(), 200, "{}", routed.body_json());
     // The filter (and so the VM) is still up for the next request.
-    assert_eq!(stack.chat(body).message.status(), 200);
+    assert_eq!(stack.chat(body).status(), 200);
 }
 
 #[test]
@@ -63,8 +61,8 @@ fn repeated_credentials_and_routing_headers_are_all_removed() {
         ],
         r#"{"model":"anthropic/claude-3-haiku"}"#,
     );
-    let answer = response.message.body_json();
-    assert_eq!(response.message.status(), 200, "{answer}");
+    let answer = response.body_json();
+    assert_eq!(response.status(), 200, "{answer}");
     let seen: Vec<(String, String)> = answer["mock"]["headers"]
         .as_array()
         .expect("headers")
@@ -97,18 +95,18 @@ fn keys_never_show_in_replies_or_logs() {
         r#"{"model":"groq/"}"#,
         r#"{"model":"#,
     ] {
-        replies.push_str(&String::from_utf8_lossy(&stack.chat(body).message.body));
+        replies.push_str(&String::from_utf8_lossy(&stack.chat(body).body));
     }
     let wrong = stack.post(
         "/v1/chat/completions",
         &[("authorization", "Bearer sk-guess")],
         r#"{"model":"groq/x"}"#,
     );
-    replies.push_str(&String::from_utf8_lossy(&wrong.message.body));
+    replies.push_str(&String::from_utf8_lossy(&wrong.body));
     // Counters reach Envoy once a second: wait for them before looking.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let stats = loop {
-        let stats = String::from_utf8_lossy(&stack.admin_get("/stats/prometheus").message.body).into_owned();
+        let stats = String::from_utf8_lossy(&stack.admin_get("/stats/prometheus").body).into_owned();
         if stats.contains("llm_router_requests_total") || std::time::Instant::now() > deadline {
             break stats;
         }
@@ -159,13 +157,12 @@ fn the_wasm_scanner_agrees_with_the_native_one() {
             body.extend_from_slice(piece);
             body.extend_from_slice(b"tail\"}],\"model\":\"groq/llama3-8b-8192\"}");
             let native = llm_router::body::find_model(&body).is_ok();
-            let auth = format!("authorization: Bearer {MASTER_KEY}\r\n");
-            let head = format!(
-                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n",
-                body.len()
-            );
+            let request = Request::new("POST", "/v1/chat/completions")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {MASTER_KEY}"))
+                .body(&body);
             let forwarded_before = stack.upstream_requests();
-            let response = raw_request(stack.listener, &[head.as_bytes(), &body]);
+            let response = send(stack.listener, &request);
             let expected = if native { 200 } else { 400 };
             assert_eq!(response.status(), expected, "piece {piece:?} at offset {offset}");
             // A 400 must be the filter's own, not a provider's.

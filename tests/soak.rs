@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use mock_provider::Provider;
 /// One kind of request and what must come back.
 struct Case {
     name: &'static str,
-    request: Vec<u8>,
+    request: Request,
     expect: Expect,
 }
 
@@ -29,14 +28,24 @@ enum Expect {
     Refused(u16),
 }
 
-fn request(headers: impl AsRef<[u8]>, body: &[u8]) -> Vec<u8> {
-    [
-        b"POST /v1/chat/completions HTTP/1.1\r\nhost: soak\r\n".as_slice(),
-        headers.as_ref(),
-        format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
-        body,
-    ]
-    .concat()
+/// A chat request with these header lines (`name: value\r\n` each).
+fn request(headers: impl AsRef<[u8]>, body: &[u8]) -> Request {
+    headers
+        .as_ref()
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (name, value) = line.split_at(colon);
+            Some((
+                String::from_utf8_lossy(name).into_owned(),
+                value[1..].trim_ascii().to_vec(),
+            ))
+        })
+        .fold(Request::new("POST", "/v1/chat/completions"), |r, (n, v)| {
+            r.header(&n, v)
+        })
+        .body(body)
 }
 
 fn cases() -> Vec<Case> {
@@ -158,35 +167,25 @@ fn cases() -> Vec<Case> {
 /// A keep-alive client that reconnects when the server closes.
 struct Client {
     addr: SocketAddr,
-    conn: Option<(TcpStream, BufReader<TcpStream>)>,
+    conn: Option<client::Connection>,
 }
 
 impl Client {
-    fn send(&mut self, request: &[u8]) -> std::io::Result<http::Message> {
-        if self.conn.is_none() {
-            let stream = TcpStream::connect(self.addr)?;
-            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-            self.conn = Some((stream.try_clone()?, BufReader::new(stream)));
-        }
-        let result = self.exchange(request);
-        let close = result.as_ref().map_or(true, |m| {
-            m.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        });
-        if close {
-            self.conn = None;
+    fn send(&mut self, request: &Request) -> std::io::Result<Response> {
+        let mut conn = match self.conn.take() {
+            Some(conn) if !conn.is_closed() => conn,
+            _ => client::Connection::open(self.addr)?,
+        };
+        let result = conn.send(request);
+        if result.is_ok() {
+            self.conn = Some(conn);
         }
         result
-    }
-
-    fn exchange(&mut self, request: &[u8]) -> std::io::Result<http::Message> {
-        let (stream, reader) = self.conn.as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
-        stream.write_all(request)?;
-        Ok(http::read_message(reader)?.ok_or(std::io::ErrorKind::UnexpectedEof)?)
     }
 }
 
 fn envoy_memory(stack: &Stack) -> (u64, u64) {
-    let memory = stack.admin_get("/memory").message.body_json();
+    let memory = stack.admin_get("/memory").body_json();
     let number = |key: &str| memory[key].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
     (number("allocated"), number("heap_size"))
 }
@@ -268,7 +267,7 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-fn check(case: &Case, m: &http::Message) -> Result<(), String> {
+fn check(case: &Case, m: &Response) -> Result<(), String> {
     match case.expect {
         Expect::Routed(provider, model) => {
             let answer = m.body_json();

@@ -1,10 +1,14 @@
-//! `mock-provider [NAME=ADDR ...]`: serves the named mock providers (default:
-//! openai=127.0.0.1:18081 anthropic=127.0.0.1:18082 groq=127.0.0.1:18083),
-//! each expecting the key in its usual variable (OPENAI_API_KEY, ...).
+//! `mock-provider [NAME=ADDR[,fault=SPEC] ...]`: serves the named mock
+//! providers (default: openai=127.0.0.1:18081 anthropic=127.0.0.1:18082
+//! groq=127.0.0.1:18083), each expecting the key in its usual variable
+//! (OPENAI_API_KEY, ...). `fault=SPEC` injects a fault into every request of
+//! that listener (`429;retry-after=2`, `503`, `reset`, `stall=MS`,
+//! `cut-after=N`, `split`); a request's `x-mock-fault` header does the same
+//! for one request.
 
 use std::process::ExitCode;
 
-use mock_provider::{start, Provider, DEFAULT_LISTEN};
+use mock_provider::{start, Fault, Provider, DEFAULT_LISTEN};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,8 +21,18 @@ fn main() -> ExitCode {
         args
     };
     for spec in &listens {
-        let Some((name, addr)) = spec.split_once('=') else {
-            eprintln!("mock-provider: expected NAME=ADDR, got `{spec}`");
+        let (listen, fault) = match spec.split_once(",fault=") {
+            Some((listen, fault)) => match Fault::parse(fault) {
+                Ok(fault) => (listen, Some(fault)),
+                Err(e) => {
+                    eprintln!("mock-provider: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => (spec.as_str(), None),
+        };
+        let Some((name, addr)) = listen.split_once('=') else {
+            eprintln!("mock-provider: expected NAME=ADDR[,fault=SPEC], got `{spec}`");
             return ExitCode::from(2);
         };
         let Some(provider) = Provider::from_name(name) else {
@@ -34,7 +48,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         match start(provider, addr, &key) {
-            Ok(mock) => println!("{name} mock listening on {}", mock.addr),
+            Ok(mock) => {
+                mock.set_fault(fault);
+                println!("{name} mock listening on {}", mock.addr);
+            }
             Err(e) => {
                 eprintln!("mock-provider: cannot listen on {addr}: {e}");
                 return ExitCode::from(1);

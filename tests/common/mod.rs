@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub use mock_provider::http::{self, Response};
+pub use mock_provider::client::{self, Request, Response};
 use mock_provider::{fingerprint, Mock, Provider};
 
 pub const MASTER_KEY: &str = "sk-e2e-master-0f9c2d";
@@ -208,11 +208,11 @@ impl Stack {
         stack.admin = stack.wait_for(|| fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().parse().ok()));
         let admin = stack.admin;
         stack.wait_for(|| {
-            http::request(admin, "GET", "/ready", &[], b"")
+            client::request(admin, "GET", "/ready", &[], b"")
                 .ok()
-                .filter(|r| r.message.status() == 200)
+                .filter(|r| r.status() == 200)
         });
-        let listeners = stack.admin_get("/listeners?format=json").message.body_json();
+        let listeners = stack.admin_get("/listeners?format=json").body_json();
         let port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
             .as_u64()
             .expect("listener port");
@@ -245,7 +245,7 @@ impl Stack {
     }
 
     pub fn admin_get(&self, path: &str) -> Response {
-        http::request(self.admin, "GET", path, &[], b"").expect("admin answers")
+        client::request(self.admin, "GET", path, &[], b"").expect("admin answers")
     }
 
     pub fn mock(&self, provider: Provider) -> &Mock {
@@ -274,7 +274,7 @@ impl Stack {
     }
 
     pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-        http::request(self.listener, "POST", path, headers, body.as_bytes()).expect("router answers")
+        client::request(self.listener, "POST", path, headers, body.as_bytes()).expect("router answers")
     }
 }
 
@@ -289,17 +289,9 @@ impl Drop for Stack {
     }
 }
 
-/// Sends raw bytes (a whole HTTP/1.1 request, `connection: close`) and reads the response.
-pub fn raw_request(addr: SocketAddr, pieces: &[&[u8]]) -> http::Message {
-    use std::io::{BufReader, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    for piece in pieces {
-        stream.write_all(piece).expect("write");
-        stream.flush().expect("flush");
-    }
-    http::read_message(&mut BufReader::new(stream))
-        .expect("read")
-        .expect("a response")
+/// Sends `request` to the router on a fresh connection.
+pub fn send(addr: SocketAddr, request: &Request) -> Response {
+    client::send(addr, request).expect("router answers")
 }
 
 /// Envoy's `--mode validate` on a rendered config: (success, output).
@@ -330,9 +322,9 @@ pub fn validate_file(path: &Path, env: &[(&str, &str)]) -> (bool, String) {
 
 /// The JSON error of a local reply: (status, code).
 pub fn error_code(response: &Response) -> (u16, String) {
-    let json = response.message.body_json();
+    let json = response.body_json();
     (
-        response.message.status(),
+        response.status(),
         json["error"]["code"].as_str().unwrap_or("<no error code>").to_owned(),
     )
 }
