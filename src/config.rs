@@ -14,6 +14,12 @@ use crate::router::{Deployment, Router};
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-cluster";
 /// The default body limit (32 MiB): LLM requests with images are large.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+/// How far above `max_body_bytes` Envoy's own buffer limit
+/// (`per_connection_buffer_limit_bytes`) is set in the shipped configs. The
+/// filter counts the body as it arrives and answers its JSON 413 on the
+/// first read that passes `max_body_bytes`; Envoy's buffer must still have
+/// room for that read, or Envoy answers first with its plain-text 413.
+pub const ENVOY_BUFFER_MARGIN: usize = 1 << 20;
 /// LiteLLM's prefix for "read this from the environment".
 const ENV_PREFIX: &str = "os.environ/";
 

@@ -63,6 +63,15 @@ pub struct LocalReply {
 }
 
 impl LocalReply {
+    /// A 200 with this JSON body.
+    pub fn ok(body: Vec<u8>) -> LocalReply {
+        LocalReply {
+            status: 200,
+            error: None,
+            body,
+        }
+    }
+
     /// An error in OpenAI's shape. `message` must never contain a key.
     pub fn error(kind: ErrorKind, message: &str, param: Option<&str>) -> LocalReply {
         let body = serde_json::json!({"error": {
@@ -127,6 +136,13 @@ pub struct Forward<'c> {
 pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: bool) -> HeadVerdict {
     let master_key = config.master_key.as_ref().map(|key| key.expose().as_bytes());
     let head = Head::read(&headers, master_key);
+    let method = head.method.unwrap_or_default();
+    let path = head.path.unwrap_or_default();
+    let path_only = path.split(|&b| b == b'?').next().unwrap_or_default();
+    // Probes carry no key: the answer says only that the filter is up.
+    if method == b"GET" && HEALTH_PATHS.contains(&path_only) {
+        return HeadVerdict::Reply(LocalReply::ok(HEALTHY.to_vec()));
+    }
     if master_key.is_some() && !head.key_matches {
         return HeadVerdict::Reply(LocalReply::error(
             ErrorKind::InvalidApiKey,
@@ -134,21 +150,23 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
             None,
         ));
     }
-    let method = head.method.unwrap_or_default();
-    let Some(path) = head.path else {
+    if head.path.is_none() {
         return HeadVerdict::Reply(LocalReply::error(
             ErrorKind::InvalidRequest,
             "request has no `:path`",
             None,
         ));
-    };
-    let path_only = path.split(|&b| b == b'?').next().unwrap_or_default();
-    if method == b"GET" && (path_only == b"/v1/models" || path_only == b"/models") {
-        return HeadVerdict::Reply(LocalReply {
-            status: 200,
-            error: None,
-            body: config.models_reply.clone(),
-        });
+    }
+    if method == b"GET" {
+        let models = path_only
+            .strip_prefix(b"/v1")
+            .unwrap_or(path_only)
+            .strip_prefix(b"/models");
+        match models {
+            Some(b"" | b"/") => return HeadVerdict::Reply(LocalReply::ok(config.models_reply.clone())),
+            Some(id) => return HeadVerdict::Reply(model_reply(config, id.get(1..).unwrap_or_default())),
+            None => {}
+        }
     }
     let declare_json = match head.media_type() {
         Ok(declare_json) => declare_json,
@@ -164,7 +182,11 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
     if end_of_stream {
         return HeadVerdict::Reply(LocalReply::error(
             ErrorKind::InvalidRequest,
-            "request has no body: send a JSON object with a `model` field",
+            &format!(
+                "`{} {}` cannot be routed: llm-router picks the provider from the `model` field of a JSON request body, and this request has none (answered here: GET /v1/models, GET /v1/models/{{id}}, GET /health)",
+                String::from_utf8_lossy(method),
+                String::from_utf8_lossy(path_only),
+            ),
             Some("model"),
         ));
     }
@@ -174,6 +196,31 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
         credentials_sent,
         declare_json,
     })
+}
+
+/// Liveness paths: LiteLLM's (`/health/liveliness`, `/health/readiness`)
+/// and the usual ones, answered without a client key.
+const HEALTH_PATHS: &[&[u8]] = &[
+    b"/health",
+    b"/health/liveliness",
+    b"/health/liveness",
+    b"/health/readiness",
+];
+const HEALTHY: &[u8] = br#"{"status":"healthy"}"#;
+
+/// `GET /v1/models/{id}`: the model object for a model this router serves,
+/// else 404. The id is percent-decoded (an SDK may encode the `/` of
+/// `groq/llama3-8b-8192`).
+fn model_reply(config: &Config, id: &[u8]) -> LocalReply {
+    let id = percent_encoding::percent_decode(id).decode_utf8_lossy();
+    match config.router.model_object(&id) {
+        Some(object) => LocalReply::ok(object),
+        None => LocalReply::error(
+            ErrorKind::ModelNotFound,
+            &format!("model `{id}` is not served by this router (GET /v1/models lists what is)"),
+            Some("model"),
+        ),
+    }
 }
 
 /// The reply for a body over `max_body_bytes`.
@@ -367,13 +414,11 @@ fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
         .then(|| value.get(7..).unwrap_or_default().trim_ascii())
 }
 
-/// Compares in time that depends only on the length of `presented`.
+/// Compares without revealing, through its timing, how much of the key
+/// matched (only whether the length did).
 fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
-    let mut diff = u8::from(presented.len() != key.len());
-    for (i, &b) in presented.iter().enumerate() {
-        diff |= b ^ key.get(i).copied().unwrap_or(!b);
-    }
-    std::hint::black_box(diff) == 0
+    use subtle::ConstantTimeEq;
+    presented.ct_eq(key).into()
 }
 
 #[cfg(test)]
@@ -536,9 +581,64 @@ mod tests {
                 Some((401, "invalid_api_key")),
             ),
         ];
+        let get = |path: &'static str, key: bool| {
+            let mut pairs = vec![(":method", "GET"), (":path", path)];
+            if key {
+                pairs.push(ok);
+            }
+            headers(&pairs)
+        };
+        let local: &[(HeaderBlock, Option<(u32, &str)>)] = &[
+            (get("/v1/models/", true), Some((200, ""))),
+            (get("/v1/models/groq/llama3-8b-8192", true), Some((200, ""))),
+            (get("/v1/models/groq%2Fllama3-8b-8192", true), Some((200, ""))),
+            (get("/models/anthropic/*", true), Some((200, ""))),
+            (get("/v1/models/openai/gpt-4o", true), Some((404, "model_not_found"))),
+            (get("/v1/models/groq/x", false), Some((401, "invalid_api_key"))),
+            // Liveness needs no key.
+            (get("/health", false), Some((200, ""))),
+            (get("/health/liveliness", false), Some((200, ""))),
+            (get("/health/readiness?x=1", false), Some((200, ""))),
+            (get("/healthz", false), Some((401, "invalid_api_key"))),
+            (get("/v1/files", true), Some((400, "invalid_request_error"))),
+        ];
+        for (h, expected) in local {
+            assert_eq!(head_status(&config, h, true), *expected, "headers {h:?}");
+        }
         for (h, end_of_stream, expected) in rows {
             assert_eq!(head_status(&config, h, *end_of_stream), *expected, "headers {h:?}");
         }
+    }
+
+    #[test]
+    fn local_answers_say_what_they_answer() {
+        let config = compile_test(SEED).expect("seed compiles");
+        let ok = ("authorization", "Bearer sk-router-master");
+        let reply = |method: &str, path: &str| {
+            let h = headers(&[(":method", method), (":path", path), ok]);
+            match on_request_head(&config, h, true) {
+                HeadVerdict::Reply(r) => serde_json::from_slice::<serde_json::Value>(&r.body).expect("json"),
+                HeadVerdict::ReadBody(_) => panic!("{method} {path} read a body"),
+            }
+        };
+        let model = reply("GET", "/v1/models/groq/llama3-8b-8192");
+        assert_eq!(
+            model,
+            serde_json::json!({"id": "groq/llama3-8b-8192", "object": "model", "created": 0, "owned_by": "groq"})
+        );
+        assert_eq!(reply("GET", "/health"), serde_json::json!({"status": "healthy"}));
+        let files = reply("GET", "/v1/files/file-1");
+        let message = files["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("GET /v1/files/file-1") && message.contains("`model`"),
+            "{message}"
+        );
+        assert!(!message.contains("has no body"), "{message}");
+        let delete = reply("DELETE", "/v1/models/x");
+        assert!(delete["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("`DELETE /v1/models/x`"));
     }
 
     #[test]

@@ -105,8 +105,10 @@ impl RootContext for Root {
         let json = self.get_plugin_configuration().unwrap_or_default();
         match config::compile(&json, &|var| std::env::var(var).ok()) {
             Ok(config) => {
-                for warning in &config.warnings {
-                    warn!("llm-router configuration: {warning}");
+                if first_to_warn(&json) {
+                    for warning in &config.warnings {
+                        warn!("llm-router configuration: {warning}");
+                    }
                 }
                 let took = self.get_current_time().duration_since(started).unwrap_or_default();
                 info!(
@@ -240,6 +242,26 @@ impl Request {
         if let (Some(requests), Some(bytes)) = (counters.requests.get(route), counters.body_bytes.get(route)) {
             requests.add(1);
             bytes.add(body_bytes);
+        }
+    }
+}
+
+/// Whether this VM is the first to log the warnings of this configuration.
+/// Envoy configures one VM per worker thread, after a canary VM on the main
+/// thread that checks the configuration; they share Envoy's shared data, so
+/// the canary marks the configuration as warned about and the workers stay
+/// quiet. A new configuration (another hash) is warned about again.
+fn first_to_warn(configuration: &[u8]) -> bool {
+    use std::hash::BuildHasher;
+    let key = format!(
+        "llm-router.warned.{:016x}",
+        rustc_hash::FxBuildHasher.hash_one(configuration)
+    );
+    match hostcalls::get_shared_data(&key) {
+        Ok((Some(_), _)) => false,
+        _ => {
+            let _ = hostcalls::set_shared_data(&key, Some(b"1"), None);
+            true
         }
     }
 }

@@ -20,7 +20,6 @@
 pub mod body;
 pub mod config;
 pub mod decision;
-pub mod hash;
 pub mod headers;
 pub mod metrics;
 pub mod pattern;

@@ -13,8 +13,8 @@
 
 use std::cmp::Reverse;
 
-use crate::hash::FastMap;
 use crate::pattern::Pattern;
+use rustc_hash::FxHashMap;
 
 #[derive(Debug)]
 pub struct PatternSet {
@@ -30,7 +30,7 @@ struct Anchors {
     /// Suffixes (anchored at the model's end) rather than prefixes.
     suffixes: bool,
     /// Anchor → the patterns filed under it, most specific first.
-    filed: FastMap<Box<[u8]>, Vec<usize>>,
+    filed: FxHashMap<Box<[u8]>, Vec<usize>>,
     /// Each distinct anchor length, with the set of bytes the anchors of that
     /// length have at their inner end (the last byte of a prefix, the first
     /// of a suffix): a model whose byte there is not in the set skips the
@@ -113,7 +113,7 @@ impl PatternSet {
             suffixes: Anchors::new(true),
             floating: Vec::new(),
         };
-        let mut sharing: FastMap<(&str, bool), usize> = FastMap::default();
+        let mut sharing: FxHashMap<(&str, bool), usize> = FxHashMap::default();
         for pattern in &set.patterns {
             *sharing.entry((pattern.prefix(), false)).or_default() += 1;
             *sharing.entry((pattern.suffix(), true)).or_default() += 1;

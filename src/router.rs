@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::config::{Provider, ProviderKey};
-use crate::hash::FastMap;
 use crate::pattern::{substitute, Pattern};
 use crate::pattern_set::PatternSet;
+use rustc_hash::FxHashMap;
 
 /// One `model_list` entry, compiled.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ pub struct Route<'c, 'm> {
 #[derive(Debug)]
 pub struct Router {
     deployments: Vec<Deployment>,
-    exact: FastMap<String, usize>,
+    exact: FxHashMap<String, usize>,
     /// Deployment indexes of the patterns, in `patterns` order.
     pattern_owners: Vec<usize>,
     patterns: PatternSet,
@@ -50,7 +50,7 @@ impl Router {
     /// LiteLLM would try first) and adds a warning: load balancing across
     /// deployments is not done here.
     pub fn new(deployments: Vec<Deployment>, warnings: &mut Vec<String>) -> Router {
-        let mut exact = FastMap::default();
+        let mut exact = FxHashMap::default();
         let mut pattern_owners = Vec::new();
         let mut patterns = Vec::new();
         let mut seen_patterns = HashMap::new();
@@ -115,6 +115,17 @@ impl Router {
         })
     }
 
+    /// The OpenAI model object for `GET /v1/models/{id}`: a `model_name` as
+    /// written, or any model this table routes (owned by the provider it
+    /// would go to).
+    pub fn model_object(&self, id: &str) -> Option<Vec<u8>> {
+        let deployment = match self.deployments.iter().find(|d| d.model_name == id) {
+            Some(listed) => listed,
+            None => self.route(id)?.deployment,
+        };
+        Some(model_json(id, &deployment.provider.name).to_string().into_bytes())
+    }
+
     /// The OpenAI `GET /v1/models` list: every model_name as written.
     pub fn models_reply(&self) -> Vec<u8> {
         let data: Vec<serde_json::Value> = self
@@ -125,19 +136,16 @@ impl Router {
                 None => self.exact.get(&d.model_name) == Some(index),
                 Some(_) => self.pattern_owners.contains(index),
             })
-            .map(|(_, d)| {
-                serde_json::json!({
-                    "id": d.model_name,
-                    "object": "model",
-                    "created": 0,
-                    "owned_by": d.provider.name,
-                })
-            })
+            .map(|(_, d)| model_json(&d.model_name, &d.provider.name))
             .collect();
         serde_json::json!({"object": "list", "data": data})
             .to_string()
             .into_bytes()
     }
+}
+
+fn model_json(id: &str, owned_by: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": owned_by})
 }
 
 #[cfg(test)]

@@ -109,6 +109,21 @@ fn every_file_carries_the_same_plugin_configuration() {
     for (file, envoy) in &wasms {
         assert_eq!(plugin_json(wasm_config(envoy)), example, "{file}");
     }
+    // Envoy's buffer leaves the filter room to answer its own 413 first.
+    for (file, envoy) in &wasms {
+        let limit = &envoy["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"];
+        assert_eq!(limit.as_u64(), Some(SHIPPED_BUFFER_LIMIT as u64), "{file}");
+    }
+    let listener_patch = docs
+        .iter()
+        .filter_map(|d| d["spec"]["configPatches"].as_sequence())
+        .flatten()
+        .find(|p| p["applyTo"] == "LISTENER")
+        .expect("the Istio buffer patch");
+    assert_eq!(
+        listener_patch["patch"]["value"]["per_connection_buffer_limit_bytes"].as_u64(),
+        Some(SHIPPED_BUFFER_LIMIT as u64)
+    );
     let istio = &istio_filter(&docs)["typed_config"]["config"];
     assert_eq!(plugin_json(istio), example, "envoy/istio/llm-router.yaml");
     // The settings the filter cannot work without, everywhere.

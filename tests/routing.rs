@@ -314,6 +314,45 @@ fn models_are_listed_locally() {
     );
     let anonymous = client::request(stack.listener, "GET", "/v1/models", &[], b"").expect("answer");
     assert_eq!(error_code(&anonymous), (401, "invalid_api_key".to_owned()));
+    let get =
+        |path: &str| client::request(stack.listener, "GET", path, &[("authorization", &auth)], b"").expect("answer");
+    let model = get("/v1/models/groq/llama3-8b-8192");
+    assert_eq!(model.status(), 200);
+    assert_eq!(
+        model.body_json(),
+        serde_json::json!({"id": "groq/llama3-8b-8192", "object": "model", "created": 0, "owned_by": "groq"})
+    );
+    assert_eq!(
+        error_code(&get("/v1/models/openai/gpt-4o")),
+        (404, "model_not_found".to_owned())
+    );
+    assert_eq!(get("/v1/models/").status(), 200);
+    // Other requests without a body say why they cannot be routed.
+    for path in ["/v1/files", "/", "/v1/batches/b-1"] {
+        let response = get(path);
+        assert_eq!(
+            error_code(&response),
+            (400, "invalid_request_error".to_owned()),
+            "{path}"
+        );
+        let message = response.body_json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains(&format!("GET {path}")) && !message.contains("has no body"),
+            "{message}"
+        );
+    }
+    // Liveness, without a key, as probes ask.
+    for path in ["/health", "/health/liveliness", "/health/readiness"] {
+        let health = client::request(stack.listener, "GET", path, &[], b"").expect("answer");
+        assert_eq!(
+            (health.status(), health.body_json()),
+            (200, serde_json::json!({"status": "healthy"})),
+            "{path}"
+        );
+    }
     assert_eq!(stack.upstream_requests(), 0);
 }
 
@@ -334,6 +373,25 @@ fn an_unset_provider_key_answers_503_for_its_routes_only() {
     assert!(
         !log.contains(&provider_key(Provider::OpenAi)),
         "a key leaked into the log"
+    );
+}
+
+#[test]
+fn configuration_warnings_are_logged_once_whatever_the_workers() {
+    let mut options = StackOptions::default();
+    options.env.retain(|(name, _)| *name != "GROQ_API_KEY");
+    options.concurrency = 3;
+    let stack = Stack::start(options);
+    // Every worker has its VM up once each answers; Envoy spreads connections.
+    for _ in 0..6 {
+        assert_eq!(stack.chat(r#"{"model":"anthropic/claude-3-haiku"}"#).status(), 200);
+    }
+    let log = stack.log_text();
+    let warned = log.matches("environment variable `GROQ_API_KEY` is not set").count();
+    assert_eq!(warned, 1, "{log}");
+    assert!(
+        log.matches("llm-router configured").count() >= 3,
+        "one VM per worker: {log}"
     );
 }
 
@@ -361,6 +419,24 @@ fn large_and_oversized_bodies() {
         "y".repeat(2_000_001)
     ));
     assert_eq!(error_code(&too_big), (413, "request_too_large".to_owned()));
+    // Chunked, so no declared length: counted as it arrives, and the filter's
+    // JSON 413 comes before Envoy's plain-text one.
+    let piece = vec![b'c'; 64 * 1024];
+    let mut pieces: Vec<&[u8]> = vec![br#"{"model":"groq/llama3-8b-8192","messages":""#];
+    pieces.extend(std::iter::repeat_n(piece.as_slice(), 2_000_000 / piece.len() + 2));
+    pieces.push(br#""}"#);
+    let request = Request::new("POST", "/v1/chat/completions")
+        .header("authorization", format!("Bearer {MASTER_KEY}"))
+        .header("content-type", "application/json")
+        .chunked(&pieces, &[]);
+    let chunked = send(stack.listener, &request);
+    assert_eq!(
+        error_code(&chunked),
+        (413, "request_too_large".to_owned()),
+        "{}",
+        chunked.text()
+    );
+    assert_eq!(chunked.header("content-type"), Some("application/json"));
 }
 
 #[test]

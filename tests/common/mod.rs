@@ -82,11 +82,25 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 /// `envoy/envoy.yaml` with free ports, the built filter, these mocks and this
 /// plugin configuration.
 pub fn render_envoy_yaml(plugin_config: &str, mocks: &[(Provider, SocketAddr)]) -> String {
+    render_envoy_yaml_with_buffer(plugin_config, mocks, SHIPPED_BUFFER_LIMIT)
+}
+
+/// The listener buffer limit of the shipped envoy/envoy.yaml: the default
+/// `max_body_bytes` plus the margin the filter needs to answer first.
+pub const SHIPPED_BUFFER_LIMIT: usize =
+    llm_router::config::DEFAULT_MAX_BODY_BYTES + llm_router::config::ENVOY_BUFFER_MARGIN;
+
+fn render_envoy_yaml_with_buffer(plugin_config: &str, mocks: &[(Provider, SocketAddr)], buffer_limit: usize) -> String {
     let mut yaml = fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
     let (range, block) = config_block(&yaml);
     let indent: String = block.chars().take_while(|&c| c == ' ').collect();
     let new_block: String = plugin_config.lines().map(|l| format!("{indent}{l}\n")).collect();
     yaml.replace_range(range, &new_block);
+    yaml = replace_once(
+        &yaml,
+        &format!("per_connection_buffer_limit_bytes: {SHIPPED_BUFFER_LIMIT}"),
+        &format!("per_connection_buffer_limit_bytes: {buffer_limit}"),
+    );
     yaml = replace_once(&yaml, "port_value: 9901", "port_value: 0");
     yaml = replace_once(&yaml, "port_value: 10000", "port_value: 0");
     yaml = replace_once(
@@ -136,6 +150,10 @@ pub struct StackOptions<'a> {
     pub plugin_config: String,
     /// Variables visible to the Wasm VM (only those listed in host_env_keys count).
     pub env: Vec<(&'a str, String)>,
+    /// Envoy's listener buffer limit.
+    pub buffer_limit: usize,
+    /// Envoy's worker threads.
+    pub concurrency: u32,
 }
 
 impl Default for StackOptions<'_> {
@@ -145,6 +163,8 @@ impl Default for StackOptions<'_> {
         StackOptions {
             plugin_config: shipped_plugin_config(),
             env,
+            buffer_limit: SHIPPED_BUFFER_LIMIT,
+            concurrency: 1,
         }
     }
 }
@@ -155,7 +175,8 @@ impl Stack {
         Stack::start(StackOptions::default())
     }
 
-    /// The shipped configuration with this `max_body_bytes`.
+    /// The shipped configuration with this `max_body_bytes`, and Envoy's
+    /// buffer limit the margin above it, as the shipped files set it.
     pub fn start_with_max_body_bytes(max: usize) -> Stack {
         let plugin_config = shipped_plugin_config().replacen(
             "\"general_settings\"",
@@ -164,6 +185,7 @@ impl Stack {
         );
         Stack::start(StackOptions {
             plugin_config,
+            buffer_limit: max + llm_router::config::ENVOY_BUFFER_MARGIN,
             ..StackOptions::default()
         })
     }
@@ -181,13 +203,18 @@ impl Stack {
         let addrs: Vec<(Provider, SocketAddr)> = mocks.iter().map(|(p, m)| (*p, m.addr)).collect();
         let dir = scratch_dir();
         let config_path = dir.join("envoy.yaml");
-        fs::write(&config_path, render_envoy_yaml(&options.plugin_config, &addrs)).expect("write config");
+        fs::write(
+            &config_path,
+            render_envoy_yaml_with_buffer(&options.plugin_config, &addrs, options.buffer_limit),
+        )
+        .expect("write config");
         let admin_path = dir.join("admin-address");
         let log = dir.join("envoy.log");
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config_path)
-            .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "info"])
+            .args(["--concurrency", &options.concurrency.to_string()])
+            .args(["--use-dynamic-base-id", "-l", "info"])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .env_clear()
