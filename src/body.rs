@@ -437,7 +437,7 @@ impl<'b> Scanner<'b> {
 /// body spends its time, so it looks at 256, then 64, then 16 bytes a step
 /// with Wasm SIMD (V8 has it) and 8 a step elsewhere.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn plain_run(bytes: &[u8]) -> (usize, bool) {
+pub(crate) fn plain_run(bytes: &[u8]) -> (usize, bool) {
     use core::arch::wasm32::*;
     // Long message texts: whole blocks while nothing in them stops the run.
     // One check per 256 bytes costs less than the bounds checks V8 adds to
@@ -508,7 +508,7 @@ fn skip_plain_blocks<const N: usize>(
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn plain_run(bytes: &[u8]) -> (usize, bool) {
+pub(crate) fn plain_run(bytes: &[u8]) -> (usize, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut pos = 0;
