@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod pattern;
 pub mod pattern_set;
 pub mod router;
+pub mod usage;
 
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod filter;
