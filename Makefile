@@ -10,7 +10,7 @@ WASM          := target/wasm32-wasip1/release/llm_router.wasm
 MOCK          := target/release/mock-provider
 # Per-request callbacks the filter does not implement: dropped from the module
 # so Envoy skips them (scripts/drop-exports.py says why).
-UNUSED_CALLBACKS := proxy_on_response_headers proxy_on_response_body proxy_on_response_trailers proxy_on_done proxy_on_log
+UNUSED_CALLBACKS := proxy_on_done proxy_on_log
 
 .DEFAULT_GOAL := help
 .PHONY: help toolchain node wasm mock envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean

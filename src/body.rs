@@ -56,41 +56,130 @@ impl fmt::Display for BodyError {
     }
 }
 
+/// What the filter reads from a request body besides checking it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestBody<'b> {
+    pub model: ModelField<'b>,
+    /// The top-level `"stream": true`.
+    pub stream: bool,
+    pub include_usage: IncludeUsage,
+    /// The offset of the top-level object's closing `}`.
+    pub end: usize,
+}
+
+/// The top-level `stream_options.include_usage`, as the request gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncludeUsage {
+    /// No `stream_options`.
+    NoOptions,
+    /// `stream_options` is an object without `include_usage`; its `{` is at `open`.
+    Missing {
+        open: usize,
+        empty: bool,
+    },
+    True,
+    /// Any other scalar (`false`, `null`, …), at `span`.
+    Other {
+        span: Range<usize>,
+    },
+    /// `stream_options` or `include_usage` is something the filter leaves alone.
+    Untouchable,
+}
+
 /// Validates `body` in full and returns its top-level `model`.
 pub fn find_model(body: &[u8]) -> Result<ModelField<'_>, BodyError> {
+    read(body).map(|request| request.model)
+}
+
+/// Validates `body` in full and reads what routing and usage need.
+pub fn read(body: &[u8]) -> Result<RequestBody<'_>, BodyError> {
     Scanner { bytes: body, pos: 0 }.scan()
 }
 
-/// A new value for the model: the bytes to put in place of the old string token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModelEdit {
-    /// The old token's span, quotes included (from [`ModelField::span`]).
-    pub span: Range<usize>,
-    /// The new model as a JSON string literal.
-    pub json: Vec<u8>,
+/// The edit that makes a streamed request ask for usage in its stream
+/// (`stream_options.include_usage: true`); `None` when it is not streamed,
+/// asks already, or says something the filter leaves alone.
+pub fn include_usage_edit(request: &RequestBody) -> Option<(Range<usize>, &'static [u8])> {
+    if !request.stream {
+        return None;
+    }
+    match &request.include_usage {
+        IncludeUsage::NoOptions => Some((request.end..request.end, br#","stream_options":{"include_usage":true}"#)),
+        IncludeUsage::Missing { open, empty } => {
+            let at = open + 1;
+            let insert: &[u8] = if *empty {
+                br#""include_usage":true"#
+            } else {
+                br#""include_usage":true,"#
+            };
+            Some((at..at, insert))
+        }
+        IncludeUsage::Other { span } => Some((span.clone(), b"true")),
+        IncludeUsage::True | IncludeUsage::Untouchable => None,
+    }
 }
 
-impl ModelEdit {
-    pub fn new(span: Range<usize>, model: &str) -> ModelEdit {
+/// Changes to a body: each replaces a span of the original (an empty span
+/// inserts), none overlapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyEdit {
+    edits: Vec<(Range<usize>, Vec<u8>)>,
+}
+
+impl BodyEdit {
+    /// The model's string token (from [`ModelField::span`]) replaced by `model`.
+    pub fn model(span: Range<usize>, model: &str) -> BodyEdit {
+        BodyEdit::default().with_model(span, model)
+    }
+
+    pub fn with_model(self, span: Range<usize>, model: &str) -> BodyEdit {
         let mut json = Vec::with_capacity(model.len() + 2);
         write_json_string(&mut json, model);
-        ModelEdit { span, json }
+        self.with(span, json)
+    }
+
+    pub fn with(mut self, span: Range<usize>, bytes: impl Into<Vec<u8>>) -> BodyEdit {
+        let at = self.edits.partition_point(|(s, _)| s.start <= span.start);
+        self.edits.insert(at, (span, bytes.into()));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    /// The edited body's length.
+    pub fn edited_len(&self, original: usize) -> usize {
+        self.edits.iter().fold(original, |len, (span, bytes)| {
+            len.saturating_sub(span.len()) + bytes.len()
+        })
     }
 
     /// The edit as Envoy can take it: a body buffer is replaced only from
     /// its start, so this answers how many leading bytes of the received body
-    /// to replace and the bytes that replace them (the body up to the model,
-    /// then the new model). `body` is reused in place: nothing after the model
-    /// is copied, and a model near the start (or the end, where the OpenAI
-    /// SDKs put it) costs no more than what Envoy must be handed. The span
-    /// comes from scanning this same body; it is clamped rather than trusted,
-    /// so no input can make this panic.
+    /// to replace and the bytes that replace them (the body up to the last
+    /// edit, edited). `body` is reused in place: nothing after the last edit
+    /// is copied, and one near the start (or the end, where the OpenAI SDKs
+    /// put `model`) costs no more than what Envoy must be handed. The spans
+    /// come from scanning this same body; they are clamped rather than
+    /// trusted, so no input can make this panic.
     pub fn splice(self, mut body: Vec<u8>) -> (usize, Vec<u8>) {
-        let end = self.span.end.min(body.len());
-        let start = self.span.start.min(end);
-        body.truncate(start);
-        body.extend_from_slice(&self.json);
-        (end, body)
+        let len = body.len();
+        let Some(first) = self.edits.first().map(|(span, _)| span.start.min(len)) else {
+            return (0, Vec::new());
+        };
+        let mut edited = Vec::new();
+        let mut from = first;
+        for (span, bytes) in &self.edits {
+            let start = span.start.clamp(from, len);
+            let end = span.end.clamp(start, len);
+            edited.extend_from_slice(body.get(from..start).unwrap_or_default());
+            edited.extend_from_slice(bytes);
+            from = end;
+        }
+        body.truncate(first);
+        body.extend_from_slice(&edited);
+        (from, body)
     }
 
     /// The whole edited body, put together as Envoy does from [`Self::splice`].
@@ -123,6 +212,15 @@ struct Scanner<'b> {
     pos: usize,
 }
 
+/// The top-level members whose values the scanner notes.
+#[derive(Clone, Copy)]
+enum Member {
+    Other,
+    Stream,
+    Options,
+    IncludeUsage,
+}
+
 /// What the scanner expects next.
 #[derive(Clone, Copy)]
 enum Expect {
@@ -139,7 +237,7 @@ enum Expect {
 }
 
 impl<'b> Scanner<'b> {
-    fn scan(mut self) -> Result<ModelField<'b>, BodyError> {
+    fn scan(mut self) -> Result<RequestBody<'b>, BodyError> {
         self.skip_ws();
         if self.peek() != Some(b'{') {
             return Err(if self.peek().is_none() {
@@ -149,6 +247,12 @@ impl<'b> Scanner<'b> {
             });
         }
         let mut model: Option<ModelField<'b>> = None;
+        let mut stream = false;
+        let mut include_usage = IncludeUsage::NoOptions;
+        // The value about to be read is that of this member.
+        let mut member = Member::Other;
+        // Inside the top-level `stream_options` object.
+        let mut in_options = false;
         // One bit per open container, 1 for an object: depth is bounded, so
         // the whole stack fits in a u128.
         let mut stack: u128 = 0;
@@ -161,9 +265,34 @@ impl<'b> Scanner<'b> {
                     let Some(b) = self.peek() else {
                         return Err(self.syntax("a value"));
                     };
+                    let value_of = std::mem::replace(&mut member, Member::Other);
+                    match value_of {
+                        Member::Other => {}
+                        Member::Stream => stream = self.bytes.get(self.pos..self.pos + 4) == Some(b"true"),
+                        Member::Options if b == b'{' => {
+                            include_usage = IncludeUsage::Missing {
+                                open: self.pos,
+                                empty: true,
+                            };
+                            in_options = true;
+                        }
+                        Member::Options => include_usage = IncludeUsage::Untouchable,
+                        Member::IncludeUsage if self.bytes.get(self.pos..self.pos + 4) == Some(b"true") => {
+                            include_usage = IncludeUsage::True;
+                        }
+                        Member::IncludeUsage if b == b'{' || b == b'[' => include_usage = IncludeUsage::Untouchable,
+                        Member::IncludeUsage => {
+                            let start = self.pos;
+                            self.scalar()?;
+                            include_usage = IncludeUsage::Other { span: start..self.pos };
+                            expect = Expect::Separator;
+                            continue;
+                        }
+                    }
                     if b == b']' && matches!(expect, Expect::FirstItem) {
                         self.pos += 1;
                         depth -= 1;
+                        in_options &= depth >= 2;
                         stack >>= 1;
                         expect = Expect::Separator;
                     } else if b == b'{' || b == b'[' {
@@ -183,6 +312,7 @@ impl<'b> Scanner<'b> {
                     if self.peek() == Some(b'}') && matches!(expect, Expect::FirstKey) {
                         self.pos += 1;
                         depth -= 1;
+                        in_options &= depth >= 2;
                         stack >>= 1;
                         expect = Expect::Separator;
                         if depth == 0 {
@@ -219,6 +349,21 @@ impl<'b> Scanner<'b> {
                         model = Some(ModelField { name, span: value.span });
                         expect = Expect::Separator;
                     } else {
+                        member = match depth {
+                            1 if key.is(self.bytes, "stream") => Member::Stream,
+                            1 if key.is(self.bytes, "stream_options") => Member::Options,
+                            2 if in_options => {
+                                if let IncludeUsage::Missing { empty, .. } = &mut include_usage {
+                                    *empty = false;
+                                }
+                                if key.is(self.bytes, "include_usage") {
+                                    Member::IncludeUsage
+                                } else {
+                                    Member::Other
+                                }
+                            }
+                            _ => Member::Other,
+                        };
                         expect = Expect::Value;
                     }
                 }
@@ -232,6 +377,7 @@ impl<'b> Scanner<'b> {
                         Some(b'}') if in_object => {
                             self.pos += 1;
                             depth -= 1;
+                            in_options &= depth >= 2;
                             stack >>= 1;
                             if depth == 0 {
                                 break;
@@ -240,6 +386,7 @@ impl<'b> Scanner<'b> {
                         Some(b']') if !in_object => {
                             self.pos += 1;
                             depth -= 1;
+                            in_options &= depth >= 2;
                             stack >>= 1;
                         }
                         _ => return Err(self.syntax(if in_object { "`,` or `}`" } else { "`,` or `]`" })),
@@ -247,11 +394,18 @@ impl<'b> Scanner<'b> {
                 }
             }
         }
+        let end = self.pos.saturating_sub(1);
         self.skip_ws();
         if self.pos != self.bytes.len() {
             return Err(self.syntax("the end of the body"));
         }
-        model.ok_or(BodyError::ModelMissing)
+        let model = model.ok_or(BodyError::ModelMissing)?;
+        Ok(RequestBody {
+            model,
+            stream,
+            include_usage,
+            end,
+        })
     }
 
     fn syntax(&self, expected: &'static str) -> BodyError {
@@ -676,7 +830,7 @@ mod tests {
     fn edits_change_only_the_model_bytes() {
         let body = br#"{"messages":[{"role":"user","content":"hi"}],  "model" :"groq/llama3-8b-8192" ,"n":1.50}"#;
         let field = find_model(body).expect("valid body");
-        let out = ModelEdit::new(field.span, "llama3-8b-8192").apply(body);
+        let out = BodyEdit::model(field.span, "llama3-8b-8192").apply(body);
         assert_eq!(
             std::str::from_utf8(&out).ok(),
             Some(r#"{"messages":[{"role":"user","content":"hi"}],  "model" :"llama3-8b-8192" ,"n":1.50}"#)
@@ -684,10 +838,89 @@ mod tests {
     }
 
     #[test]
+    fn streamed_requests_are_made_to_ask_for_usage() {
+        // (body, the body sent upstream; None when it is left as it is)
+        let rows: &[(&str, Option<&str>)] = &[
+            (
+                r#"{"model":"m","stream":true}"#,
+                Some(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#),
+            ),
+            (
+                "{ \"stream\" : true , \"model\":\"m\" }",
+                Some("{ \"stream\" : true , \"model\":\"m\" ,\"stream_options\":{\"include_usage\":true}}"),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{}}"#,
+                Some(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#),
+            ),
+            (
+                r#"{"stream_options":{"x":1},"model":"m","stream":true}"#,
+                Some(r#"{"stream_options":{"include_usage":true,"x":1},"model":"m","stream":true}"#),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":false}}"#,
+                Some(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":null,"y":[]}}"#,
+                Some(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true,"y":[]}}"#),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
+                None,
+            ),
+            (r#"{"model":"m","stream":true,"stream_options":null}"#, None),
+            (r#"{"model":"m","stream":false}"#, None),
+            (r#"{"model":"m"}"#, None),
+            // Only the top level counts.
+            (r#"{"model":"m","x":{"stream":true}}"#, None),
+            (
+                r#"{"model":"m","stream":true,"x":{"stream_options":{}}}"#,
+                Some(
+                    r#"{"model":"m","stream":true,"x":{"stream_options":{}},"stream_options":{"include_usage":true}}"#,
+                ),
+            ),
+            (
+                r#"{"model":"m","stream":true,"stream_options":{"o":{"include_usage":false}}}"#,
+                Some(
+                    r#"{"model":"m","stream":true,"stream_options":{"include_usage":true,"o":{"include_usage":false}}}"#,
+                ),
+            ),
+        ];
+        for (body, expected) in rows {
+            let request = read(body.as_bytes()).expect("valid body");
+            let edited = include_usage_edit(&request).map(|(span, bytes)| {
+                let out = BodyEdit::default().with(span, bytes).apply(body.as_bytes());
+                String::from_utf8(out).expect("utf-8")
+            });
+            assert_eq!(edited.as_deref(), *expected, "{body}");
+            if let Some(edited) = &edited {
+                let json: serde_json::Value = serde_json::from_str(edited).expect("valid JSON");
+                assert_eq!(json["stream_options"]["include_usage"], true, "{edited}");
+            }
+        }
+    }
+
+    #[test]
+    fn several_edits_apply_in_one_splice() {
+        let body = br#"{"model":"groq/llama3","stream":true}"#;
+        let request = read(body).expect("valid body");
+        let (span, bytes) = include_usage_edit(&request).expect("streamed");
+        let edit = BodyEdit::default()
+            .with(span, bytes)
+            .with_model(request.model.span.clone(), "llama3");
+        let expected = br#"{"model":"llama3","stream":true,"stream_options":{"include_usage":true}}"#;
+        assert_eq!(edit.edited_len(body.len()), expected.len());
+        let (replaced, head) = edit.clone().splice(body.to_vec());
+        assert_eq!((replaced, &head[..]), (body.len() - 1, &expected[..expected.len() - 1]));
+        assert_eq!(edit.apply(body), expected);
+    }
+
+    #[test]
     fn edited_models_are_escaped() {
         let body = br#"{"model":"x"}"#;
         let field = find_model(body).expect("valid body");
-        let out = ModelEdit::new(field.span, "a\"b\\c\n\u{1}é").apply(body);
+        let out = BodyEdit::model(field.span, "a\"b\\c\n\u{1}é").apply(body);
         let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(parsed["model"], "a\"b\\c\n\u{1}é");
     }

@@ -35,6 +35,7 @@ struct RawConfig {
     providers: BTreeMap<String, RawProvider>,
     cluster_header: Option<String>,
     max_body_bytes: Option<usize>,
+    inject_stream_usage: Option<bool>,
     // Sections of a LiteLLM config.yaml that have no meaning here; accepted so
     // a whole config.yaml (as JSON) can be pasted.
     #[serde(default, rename = "litellm_settings")]
@@ -129,6 +130,10 @@ pub struct Config {
     pub master_key: Option<Secret>,
     pub cluster_header: String,
     pub max_body_bytes: usize,
+    /// Add `stream_options.include_usage` to streamed chat and completion
+    /// requests that lack it, so their usage can be counted (the chunk it
+    /// brings is removed from what the client gets).
+    pub inject_stream_usage: bool,
     /// The `GET /v1/models` answer, built once.
     pub models_reply: Vec<u8>,
     /// Non-fatal findings to log once (never containing a secret).
@@ -220,7 +225,7 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let raw: RawConfig = serde_json::from_slice(json).map_err(|e| {
         error(
             "plugin configuration",
-            format!("{e} (expected a JSON object with `model_list` and optional `general_settings`, `providers`, `cluster_header`, `max_body_bytes`)"),
+            format!("{e} (expected a JSON object with `model_list` and optional `general_settings`, `providers`, `cluster_header`, `max_body_bytes`, `inject_stream_usage`)"),
         )
     })?;
     let mut warnings = Vec::new();
@@ -285,6 +290,7 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         master_key,
         cluster_header,
         max_body_bytes,
+        inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
         models_reply,
         warnings,
     })

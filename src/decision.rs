@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::body::{self, BodyError, ModelEdit};
+use crate::body::{self, BodyEdit, BodyError};
 use crate::config::{Config, ProviderKey};
 use crate::headers::HeaderBlock;
 
@@ -106,6 +106,10 @@ pub struct PendingRequest {
     /// The client sent no JSON `content-type` (curl's `-d` sends a form
     /// type); once the body is known to be JSON, the provider is told so.
     pub declare_json: bool,
+    /// The client accepts compressed responses: the provider is asked for
+    /// `identity`, so the filter can read the usage (Envoy's compressor
+    /// filter can compress toward the client again).
+    pub accepts_compressed: bool,
 }
 
 /// The outcome of a complete request.
@@ -128,7 +132,14 @@ pub struct Forward<'c> {
     /// removes them: client credentials out; the provider's credentials,
     /// path, `content-length` and the filter's cluster header in.
     pub header_changes: Vec<(&'c str, Option<Cow<'c, [u8]>>)>,
-    pub model_edit: Option<ModelEdit>,
+    /// The body changes: the model, and `stream_options.include_usage`.
+    pub body_edit: Option<BodyEdit>,
+    /// The filter asked the provider for the stream's usage chunk, which the
+    /// client must not see.
+    pub usage_injected: bool,
+    /// The model the client asked for and the one sent upstream, for the access log.
+    pub requested_model: String,
+    pub upstream_model: String,
 }
 
 /// Checks everything the headers can tell: the client key, local answers,
@@ -190,11 +201,12 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
             Some("model"),
         ));
     }
-    let credentials_sent = head.credentials_sent;
+    let (credentials_sent, accepts_compressed) = (head.credentials_sent, head.accepts_compressed);
     HeadVerdict::ReadBody(PendingRequest {
         headers,
         credentials_sent,
         declare_json,
+        accepts_compressed,
     })
 }
 
@@ -237,8 +249,8 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     if body.len() > config.max_body_bytes {
         return Decision::Reply(too_large(config));
     }
-    let field = match body::find_model(body) {
-        Ok(field) => field,
+    let request_body = match body::read(body) {
+        Ok(request_body) => request_body,
         Err(e) => {
             let param = match e {
                 BodyError::Syntax { .. } | BodyError::NotAnObject | BodyError::TooDeep => None,
@@ -247,6 +259,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             return Decision::Reply(LocalReply::error(ErrorKind::InvalidRequest, &e.to_string(), param));
         }
     };
+    let field = &request_body.model;
     let Some(route) = config.router.route(&field.name) else {
         return Decision::Reply(LocalReply::error(
             ErrorKind::ModelNotFound,
@@ -281,7 +294,17 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             ));
         }
     };
-    let model_edit = (route.upstream_model != field.name).then(|| ModelEdit::new(field.span, &route.upstream_model));
+    let path = request.headers.get(":path").unwrap_or_default();
+    let mut edit = BodyEdit::default();
+    if route.upstream_model != field.name {
+        edit = edit.with_model(field.span.clone(), &route.upstream_model);
+    }
+    let inject = config.inject_stream_usage && reads_usage_chunks(path);
+    let usage_edit = inject.then(|| body::include_usage_edit(&request_body)).flatten();
+    let usage_injected = usage_edit.is_some();
+    if let Some((span, bytes)) = usage_edit {
+        edit = edit.with(span, bytes);
+    }
 
     let mut header_changes: Vec<(&str, Option<Cow<[u8]>>)> = Vec::with_capacity(CLIENT_CREDENTIAL_HEADERS.len() + 6);
     for (&name, &sent) in CLIENT_CREDENTIAL_HEADERS.iter().zip(&request.credentials_sent) {
@@ -289,7 +312,6 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             header_changes.push((name, None));
         }
     }
-    let path = request.headers.get(":path").unwrap_or_default();
     if let Some(new_path) = upstream_path(path, &deployment.base_path) {
         header_changes.push((":path", Some(Cow::Owned(new_path))));
     }
@@ -299,8 +321,12 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     if request.declare_json {
         header_changes.push(("content-type", Some(Cow::Borrowed(b"application/json"))));
     }
-    if let Some(edit) = &model_edit {
-        let length = body.len().saturating_sub(edit.span.len()) + edit.json.len();
+    if request.accepts_compressed {
+        header_changes.push(("accept-encoding", Some(Cow::Borrowed(b"identity"))));
+    }
+    let body_edit = (!edit.is_empty()).then_some(edit);
+    if let Some(edit) = &body_edit {
+        let length = edit.edited_len(body.len());
         header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
     }
     header_changes.push((
@@ -310,8 +336,18 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     Decision::Forward(Forward {
         route: route.index,
         header_changes,
-        model_edit,
+        body_edit,
+        usage_injected,
+        requested_model: field.name.clone().into_owned(),
+        upstream_model: route.upstream_model.into_owned(),
     })
+}
+
+/// The OpenAI endpoints whose streams carry usage only when asked
+/// (`stream_options.include_usage`): chat completions and completions.
+fn reads_usage_chunks(path: &[u8]) -> bool {
+    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    path.ends_with(b"/chat/completions") || path.ends_with(b"/completions")
 }
 
 /// The client's path with its leading `/v1` replaced by the provider's base
@@ -338,6 +374,8 @@ struct Head<'h> {
     content_types: usize,
     /// A `content-encoding` other than `identity`.
     encoded: bool,
+    /// An `accept-encoding` other than `identity`.
+    accepts_compressed: bool,
     /// An `Authorization: Bearer` or `x-api-key` value equals the master key.
     key_matches: bool,
     credentials_sent: [bool; CLIENT_CREDENTIAL_HEADERS.len()],
@@ -357,6 +395,7 @@ impl<'h> Head<'h> {
                     head.content_type = first(head.content_type);
                 }
                 b"content-encoding" => head.encoded |= !value.trim_ascii().eq_ignore_ascii_case(b"identity"),
+                b"accept-encoding" => head.accepts_compressed |= !value.trim_ascii().eq_ignore_ascii_case(b"identity"),
                 _ => {}
             }
             let credential = CLIENT_CREDENTIAL_HEADERS.iter().position(|c| c.as_bytes() == name);
@@ -740,7 +779,7 @@ mod tests {
 
     /// The body the provider receives.
     fn upstream_body(forward: &Forward, body: &str) -> Option<String> {
-        let edit = forward.model_edit.clone()?;
+        let edit = forward.body_edit.clone()?;
         String::from_utf8(edit.apply(body.as_bytes())).ok()
     }
 
@@ -790,7 +829,7 @@ mod tests {
         );
 
         let openai = forward(&config, r#"{"model":"fo::hi::static::hi"}"#);
-        assert_eq!(openai.model_edit, None, "the model is unchanged, so is the body");
+        assert_eq!(openai.body_edit, None, "the model is unchanged, so is the body");
         assert_eq!(
             upstream(&openai),
             pairs(&[
@@ -805,6 +844,79 @@ mod tests {
                 ("x-llm-cluster", "openai"),
             ])
         );
+    }
+
+    #[test]
+    fn streamed_chat_requests_ask_for_usage_and_say_so() {
+        let seed = compile_test(SEED).expect("seed compiles");
+        let off = compile_test(&SEED.replacen('{', r#"{"inject_stream_usage": false,"#, 1)).expect("compiles");
+        let request = |path: &str| {
+            let h = headers(&[
+                (":method", "POST"),
+                (":path", path),
+                ("authorization", "Bearer sk-router-master"),
+                ("accept-encoding", "gzip, br"),
+            ]);
+            match on_request_head(&seed, h, false) {
+                HeadVerdict::ReadBody(pending) => pending,
+                HeadVerdict::Reply(r) => panic!("replied {}", r.status),
+            }
+        };
+        let streamed = r#"{"model":"groq/llama3-8b-8192","stream":true}"#;
+        // (configuration, path, body, injected)
+        let rows = [
+            (&seed, "/v1/chat/completions", streamed, true),
+            (&seed, "/v1/completions", streamed, true),
+            (
+                &seed,
+                "/v1/chat/completions",
+                r#"{"model":"groq/llama3-8b-8192"}"#,
+                false,
+            ),
+            (
+                &seed,
+                "/v1/messages",
+                r#"{"model":"anthropic/claude","stream":true}"#,
+                false,
+            ),
+            (&seed, "/v1/responses", streamed, false),
+            (&off, "/v1/chat/completions", streamed, false),
+        ];
+        for (config, path, body, injected) in rows {
+            let Decision::Forward(forward) = on_request_body(config, request(path), body.as_bytes()) else {
+                panic!("{path} {body} not forwarded");
+            };
+            assert_eq!(forward.usage_injected, injected, "{path} {body}");
+            let upstream = forward
+                .body_edit
+                .clone()
+                .map_or(body.as_bytes().to_vec(), |edit| edit.apply(body.as_bytes()));
+            let json: serde_json::Value = serde_json::from_slice(&upstream).expect("json");
+            assert_eq!(
+                json["stream_options"]["include_usage"] == true,
+                injected,
+                "{path} {body}"
+            );
+            let length = forward.header_changes.iter().find(|(n, _)| *n == "content-length");
+            let expected_length = forward.body_edit.is_some().then(|| upstream.len().to_string());
+            assert_eq!(
+                length.and_then(|(_, v)| v.as_deref().map(|v| String::from_utf8_lossy(v).into_owned())),
+                expected_length,
+                "{path} {body}"
+            );
+            // The provider is asked not to compress, so the usage can be read.
+            let encoding = forward.header_changes.iter().find(|(n, _)| *n == "accept-encoding");
+            assert_eq!(
+                encoding,
+                Some(&("accept-encoding", Some(Cow::Borrowed(&b"identity"[..]))))
+            );
+            assert_eq!(forward.requested_model, json_model(body));
+        }
+    }
+
+    fn json_model(body: &str) -> String {
+        let json: serde_json::Value = serde_json::from_str(body).expect("json");
+        json["model"].as_str().unwrap_or_default().to_owned()
     }
 
     #[test]

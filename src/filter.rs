@@ -3,17 +3,18 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MetricType};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
 
 use crate::config::{self, Config};
 use crate::decision::{self, Decision, HeadVerdict, LocalReply, PendingRequest};
 use crate::headers::HeaderBlock;
 use crate::metrics;
+use crate::usage::{self, Framing, Output, ResponseReader, Usage};
 
 #[derive(Default)]
 pub struct Root {
@@ -36,7 +37,35 @@ const METRICS_FLUSH: Duration = Duration::from_secs(1);
 struct Counters {
     requests: Vec<Counter>,
     body_bytes: Vec<Counter>,
+    tokens: Vec<[Counter; metrics::TOKEN_TYPES.len()]>,
+    usage_unknown: Vec<Counter>,
     replies: [Counter; metrics::ERROR_KINDS.len()],
+    time_to_first_token: Vec<Histogram>,
+    time_per_output_token: Vec<Histogram>,
+}
+
+/// A histogram, defined in Envoy on its first value. Values go to Envoy
+/// one by one (a histogram cannot be batched like a counter), once per
+/// response.
+#[derive(Default)]
+struct Histogram {
+    id: Cell<Option<u32>>,
+}
+
+impl Histogram {
+    fn record(&self, value: u64, name: impl FnOnce() -> String) {
+        let id = match self.id.get() {
+            Some(id) => id,
+            None => match hostcalls::define_metric(MetricType::Histogram, &name()) {
+                Ok(id) => {
+                    self.id.set(Some(id));
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = hostcalls::record_metric(id, value);
+    }
 }
 
 #[derive(Default)]
@@ -77,7 +106,11 @@ impl Counters {
         Counters {
             requests: (0..routes).map(|_| Counter::default()).collect(),
             body_bytes: (0..routes).map(|_| Counter::default()).collect(),
+            tokens: (0..routes).map(|_| Default::default()).collect(),
+            usage_unknown: (0..routes).map(|_| Counter::default()).collect(),
             replies: Default::default(),
+            time_to_first_token: (0..routes).map(|_| Histogram::default()).collect(),
+            time_per_output_token: (0..routes).map(|_| Histogram::default()).collect(),
         }
     }
 
@@ -89,6 +122,19 @@ impl Counters {
             }
             if let Some(c) = self.body_bytes.get(route) {
                 c.flush(|| name(metrics::BODY_BYTES));
+            }
+            if let Some(c) = self.usage_unknown.get(route) {
+                c.flush(|| name(metrics::USAGE_UNKNOWN));
+            }
+            for (counter, kind) in self.tokens.get(route).into_iter().flatten().zip(metrics::TOKEN_TYPES) {
+                counter.flush(|| {
+                    metrics::typed_route_counter(
+                        metrics::TOKENS,
+                        &deployment.model_name,
+                        &deployment.provider.name,
+                        kind,
+                    )
+                });
             }
         }
         for (counter, &kind) in self.replies.iter().zip(metrics::ERROR_KINDS.iter()) {
@@ -145,6 +191,7 @@ impl RootContext for Root {
             state,
             pending: PendingRequest::default(),
             body_size: 0,
+            response: None,
         }))
     }
 }
@@ -154,14 +201,31 @@ struct Request {
     pending: PendingRequest,
     /// Bytes buffered so far, for a body that ends with trailers.
     body_size: usize,
+    /// Set once the request is forwarded: what its response is read for.
+    response: Option<Watch>,
+}
+
+/// A forwarded request's response, as it passes.
+struct Watch {
+    route: usize,
+    requested_model: String,
+    upstream_model: String,
+    /// Usage is asked for in the stream and its chunk must be removed.
+    usage_injected: bool,
+    forwarded_at: SystemTime,
+    first_byte_at: Option<SystemTime>,
+    /// `None` until the headers are in, and for a body that cannot be read.
+    reader: Option<ResponseReader>,
+    /// Counted (at the end of the response, or when the stream goes away).
+    counted: bool,
 }
 
 impl Context for Request {}
 
-/// Only the request callbacks: `make wasm` drops the exports of the response
-/// callbacks, `on_done` and `on_log` (the Makefile's `UNUSED_CALLBACKS`) so
-/// Envoy does not call into the VM for them. Implementing one here means
-/// taking it off that list.
+/// The request and response callbacks: `make wasm` drops the exports of
+/// `on_done` and `on_log` (the Makefile's `UNUSED_CALLBACKS`) so Envoy does
+/// not call into the VM for them; a response cut short is counted when its
+/// context is dropped. Implementing one of them means taking it off that list.
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let config = &self.state.config;
@@ -197,6 +261,80 @@ impl HttpContext for Request {
         // A body that ends with trailers never sees end_of_stream above.
         self.route_buffered_body()
     }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(watch) = self.response.as_mut() else {
+            return Action::Continue;
+        };
+        let encoded = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-encoding")
+            .ok()
+            .flatten()
+            .is_some_and(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"));
+        let framing = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+            .ok()
+            .flatten()
+            .and_then(|v| Framing::of_content_type(&v));
+        if let (false, Some(framing)) = (encoded, framing) {
+            let reader = ResponseReader::new(framing, watch.usage_injected);
+            if watch.usage_injected && framing == Framing::Events {
+                // The body may get shorter: a declared length would be wrong.
+                let _ = hostcalls::set_map_value_bytes(MapType::HttpResponseHeaders, "content-length", None);
+            }
+            watch.reader = Some(reader);
+        }
+        if end_of_stream {
+            self.finish_response();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(watch) = self.response.as_mut() else {
+            return Action::Continue;
+        };
+        if body_size > 0 && watch.first_byte_at.is_none() {
+            watch.first_byte_at = hostcalls::get_current_time().ok();
+        }
+        if let Some(reader) = watch.reader.as_mut() {
+            let piece = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let mut output = reader.feed(&piece);
+            if end_of_stream {
+                if let Some(held) = reader.finish() {
+                    let mut bytes = match output {
+                        Output::Unchanged => piece,
+                        Output::Replace(bytes) => bytes,
+                    };
+                    bytes.extend_from_slice(&held);
+                    output = Output::Replace(bytes);
+                }
+            }
+            if let Output::Replace(bytes) = output {
+                let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes);
+            }
+        }
+        if end_of_stream {
+            self.finish_response();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.finish_response();
+        Action::Continue
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        // A response that never ended (a stream cut short, a client gone)
+        // still counts what it reported.
+        if self.response.as_ref().is_some_and(|w| !w.counted) {
+            self.count_response();
+        }
+    }
 }
 
 impl Request {
@@ -210,13 +348,23 @@ impl Request {
                 for (name, value) in &forward.header_changes {
                     self.set_http_request_header_bytes(name, value.as_deref());
                 }
-                if let Some(edit) = forward.model_edit {
+                if let Some(edit) = forward.body_edit {
                     let (replaced, head) = edit.splice(body);
                     self.set_http_request_body(0, replaced, &head);
                 }
                 // Envoy picked the route before the cluster header existed.
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
                 self.count_forward(forward.route, self.body_size);
+                self.response = Some(Watch {
+                    route: forward.route,
+                    requested_model: forward.requested_model,
+                    upstream_model: forward.upstream_model,
+                    usage_injected: forward.usage_injected,
+                    forwarded_at: self.get_current_time(),
+                    first_byte_at: None,
+                    reader: None,
+                    counted: false,
+                });
                 Action::Continue
             }
         }
@@ -235,6 +383,74 @@ impl Request {
             Some(&reply.body),
         );
         Action::Pause
+    }
+
+    /// The end of the response: counts it and leaves its facts as filter
+    /// state (`wasm.llm_router.*`) for access logs and the rate-limit filter.
+    fn finish_response(&mut self) {
+        let Some((usage, time_to_first_token)) = self.count_response() else {
+            return;
+        };
+        let Some(watch) = self.response.as_ref() else {
+            return;
+        };
+        let config = &self.state.config;
+        let Some(deployment) = config.router.deployments().get(watch.route) else {
+            return;
+        };
+        let number = |n: Option<u64>| n.map(|n| n.to_string());
+        let facts: [(&str, Option<String>); 8] = [
+            ("llm_router.model", Some(watch.requested_model.clone())),
+            ("llm_router.route", Some(deployment.model_name.clone())),
+            ("llm_router.provider", Some(deployment.provider.name.clone())),
+            ("llm_router.upstream_model", Some(watch.upstream_model.clone())),
+            ("llm_router.input_tokens", number(usage.input)),
+            ("llm_router.output_tokens", number(usage.output)),
+            ("llm_router.cached_input_tokens", number(usage.cached_input)),
+            ("llm_router.time_to_first_token_ms", number(time_to_first_token)),
+        ];
+        for (name, value) in facts {
+            if let Some(value) = value {
+                self.set_property(vec![name], Some(value.as_bytes()));
+            }
+        }
+    }
+
+    /// Adds the response's usage and timings to the metrics, once; returns
+    /// them.
+    fn count_response(&mut self) -> Option<(Usage, Option<u64>)> {
+        let now = self.get_current_time();
+        let watch = self.response.as_mut().filter(|w| !w.counted)?;
+        watch.counted = true;
+        let usage = watch.reader.as_ref().map(ResponseReader::usage).unwrap_or_default();
+        let counters = &self.state.counters;
+        let route = watch.route;
+        let token_counts = metrics::token_counts(&usage);
+        if token_counts.iter().all(Option::is_none) {
+            if let Some(c) = counters.usage_unknown.get(route) {
+                c.add(1);
+            }
+        }
+        for (counter, count) in counters.tokens.get(route).into_iter().flatten().zip(token_counts) {
+            counter.add(usize::try_from(count.unwrap_or(0)).unwrap_or(usize::MAX));
+        }
+        let since = |from: SystemTime, to: SystemTime| to.duration_since(from).unwrap_or_default();
+        let first_byte = watch.first_byte_at.map(|at| since(watch.forwarded_at, at));
+        let time_to_first_token = first_byte.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let deployment = self.state.config.router.deployments().get(route)?;
+        let name =
+            |histogram: &str| metrics::route_counter(histogram, &deployment.model_name, &deployment.provider.name);
+        if let (Some(ms), Some(h)) = (time_to_first_token, counters.time_to_first_token.get(route)) {
+            h.record(ms, || name(metrics::TIME_TO_FIRST_TOKEN));
+        }
+        let streamed = watch.reader.as_ref().is_some_and(|r| r.framing() == Framing::Events);
+        let per_token = first_byte
+            .filter(|_| streamed)
+            .and_then(|first| usage::time_per_output_token(first, since(watch.forwarded_at, now), usage.output?));
+        if let (Some(ms), Some(h)) = (per_token, counters.time_per_output_token.get(route)) {
+            h.record(ms, || name(metrics::TIME_PER_OUTPUT_TOKEN));
+        }
+        Some((usage, time_to_first_token))
     }
 
     fn count_forward(&self, route: usize, body_bytes: usize) {

@@ -11,6 +11,26 @@ use crate::decision::ErrorKind;
 pub const REQUESTS: &str = "llm_router_requests_total";
 pub const BODY_BYTES: &str = "llm_router_request_body_bytes_total";
 pub const LOCAL_REPLIES: &str = "llm_router_local_replies_total";
+pub const TOKENS: &str = "llm_router_tokens_total";
+/// Routed responses whose usage could not be read: compressed, neither JSON
+/// nor an event stream, or reporting none (provider errors).
+pub const USAGE_UNKNOWN: &str = "llm_router_usage_unknown_total";
+/// Histograms, in milliseconds.
+pub const TIME_TO_FIRST_TOKEN: &str = "llm_router_time_to_first_token_ms";
+pub const TIME_PER_OUTPUT_TOKEN: &str = "llm_router_time_per_output_token_ms";
+
+/// The `type` label of [`TOKENS`], in the order of [`token_counts`].
+pub const TOKEN_TYPES: [&str; 4] = ["input", "output", "cached_input", "reasoning_output"];
+
+/// A usage's counts in [`TOKEN_TYPES`] order.
+pub fn token_counts(usage: &crate::usage::Usage) -> [Option<u64>; 4] {
+    [usage.input, usage.output, usage.cached_input, usage.reasoning_output]
+}
+
+/// `<counter>.route.<model_name>.provider.<provider>.type.<type>`.
+pub fn typed_route_counter(counter: &str, model_name: &str, provider: &str, kind: &str) -> String {
+    format!("{}.type.{kind}", route_counter(counter, model_name, provider))
+}
 
 /// The error codes, in one fixed order (an index per code).
 pub const ERROR_KINDS: [ErrorKind; 6] = [
@@ -64,6 +84,10 @@ mod tests {
         assert_eq!(
             route_counter(BODY_BYTES, "gpt-4.1 mini", "openai"),
             "llm_router_request_body_bytes_total.route.gpt-4_1_mini.provider.openai"
+        );
+        assert_eq!(
+            typed_route_counter(TOKENS, "groq/*", "groq", "input"),
+            "llm_router_tokens_total.route.groq/*.provider.groq.type.input"
         );
         assert_eq!(
             reply_counter(ErrorKind::ModelNotFound),

@@ -40,6 +40,15 @@ pub struct Usage {
     pub reasoning_output: Option<u64>,
 }
 
+/// Time per output token after the first, as OpenTelemetry's
+/// `gen_ai.server.time_per_output_token` defines it: the time from the first
+/// byte of the body to its end, over the output tokens after the first.
+pub fn time_per_output_token(first_byte: std::time::Duration, end: std::time::Duration, output: u64) -> Option<u64> {
+    let after_first = output.checked_sub(1).filter(|&n| n > 0)?;
+    let streaming = end.checked_sub(first_byte)?;
+    u64::try_from(streaming.as_millis() / u128::from(after_first)).ok()
+}
+
 /// How the response body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -56,7 +65,10 @@ impl Framing {
         if media.eq_ignore_ascii_case(b"text/event-stream") {
             Some(Framing::Events)
         } else if media.eq_ignore_ascii_case(b"application/json")
-            || media.len() > 5 && media.get(media.len() - 5..).is_some_and(|s| s.eq_ignore_ascii_case(b"+json"))
+            || media.len() > 5
+                && media
+                    .get(media.len() - 5..)
+                    .is_some_and(|s| s.eq_ignore_ascii_case(b"+json"))
         {
             Some(Framing::Json)
         } else {
@@ -98,6 +110,10 @@ impl ResponseReader {
         }
     }
 
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
     /// The counts found so far.
     pub fn usage(&self) -> Usage {
         self.reported.usage()
@@ -116,9 +132,10 @@ impl ResponseReader {
                     return Output::Unchanged;
                 };
                 let mut plan = Plan::start(strip);
-                self.lines.feed(piece, &mut self.json, &mut self.reported, &mut |signal| {
-                    plan.on(signal, strip)
-                });
+                self.lines
+                    .feed(piece, &mut self.json, &mut self.reported, &mut |signal| {
+                        plan.on(signal, strip)
+                    });
                 plan.finish(piece, strip)
             }
         }
@@ -228,9 +245,13 @@ enum State {
     ObjectFirst,
     /// After `,` in an object: a key.
     Key,
-    InKey { escaped: bool },
+    InKey {
+        escaped: bool,
+    },
     Colon,
-    InString { escaped: bool },
+    InString {
+        escaped: bool,
+    },
     Number,
     /// `true`, `false`, `null` (letters are skipped, not checked).
     Literal,
@@ -511,7 +532,11 @@ impl JsonScan {
         }
         self.depth -= 1;
         self.stack >>= 1;
-        self.state = if self.depth == 0 { State::Done } else { State::AfterValue };
+        self.state = if self.depth == 0 {
+            State::Done
+        } else {
+            State::AfterValue
+        };
     }
 
     /// Whether the document is surely not the usage chunk: `choices` has an
@@ -618,7 +643,10 @@ impl Lines {
                     }
                     self.line = LineState::Data;
                     let rest = piece.get(pos..).unwrap_or_default();
-                    let run = rest.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(rest.len());
+                    let run = rest
+                        .iter()
+                        .position(|&c| c == b'\r' || c == b'\n')
+                        .unwrap_or(rest.len());
                     json.feed(rest.get(..run).unwrap_or_default(), reported);
                     pos += run;
                     if !self.kept && json.surely_kept() {
@@ -629,7 +657,10 @@ impl Lines {
                 }
                 (LineState::Skip, _) => {
                     let rest = piece.get(pos..).unwrap_or_default();
-                    pos += rest.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(rest.len());
+                    pos += rest
+                        .iter()
+                        .position(|&c| c == b'\r' || c == b'\n')
+                        .unwrap_or(rest.len());
                     continue;
                 }
             }
@@ -754,7 +785,8 @@ mod tests {
     const EMBEDDINGS: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5,1e-3]}],"model":"m","usage":{"prompt_tokens":4,"total_tokens":4}}"#;
     const RESPONSES: &str = r#"{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"hi","annotations":[]}]}],"usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":3},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":4},"total_tokens":21}}"#;
     const MESSAGE: &str = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"cache_creation_input_tokens":2,"cache_read_input_tokens":30,"output_tokens":6}}"#;
-    const ERROR: &str = r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error","param":null,"code":null}}"#;
+    const ERROR: &str =
+        r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error","param":null,"code":null}}"#;
 
     /// An OpenAI stream that was asked for usage: `usage: null` in every chunk, then the usage chunk.
     const CHAT_STREAM: &str = concat!(
@@ -837,9 +869,17 @@ mod tests {
             (Framing::Events, crlf(&stream), usage(17, 3, Some(4), None)),
             (Framing::Events, stream.replace('\n', "\r"), usage(17, 3, Some(4), None)),
             (Framing::Events, format!("{CHAT_STREAM}{DONE}"), Usage::default()),
-            (Framing::Events, ANTHROPIC_STREAM.to_owned(), usage(33, 15, Some(8), None)),
+            (
+                Framing::Events,
+                ANTHROPIC_STREAM.to_owned(),
+                usage(33, 15, Some(8), None),
+            ),
             (Framing::Events, crlf(ANTHROPIC_STREAM), usage(33, 15, Some(8), None)),
-            (Framing::Events, RESPONSES_STREAM.to_owned(), usage(11, 2, Some(0), None)),
+            (
+                Framing::Events,
+                RESPONSES_STREAM.to_owned(),
+                usage(11, 2, Some(0), None),
+            ),
             // A stream cut short keeps what it reported.
             (
                 Framing::Events,
@@ -859,7 +899,10 @@ mod tests {
     #[test]
     fn the_injected_usage_chunk_is_removed_and_nothing_else() {
         let cases = [
-            (format!("{CHAT_STREAM}{USAGE_CHUNK}{DONE}"), format!("{CHAT_STREAM}{DONE}")),
+            (
+                format!("{CHAT_STREAM}{USAGE_CHUNK}{DONE}"),
+                format!("{CHAT_STREAM}{DONE}"),
+            ),
             (
                 crlf(&format!("{CHAT_STREAM}{USAGE_CHUNK}{DONE}")),
                 crlf(&format!("{CHAT_STREAM}{DONE}")),
@@ -900,12 +943,18 @@ mod tests {
         // Cut before that: the start is held, then released with the rest.
         let early = chunk.find("choices").unwrap_or(0);
         assert_eq!(reader.feed(&chunk.as_bytes()[..early]), Output::Replace(Vec::new()));
-        assert_eq!(reader.feed(&chunk.as_bytes()[early..]), Output::Replace(chunk.as_bytes().to_vec()));
+        assert_eq!(
+            reader.feed(&chunk.as_bytes()[early..]),
+            Output::Replace(chunk.as_bytes().to_vec())
+        );
     }
 
     #[test]
     fn hostile_bodies_cost_nothing_and_change_nothing() {
-        let huge = format!("data: {{\"choices\":[],\"x\":\"{}\"}}\n\n{USAGE_CHUNK}", "a".repeat(3 * MAX_HELD));
+        let huge = format!(
+            "data: {{\"choices\":[],\"x\":\"{}\"}}\n\n{USAGE_CHUNK}",
+            "a".repeat(3 * MAX_HELD)
+        );
         let deep = format!("{}\"usage\":{{\"prompt_tokens\":1}}", "{\"a\":[".repeat(200));
         let binary: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
         let rows: Vec<(Framing, Vec<u8>)> = vec![
@@ -932,6 +981,15 @@ mod tests {
             &[br#"{"usage":{"prompt_tokens":-3,"completion_tokens":2.5,"input_tokens":99999999999999999999999}}"#],
         );
         assert_eq!((got.input, got.output), (Some(u64::MAX), None));
+    }
+
+    #[test]
+    fn time_per_output_token_counts_the_tokens_after_the_first() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(time_per_output_token(ms(100), ms(1100), 11), Some(100));
+        assert_eq!(time_per_output_token(ms(100), ms(1100), 1), None);
+        assert_eq!(time_per_output_token(ms(100), ms(1100), 0), None);
+        assert_eq!(time_per_output_token(ms(200), ms(100), 5), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_router::body::{find_model, BodyError, ModelEdit};
+use llm_router::body::{find_model, BodyEdit, BodyError};
 use serde_json::Value;
 
 const NEW_MODEL: &str = "provider-model\"\\/\u{1}é";
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => panic!("routed a body serde_json rejects: {e}"),
             };
             assert_eq!(theirs.get("model").and_then(Value::as_str), Some(&*field.name));
-            let spliced = ModelEdit::new(field.span.clone(), NEW_MODEL).apply(data);
+            let spliced = BodyEdit::model(field.span.clone(), NEW_MODEL).apply(data);
             let mut after: Value = serde_json::from_slice(&spliced).expect("spliced body is JSON");
             assert_eq!(after.get("model").and_then(Value::as_str), Some(NEW_MODEL));
             let again = find_model(&spliced).expect("spliced body is routable");

@@ -142,6 +142,8 @@ pub struct Stack {
     pub admin: SocketAddr,
     pub mocks: Vec<(Provider, Mock)>,
     pub log: PathBuf,
+    /// Envoy's standard output: the access log of the shipped configs.
+    pub access_log: PathBuf,
     dir: PathBuf,
 }
 
@@ -210,6 +212,7 @@ impl Stack {
         .expect("write config");
         let admin_path = dir.join("admin-address");
         let log = dir.join("envoy.log");
+        let access_log = dir.join("access.log");
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config_path)
@@ -220,7 +223,7 @@ impl Stack {
             .env_clear()
             .envs(options.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(fs::File::create(&access_log).expect("access log file"))
             .stderr(fs::File::create(&log).expect("log file"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e} (run `make envoy`)", envoy_binary().display()));
@@ -230,6 +233,7 @@ impl Stack {
             admin: "127.0.0.1:0".parse().expect("addr"),
             mocks,
             log,
+            access_log,
             dir,
         };
         stack.admin = stack.wait_for(|| fs::read_to_string(&admin_path).ok().and_then(|a| a.trim().parse().ok()));

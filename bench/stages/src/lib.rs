@@ -101,7 +101,7 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
     time("whole: head, body decision, model splice", &mut || {
         let Some(pending) = head() else { return };
         if let Decision::Forward(forward) = decision::on_request_body(&config, pending, black_box(body)) {
-            if let Some(edit) = forward.model_edit {
+            if let Some(edit) = forward.body_edit {
                 black_box(edit.splice(body.to_vec()));
             }
         }
