@@ -5,15 +5,6 @@ mod common;
 
 use common::*;
 
-fn scrape(stack: &Stack) -> Vec<String> {
-    let body = stack.admin_get("/stats/prometheus").body;
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| l.starts_with("llm_router_"))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn routed_requests_replies_and_bytes_are_counted_per_route_provider_and_code() {
     let stack = Stack::start_default();
@@ -32,14 +23,10 @@ fn routed_requests_replies_and_bytes_are_counted_per_route_provider_and_code() {
     for i in 0..50 {
         stack.chat(&format!(r#"{{"model":"made-up-{i}"}}"#));
     }
-    // The filter hands its counts to Envoy once a second.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut lines = scrape(&stack);
-    while lines.iter().all(|l| !l.ends_with(" 51")) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        lines = scrape(&stack);
-    }
-    lines.sort();
+    let lines: Vec<String> = scrape_until(&stack, |lines| lines.iter().any(|l| l.ends_with(" 51")))
+        .into_iter()
+        .filter(|l| !l.starts_with("llm_router_tokens_total") && !l.starts_with("llm_router_time_"))
+        .collect();
     // Bytes as received from the client, before the model is rewritten.
     let upstream_groq_bytes = groq.len() * 2;
     assert_eq!(

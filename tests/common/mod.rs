@@ -102,6 +102,8 @@ fn render_envoy_yaml_with_buffer(plugin_config: &str, mocks: &[(Provider, Socket
         &format!("per_connection_buffer_limit_bytes: {buffer_limit}"),
     );
     yaml = replace_once(&yaml, "port_value: 9901", "port_value: 0");
+    // Histograms reach /stats once per flush: every second, not every five.
+    yaml.insert_str(0, "stats_flush_interval: 1s\n");
     yaml = replace_once(&yaml, "port_value: 10000", "port_value: 0");
     yaml = replace_once(
         &yaml,
@@ -271,6 +273,22 @@ impl Stack {
         }
     }
 
+    /// The access log's JSON lines, once there are `count` (Envoy writes
+    /// them out about once a second); fails after ten seconds.
+    pub fn access_log_entries(&self, count: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = fs::read_to_string(&self.access_log).unwrap_or_default();
+            let entries: Vec<serde_json::Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            if entries.len() >= count {
+                assert_eq!(entries.len(), count, "{log}");
+                return entries;
+            }
+            assert!(Instant::now() < deadline, "{} of {count} access-log lines in 10 s:\n{log}", entries.len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -358,4 +376,29 @@ pub fn error_code(response: &Response) -> (u16, String) {
         response.status(),
         json["error"]["code"].as_str().unwrap_or("<no error code>").to_owned(),
     )
+}
+
+/// The filter's metrics in /stats/prometheus (`llm_router_*` lines), once
+/// `ready` accepts them (counters reach Envoy once a second, histograms
+/// once per stats flush): fails after ten seconds.
+pub fn scrape_until(stack: &Stack, ready: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = stack.admin_get("/stats/prometheus").body;
+        let mut lines: Vec<String> = String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| l.starts_with("llm_router_"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        if ready(&lines) {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics not as expected in 10 s:\n{}",
+            lines.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
