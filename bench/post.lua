@@ -9,3 +9,7 @@ local cluster = os.getenv("CLUSTER")
 if cluster and cluster ~= "" then
   wrk.headers["x-llm-cluster"] = cluster
 end
+local reply = os.getenv("REPLY")
+if reply and reply ~= "" then
+  wrk.headers["x-bench-reply"] = reply
+end

@@ -117,11 +117,29 @@ def admin(port):
     return {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}
 
 
+# A chat completion as OpenAI sends it, usage last.
+USAGE_REPLY = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "llama3-8b-8192",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "The quick brown fox jumps over the lazy dog. " * 4,
+                                         "refusal": None}, "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 260, "completion_tokens": 40, "total_tokens": 300,
+              "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
+    "system_fingerprint": "fp_bench"}, separators=(",", ":"))
+
+
 def upstream_config(port, admin_port):
     buffer = {"name": "envoy.filters.http.buffer", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer", "max_request_bytes": 33554432}}
-    route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": '{"id":"bench","object":"chat.completion"}'}}}
-    return {"admin": admin(admin_port), "static_resources": {"listeners": [listener("upstream", port, [buffer], route)]}}
+    json_type = [{"header": {"key": "content-type", "value": "application/json"}}]
+    # `x-bench-reply: usage` (sent by wrk for the usage row) gets a full chat completion.
+    usage = {"match": {"prefix": "/", "headers": [{"name": "x-bench-reply", "string_match": {"exact": "usage"}}]},
+             "direct_response": {"status": 200, "body": {"inline_string": USAGE_REPLY}},
+             "response_headers_to_add": json_type}
+    small = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": '{"id":"bench","object":"chat.completion"}'}},
+             "response_headers_to_add": json_type}
+    upstream = listener("upstream", port, [buffer], small)
+    upstream["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = [usage, small]
+    return {"admin": admin(admin_port), "static_resources": {"listeners": [upstream]}}
 
 
 def router_config(ports, admin_port, upstream_port):
@@ -185,9 +203,9 @@ def body_file(workdir, size, model):
     return path
 
 
-def wrk(port, body, cluster, seconds, router_pid):
+def wrk(port, body, cluster, seconds, router_pid, reply=""):
     """(requests/s, p50, p99, CPU microseconds the router spent per request)."""
-    env = dict(os.environ, BODY_FILE=body, MASTER_KEY=MASTER_KEY, CLUSTER=cluster or "")
+    env = dict(os.environ, BODY_FILE=body, MASTER_KEY=MASTER_KEY, CLUSTER=cluster or "", REPLY=reply)
     cpu_before = cpu_seconds(router_pid)
     out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s",
                           os.path.join(ROOT, "bench/post.lua"), f"http://127.0.0.1:{port}/v1/chat/completions"],
@@ -214,31 +232,33 @@ def main():
         router, _ = start_envoy(router_config(ports, free_port(), upstream_port), workdir, "router", cpus=ROUTER_CPUS)
         procs.append(router)
         cold = cold_start(workdir)
-        # (label, body size, model, [(listener, label)] compared against the floor)
+        # (label, body size, model, the llm-router listener compared against the floor, the upstream's reply)
         scenarios = [
-            ("1 KiB, 5 routes", 1024, "groq/llama3-8b-8192", "filter5"),
-            ("1 KiB, 5,000 routes", 1024, "team-2501/llama3-8b-8192", "filter5000"),
-            ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5"),
-            ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5"),
+            ("1 KiB, 5 routes", 1024, "groq/llama3-8b-8192", "filter5", ""),
+            ("1 KiB, 5,000 routes", 1024, "team-2501/llama3-8b-8192", "filter5000", ""),
+            ("1 KiB, reply with usage", 1024, "groq/llama3-8b-8192", "filter5", "usage"),
+            ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5", ""),
+            ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5", ""),
         ]
         only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]
         selected = [s for s in scenarios if not only or any(o in s[0] for o in only)]
-        bodies = {label: body_file(workdir, size, model) for label, size, model, _ in selected}
+        bodies = {label: body_file(workdir, size, model) for label, size, model, _, _ in selected}
         stages = stage_timings(workdir, [(label, bodies[label], model, TABLE_SIZES[target])
-                                         for label, size, model, target in selected if size <= 100 * 1024])
+                                         for label, size, model, target, reply in selected
+                                         if size <= 100 * 1024 and not reply])
         rows = []
-        for label, size, model, target in selected if ROUNDS > 0 else []:
+        for label, size, model, target, reply in selected if ROUNDS > 0 else []:
             body = bodies[label]
             cluster = "groq"
             for port, header in ((ports["floor"], cluster), (ports["null"], cluster), (ports["calls"], None),
                                  (ports[target], None)):
-                wrk(port, body, header, 1, router.pid)  # warm-up: connections, VM, caches
+                wrk(port, body, header, 1, router.pid, reply)  # warm-up: connections, VM, caches
             runs = []
             for _ in range(ROUNDS):
-                floor = wrk(ports["floor"], body, cluster, SECONDS, router.pid)
-                null = wrk(ports["null"], body, cluster, SECONDS, router.pid)
-                calls = wrk(ports["calls"], body, None, SECONDS, router.pid)
-                filtered = wrk(ports[target], body, None, SECONDS, router.pid)
+                floor = wrk(ports["floor"], body, cluster, SECONDS, router.pid, reply)
+                null = wrk(ports["null"], body, cluster, SECONDS, router.pid, reply)
+                calls = wrk(ports["calls"], body, None, SECONDS, router.pid, reply)
+                filtered = wrk(ports[target], body, None, SECONDS, router.pid, reply)
                 runs.append((floor, null, calls, filtered))
             rows.append((label, runs))
         report(rows, cold, stages)
@@ -246,6 +266,20 @@ def main():
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
             p.wait()
+
+
+def stream_reply(events):
+    """An OpenAI chat stream of `events` content chunks, as the provider
+    sends it when asked for usage: the finish chunk, the usage chunk, [DONE]."""
+    def chunk(choices, usage=None):
+        return "data: " + json.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
+                                      "model": "llama3-8b-8192", "system_fingerprint": "fp_bench", "choices": choices,
+                                      "usage": usage}, separators=(",", ":")) + "\n\n"
+    words = ("The quick brown fox jumps over the lazy dog " * (events // 9 + 1)).split()[:events]
+    out = [chunk([{"index": 0, "delta": {"content": " " + w}, "logprobs": None, "finish_reason": None}]) for w in words]
+    out.append(chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
+    out.append(chunk([], {"prompt_tokens": 260, "completion_tokens": events, "total_tokens": 260 + events}))
+    return out + ["data: [DONE]\n\n"]
 
 
 def stage_timings(workdir, cases):
@@ -257,7 +291,8 @@ def stage_timings(workdir, cases):
                (":scheme", "http"), ("content-type", "application/json"), ("authorization", f"Bearer {MASTER_KEY}"),
                ("x-forwarded-proto", "http"), ("x-request-id", "4b1e2f8a-4c9b-4f0e-9d1c-2a7e6b3c5d10")]
     plugin = [{"label": label, "config": route_table(routes), "body": open(body).read(), "model": model,
-               "headers": headers + [("content-length", str(os.path.getsize(body)))]}
+               "headers": headers + [("content-length", str(os.path.getsize(body)))],
+               "reply": USAGE_REPLY, "stream": stream_reply(100)}
               for label, body, model, routes in cases]
     filter_ = wasm_filter(json.dumps(plugin), STAGES_WASM)
     config = {"static_resources": {"listeners": [listener("stages", free_port(), [filter_],

@@ -114,6 +114,12 @@ impl ResponseReader {
         self.framing
     }
 
+    /// How many bytes of the body the reader holds back now (at most
+    /// [`MAX_HELD`] plus the piece being read).
+    pub fn held(&self) -> usize {
+        self.strip.as_ref().map_or(0, |s| s.held.len())
+    }
+
     /// The counts found so far.
     pub fn usage(&self) -> Usage {
         self.reported.usage()
@@ -123,7 +129,7 @@ impl ResponseReader {
     pub fn feed(&mut self, piece: &[u8]) -> Output {
         match self.framing {
             Framing::Json => {
-                self.json.feed(piece, &mut self.reported);
+                self.json.feed(piece, &mut self.reported, false);
                 Output::Unchanged
             }
             Framing::Events => {
@@ -324,9 +330,14 @@ impl Default for JsonScan {
 }
 
 impl JsonScan {
-    fn feed(&mut self, bytes: &[u8], reported: &mut Reported) {
+    /// Reads `bytes`; in `line` mode (an event's data line) it stops before
+    /// the first CR or LF and returns how far it read.
+    fn feed(&mut self, bytes: &[u8], reported: &mut Reported, line: bool) -> usize {
         let mut pos = 0;
         while let Some(&b) = bytes.get(pos) {
+            if line && (b == b'\n' || b == b'\r') && !matches!(self.state, State::Number | State::Literal) {
+                return pos;
+            }
             match self.state {
                 State::InString { escaped: false } => {
                     // Message text is most of a response: skip it in steps.
@@ -335,13 +346,28 @@ impl JsonScan {
                     match bytes.get(pos) {
                         Some(b'"') => self.state = State::AfterValue,
                         Some(b'\\') => self.state = State::InString { escaped: true },
-                        // A raw control byte: not JSON, but nothing to count either.
+                        // A line end (read again above) or another raw control byte.
+                        Some(b'\n' | b'\r') if line => continue,
                         Some(_) | None => {}
                     }
                 }
                 State::InString { escaped: true } => self.state = State::InString { escaped: false },
+                State::ObjectFirst | State::Key if b == b'"' => {
+                    // A key whole in this piece is compared where it lies.
+                    let rest = bytes.get(pos + 1..).unwrap_or_default();
+                    let (run, _) = plain_run(rest);
+                    if let (Some(b'"'), Some(key)) = (rest.get(run), rest.get(..run)) {
+                        self.member = self.meaning(key);
+                        self.state = State::Colon;
+                        pos += run + 2;
+                        continue;
+                    }
+                    self.key_len = 0;
+                    self.key_unusual = false;
+                    self.state = State::InKey { escaped: false };
+                }
                 State::InKey { escaped } => self.key_byte(b, escaped),
-                State::Done | State::Failed => return,
+                State::Done | State::Failed => return if line { line_end(bytes, pos) } else { bytes.len() },
                 _ => {
                     if !self.structural(b, reported) {
                         // The byte ended a number or literal: read it again in the new state.
@@ -351,6 +377,7 @@ impl JsonScan {
             }
             pos += 1;
         }
+        bytes.len()
     }
 
     fn key_byte(&mut self, b: u8, escaped: bool) {
@@ -361,7 +388,13 @@ impl JsonScan {
                 self.state = State::InKey { escaped: true };
             }
             (b'"', false) => {
-                self.member = self.meaning();
+                let key = self.key;
+                let key = key.get(..usize::from(self.key_len)).unwrap_or_default();
+                self.member = if self.key_unusual {
+                    Member::Other
+                } else {
+                    self.meaning(key)
+                };
                 self.state = State::Colon;
             }
             _ => match self.key.get_mut(usize::from(self.key_len)) {
@@ -375,11 +408,7 @@ impl JsonScan {
     }
 
     /// What the key just read means where it stands.
-    fn meaning(&self) -> Member {
-        if self.key_unusual {
-            return Member::Other;
-        }
-        let key = self.key.get(..usize::from(self.key_len)).unwrap_or_default();
+    fn meaning(&self, key: &[u8]) -> Member {
         if self.depth == self.details_depth {
             return match (self.details, key) {
                 (Details::Cached, b"cached_tokens") => Member::Count(Field::CachedTokens),
@@ -446,11 +475,6 @@ impl JsonScan {
             }
             State::ObjectFirst | State::Key => {
                 match b {
-                    b'"' => {
-                        self.key_len = 0;
-                        self.key_unusual = false;
-                        self.state = State::InKey { escaped: false };
-                    }
                     b'}' if self.state == State::ObjectFirst => self.close(true),
                     _ => self.state = State::Failed,
                 }
@@ -551,6 +575,15 @@ impl JsonScan {
     }
 }
 
+/// The offset of the first CR or LF in `bytes` at or after `from` (or its length).
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    let rest = bytes.get(from..).unwrap_or_default();
+    from + rest
+        .iter()
+        .position(|&c| c == b'\r' || c == b'\n')
+        .unwrap_or(rest.len())
+}
+
 /// Where the event-stream parser is in its line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum LineState {
@@ -620,7 +653,7 @@ impl Lines {
                 (_, b'\r' | b'\n') => {
                     if self.line == LineState::Data {
                         // Data lines of one event are joined by LF: JSON whitespace.
-                        json.feed(b"\n", reported);
+                        json.feed(b"\n", reported, false);
                     }
                     self.after_cr = b == b'\r';
                     self.line = LineState::Start;
@@ -642,13 +675,7 @@ impl Lines {
                         continue;
                     }
                     self.line = LineState::Data;
-                    let rest = piece.get(pos..).unwrap_or_default();
-                    let run = rest
-                        .iter()
-                        .position(|&c| c == b'\r' || c == b'\n')
-                        .unwrap_or(rest.len());
-                    json.feed(rest.get(..run).unwrap_or_default(), reported);
-                    pos += run;
+                    pos += json.feed(piece.get(pos..).unwrap_or_default(), reported, true);
                     if !self.kept && json.surely_kept() {
                         self.kept = true;
                         signal(Signal::Kept);
@@ -656,11 +683,7 @@ impl Lines {
                     continue;
                 }
                 (LineState::Skip, _) => {
-                    let rest = piece.get(pos..).unwrap_or_default();
-                    pos += rest
-                        .iter()
-                        .position(|&c| c == b'\r' || c == b'\n')
-                        .unwrap_or(rest.len());
+                    pos = line_end(piece, pos);
                     continue;
                 }
             }

@@ -284,7 +284,11 @@ impl Stack {
                 assert_eq!(entries.len(), count, "{log}");
                 return entries;
             }
-            assert!(Instant::now() < deadline, "{} of {count} access-log lines in 10 s:\n{log}", entries.len());
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} access-log lines in 10 s:\n{log}",
+                entries.len()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

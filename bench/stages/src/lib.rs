@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use llm_router::decision::{self, Decision, HeadVerdict};
 use llm_router::headers::HeaderBlock;
+use llm_router::usage::{Framing, ResponseReader};
 use llm_router::{body, config};
 use proxy_wasm::traits::{Context, RootContext};
 use serde::Deserialize;
@@ -29,6 +30,10 @@ struct Case {
     model: String,
     /// The request headers, as wrk sends them.
     headers: Vec<(String, String)>,
+    /// A chat completion with usage, as the provider answers.
+    reply: String,
+    /// A streamed chat completion, one event a piece, as it arrives.
+    stream: Vec<String>,
 }
 
 struct Stages;
@@ -71,7 +76,9 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
     }
     // Tens of milliseconds a stage, whatever the body size.
     let calls = (50_000_000 / body.len().max(1)).clamp(10_000, 200_000);
-    let time = |what: &str, stage: &mut dyn FnMut()| {
+    // Logs the time of one call divided by `per` (the units a call handles).
+    let time_per = |what: &str, per: f64, stage: &mut dyn FnMut()| {
+        let calls = ((calls as f64 / per) as usize).max(100);
         // As many calls again first: V8 starts the module in its baseline
         // compiler and swaps in optimised code once the background compile of
         // a hot function is done.
@@ -83,9 +90,10 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
             stage();
         }
         let took = now().duration_since(started).unwrap_or(Duration::ZERO);
-        let ns = took.as_nanos() as f64 / calls as f64;
+        let ns = took.as_nanos() as f64 / calls as f64 / per;
         log::warn!("stage\t{}\t{what}\t{ns:.0}", case.label);
     };
+    let time = |what: &str, stage: &mut dyn FnMut()| time_per(what, 1.0, stage);
     time("copy of the header buffer", &mut || {
         black_box(headers.clone());
     });
@@ -106,6 +114,27 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
             }
         }
     });
+    time("response: JSON reply with usage", &mut || {
+        let mut reader = ResponseReader::new(Framing::Json, false);
+        black_box(reader.feed(black_box(case.reply.as_bytes())));
+        black_box(reader.usage());
+    });
+    let per_event = case.stream.len().max(1) as f64;
+    let stream_stage = |strip: bool| {
+        move || {
+            let mut reader = ResponseReader::new(Framing::Events, strip);
+            for event in &case.stream {
+                black_box(reader.feed(black_box(event.as_bytes())));
+            }
+            black_box(reader.usage());
+        }
+    };
+    time_per("response: stream, per event", per_event, &mut stream_stage(false));
+    time_per(
+        "response: stream, per event, usage chunk removed",
+        per_event,
+        &mut stream_stage(true),
+    );
     time("copy of the body", &mut || {
         black_box(body.to_vec());
     });
