@@ -89,9 +89,9 @@ bench: wasm envoy ## Throughput against the no-filter floor, same run (needs wrk
 	ENVOY=$(ENVOY) python3 bench/run.py
 
 FUZZ_RUNS ?= 10000000
-fuzz: ## cargo fuzz (nightly): body scanner (differential), config, patterns; FUZZ_RUNS each
+fuzz: ## cargo fuzz (nightly): body scanner (differential), config, patterns, response reader; FUZZ_RUNS each
 	@command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz
-	cd fuzz && for target in body config pattern; do \
+	cd fuzz && for target in body config pattern response; do \
 	  cargo +nightly fuzz run -O $$target corpus/$$target -- -runs=$(FUZZ_RUNS) -print_final_stats=1 > $$target.log 2>&1 \
 	    || { tail -40 $$target.log; echo "fuzz target $$target failed: fuzz/$$target.log, fuzz/artifacts/$$target"; exit 1; }; \
 	  echo "$$target:"; grep -E '^(Done|stat::number_of_executed_units)' $$target.log; done

@@ -165,6 +165,13 @@ impl BodyEdit {
     /// trusted, so no input can make this panic.
     pub fn splice(self, mut body: Vec<u8>) -> (usize, Vec<u8>) {
         let len = body.len();
+        if let [(span, bytes)] = self.edits.as_slice() {
+            // One edit (the model, most often): the body is its own head.
+            let end = span.end.min(len);
+            body.truncate(span.start.min(end));
+            body.extend_from_slice(bytes);
+            return (end, body);
+        }
         let Some(first) = self.edits.first().map(|(span, _)| span.start.min(len)) else {
             return (0, Vec::new());
         };

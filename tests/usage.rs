@@ -282,6 +282,32 @@ fn a_response_the_filter_cannot_read_counts_as_unknown_usage() {
 }
 
 #[test]
+fn a_compressed_response_passes_untouched_and_counts_as_unknown_usage() {
+    let stack = Stack::start_default();
+    let request = Request::new("POST", "/v1/chat/completions")
+        .header("authorization", format!("Bearer {MASTER_KEY}"))
+        .header("x-mock-fault", "gzip")
+        .body(r#"{"model":"groq/llama3-8b-8192","stream":true}"#);
+    let response = send(stack.listener, &request);
+    assert_eq!(
+        (response.status(), response.header("content-encoding")),
+        (200, Some("gzip"))
+    );
+    // The compressed bytes are the provider's, as it sent them.
+    let received = stack.mock(Provider::Groq).received().pop().expect("upstream");
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&response.body[..]), &mut unzipped).expect("gzip");
+    assert_eq!(unzipped, provider_sent(Provider::Groq, &received));
+    let lines = scrape_until(&stack, |lines| {
+        lines.iter().any(|l| l.starts_with("llm_router_usage_unknown_total"))
+    });
+    assert!(
+        lines.contains(&r#"llm_router_usage_unknown_total{route="groq/*",provider="groq"} 1"#.to_owned()),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn a_stream_cut_short_keeps_its_bytes_and_counts_what_it_reported() {
     let stack = Stack::start_default();
     let request = Request::new("POST", "/v1/messages")

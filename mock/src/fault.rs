@@ -23,6 +23,8 @@ pub enum Fault {
     /// Send every event (or the JSON body) in three pieces, a separate TCP
     /// write each (`split`).
     Split,
+    /// Answer gzip-compressed, whatever the request accepts (`gzip`).
+    Gzip,
 }
 
 impl Fault {
@@ -40,11 +42,12 @@ impl Fault {
         match name {
             "reset" => Ok(Fault::Reset),
             "split" => Ok(Fault::Split),
+            "gzip" => Ok(Fault::Gzip),
             "stall" => Ok(Fault::Stall(Duration::from_millis(number(argument)?))),
             "cut-after" => Ok(Fault::CutAfter(number(argument)? as usize)),
             status => {
                 let status: u16 = status.parse().ok().filter(|s| (400..600).contains(s)).ok_or_else(|| {
-                    format!("`{spec}`: not a fault (a status 400-599, reset, stall=MS, cut-after=N, split)")
+                    format!("`{spec}`: not a fault (a status 400-599, reset, stall=MS, cut-after=N, split, gzip)")
                 })?;
                 let retry_after = match argument {
                     None => None,
@@ -74,6 +77,7 @@ impl fmt::Display for Fault {
             Fault::Stall(wait) => write!(f, "stall={}", wait.as_millis()),
             Fault::CutAfter(n) => write!(f, "cut-after={n}"),
             Fault::Split => f.write_str("split"),
+            Fault::Gzip => f.write_str("gzip"),
         }
     }
 }
@@ -110,6 +114,7 @@ mod tests {
             ("stall=250", Fault::Stall(Duration::from_millis(250))),
             ("cut-after=3", Fault::CutAfter(3)),
             ("split", Fault::Split),
+            ("gzip", Fault::Gzip),
         ];
         for (spec, fault) in rows {
             assert_eq!(Fault::parse(spec), Ok(fault.clone()), "{spec}");

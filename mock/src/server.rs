@@ -164,7 +164,11 @@ async fn handle_request(
         }
         _ => {}
     }
-    Ok(match api::answer(shared.provider, &shared.key, &received) {
+    let reply = api::answer(shared.provider, &shared.key, &received);
+    if fault == Some(Fault::Gzip) {
+        return Ok(gzipped(reply));
+    }
+    Ok(match reply {
         Reply::Json { status, headers, body } => {
             let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             json_response(status, &headers, body, fault)
@@ -193,6 +197,31 @@ fn json_response(status: u16, headers: &[(&str, &str)], body: Vec<u8>, fault: Op
             .boxed(),
     };
     response.body(body).unwrap_or_else(|_| hyper::Response::new(empty()))
+}
+
+/// The whole reply in one gzip-compressed body.
+fn gzipped(reply: Reply) -> hyper::Response<Body> {
+    use std::io::Write;
+    let (status, content_type, bytes) = match reply {
+        Reply::Json { status, body, .. } => (status, "application/json", body),
+        Reply::Events(events) => (200, "text/event-stream", events.concat()),
+    };
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let compressed = encoder
+        .write_all(&bytes)
+        .and_then(|()| encoder.finish())
+        .unwrap_or_default();
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-encoding", "gzip")
+        .header("content-length", compressed.len())
+        .body(
+            Full::new(Bytes::from(compressed))
+                .map_err(|never: Infallible| match never {})
+                .boxed(),
+        )
+        .unwrap_or_else(|_| hyper::Response::new(empty()))
 }
 
 fn empty() -> Body {
@@ -322,6 +351,25 @@ mod tests {
         assert!(!json.complete);
         assert_eq!(json.body.len(), 10);
         assert!(chat(&mock, None, true).expect("a stream").complete);
+    }
+
+    #[test]
+    fn gzip_compresses_whatever_was_accepted() {
+        use std::io::Read;
+        let mock = mock();
+        let plain = chat(&mock, None, false).expect("an answer");
+        let zipped = chat(&mock, Some("gzip"), false).expect("an answer");
+        assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&zipped.body[..])
+            .read_to_end(&mut unzipped)
+            .expect("gzip");
+        // The same answer (but the echo of what arrived, which has the fault header).
+        let mut unzipped: serde_json::Value = serde_json::from_slice(&unzipped).expect("json");
+        let mut plain = plain.body_json();
+        unzipped["mock"] = serde_json::Value::Null;
+        plain["mock"] = serde_json::Value::Null;
+        assert_eq!(unzipped, plain);
     }
 
     #[test]
