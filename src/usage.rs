@@ -523,7 +523,9 @@ impl JsonScan {
                     }
                 } else {
                     self.state = State::ArrayFirst;
-                    if member == Member::Choices {
+                    // The first `choices` decides, so the verdict cannot turn
+                    // once given (and is the same however the body is split).
+                    if member == Member::Choices && self.choices == Choices::Unseen {
                         self.choices = Choices::Opening;
                     }
                 }
@@ -933,6 +935,11 @@ mod tests {
             (
                 format!("{CHAT_STREAM}{USAGE_CHUNK}{DONE}").replace('\n', "\r"),
                 format!("{CHAT_STREAM}{DONE}").replace('\n', "\r"),
+            ),
+            // A repeated `choices` does not undo the first.
+            (
+                format!("data: {{\"choices\":[{{\"index\":0}}],\"choices\":[],\"usage\":{{}}}}\n\n{USAGE_CHUNK}{DONE}"),
+                format!("data: {{\"choices\":[{{\"index\":0}}],\"choices\":[],\"usage\":{{}}}}\n\n{DONE}"),
             ),
             // Azure's first chunk has empty choices and no usage: kept. So are comments.
             (
