@@ -300,17 +300,11 @@ impl HttpContext for Request {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let mut output = reader.feed(&piece);
-            if end_of_stream {
-                if let Some(held) = reader.finish() {
-                    let mut bytes = match output {
-                        Output::Unchanged => piece,
-                        Output::Replace(bytes) => bytes,
-                    };
-                    bytes.extend_from_slice(&held);
-                    output = Output::Replace(bytes);
-                }
-            }
+            let output = if end_of_stream {
+                reader.feed_last(&piece)
+            } else {
+                reader.feed(&piece)
+            };
             if let Output::Replace(bytes) = output {
                 let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes);
             }

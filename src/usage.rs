@@ -147,10 +147,26 @@ impl ResponseReader {
         }
     }
 
-    /// The end of the body: whatever is still held goes to the client.
-    pub fn finish(&mut self) -> Option<Vec<u8>> {
-        let strip = self.strip.as_mut()?;
-        (!strip.held.is_empty()).then(|| std::mem::take(&mut strip.held))
+    /// Reads the last piece of the body: whatever is still held goes to the
+    /// client with it. (A body that ends in trailers has no last piece: what
+    /// is held then is lost, which is why only a few bytes of an undecided
+    /// event are ever held; providers' event streams have no trailers.)
+    pub fn feed_last(&mut self, piece: &[u8]) -> Output {
+        let output = self.feed(piece);
+        let held = self
+            .strip
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.held))
+            .unwrap_or_default();
+        if held.is_empty() {
+            return output;
+        }
+        let mut bytes = match output {
+            Output::Unchanged => piece.to_vec(),
+            Output::Replace(bytes) => bytes,
+        };
+        bytes.extend_from_slice(&held);
+        Output::Replace(bytes)
     }
 }
 
@@ -848,13 +864,18 @@ mod tests {
     fn read(framing: Framing, strip: bool, pieces: &[&[u8]]) -> (Usage, Vec<u8>) {
         let mut reader = ResponseReader::new(framing, strip);
         let mut client = Vec::new();
-        for piece in pieces {
-            match reader.feed(piece) {
+        let last = pieces.len().saturating_sub(1);
+        for (i, piece) in pieces.iter().enumerate() {
+            let output = if i == last {
+                reader.feed_last(piece)
+            } else {
+                reader.feed(piece)
+            };
+            match output {
                 Output::Unchanged => client.extend_from_slice(piece),
                 Output::Replace(bytes) => client.extend_from_slice(&bytes),
             }
         }
-        client.extend(reader.finish().unwrap_or_default());
         (reader.usage(), client)
     }
 

@@ -109,6 +109,15 @@ fn every_file_carries_the_same_plugin_configuration() {
     for (file, envoy) in &wasms {
         assert_eq!(plugin_json(wasm_config(envoy)), example, "{file}");
     }
+    // The same metric labels and access log in both Envoy files.
+    let (demo, providers) = (&wasms[0].1, &wasms[1].1);
+    assert_eq!(demo["stats_config"], providers["stats_config"]);
+    let access_log = |envoy: &Yaml| {
+        envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["access_log"]
+            .clone()
+    };
+    assert!(access_log(demo).is_sequence(), "envoy/envoy.yaml logs each request");
+    assert_eq!(access_log(demo), access_log(providers));
     // Envoy's buffer leaves the filter room to answer its own 413 first.
     for (file, envoy) in &wasms {
         let limit = &envoy["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"];

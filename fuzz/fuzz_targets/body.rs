@@ -1,10 +1,12 @@
 //! Differential: whenever the filter would route a body, serde_json must read
 //! the same `model` from it, and after the splice the new model and every
 //! other value unchanged. A body serde_json rejects must never be routed.
+//! For a streamed body, the edit that asks for usage must leave JSON in which
+//! `stream_options.include_usage` is true and nothing else has changed.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_router::body::{find_model, BodyEdit, BodyError};
+use llm_router::body::{find_model, include_usage_edit, read, BodyEdit, BodyError};
 use serde_json::Value;
 
 const NEW_MODEL: &str = "provider-model\"\\/\u{1}é";
@@ -26,8 +28,38 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(after.get("model").and_then(Value::as_str), Some(NEW_MODEL));
             let again = find_model(&spliced).expect("spliced body is routable");
             assert_eq!(again.name, NEW_MODEL);
-            after["model"] = Value::String(field.name.into_owned());
+            after["model"] = Value::String(field.name.clone().into_owned());
             assert_eq!(after, theirs, "only the model may change");
+
+            let request = read(data).expect("read as find_model did");
+            assert_eq!(request.stream, theirs.get("stream") == Some(&Value::Bool(true)));
+            match include_usage_edit(&request) {
+                Some((span, bytes)) => {
+                    let edited = BodyEdit::model(field.span.clone(), NEW_MODEL).with(span, bytes).apply(data);
+                    let mut after: Value = serde_json::from_slice(&edited).expect("edited body is JSON");
+                    assert_eq!(after.pointer("/stream_options/include_usage"), Some(&Value::Bool(true)));
+                    let mut expected = theirs.clone();
+                    expected["model"] = Value::String(NEW_MODEL.to_owned());
+                    match expected.get_mut("stream_options").and_then(Value::as_object_mut) {
+                        Some(options) => drop(options.insert("include_usage".into(), Value::Bool(true))),
+                        None => expected["stream_options"] = serde_json::json!({"include_usage": true}),
+                    }
+                    after["model"] = Value::String(NEW_MODEL.to_owned());
+                    assert_eq!(after, expected, "only the model and include_usage may change");
+                }
+                None if request.stream => {
+                    // Left alone: it asks already, or says something the filter does not touch.
+                    let options = theirs.get("stream_options");
+                    let usage = options.and_then(|o| o.get("include_usage"));
+                    assert!(
+                        usage == Some(&Value::Bool(true))
+                            || options.is_some_and(|o| !o.is_object())
+                            || usage.is_some_and(|u| u.is_object() || u.is_array()),
+                        "a streamed body left without include_usage"
+                    );
+                }
+                None => {}
+            }
         }
         Err(BodyError::Syntax { .. }) => {
             assert!(theirs.is_err(), "serde_json read a body the scanner calls invalid");
