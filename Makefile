@@ -52,7 +52,8 @@ run: wasm envoy ## Route to the real OpenAI, Anthropic and Groq APIs (keys from 
 	$(ENVOY) -c envoy/envoy.providers.yaml --concurrency 2 -l warning
 
 config: toolchain ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/config.yaml
-	@cargo run -q -p llm-router-config -- $(or $(LITELLM),examples/litellm-config.yaml)
+	@[ -n "$(LITELLM)" ] || { echo "usage: make config LITELLM=path/to/config.yaml (prints the plugin configuration)"; exit 2; }
+	@cargo run -q -p llm-router-config -- $(LITELLM)
 
 test: lint unit e2e ## Run every test: lints, unit tests (native and in V8), end-to-end tests in Envoy
 
