@@ -266,15 +266,7 @@ impl HttpContext for Request {
         let Some(watch) = self.response.as_mut() else {
             return Action::Continue;
         };
-        let encoded = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-encoding")
-            .ok()
-            .flatten()
-            .is_some_and(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"));
-        let framing = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
-            .ok()
-            .flatten()
-            .and_then(|v| Framing::of_content_type(&v));
-        if let (false, Some(framing)) = (encoded, framing) {
+        if let Some(framing) = Framing::of_response(&header_map(RESPONSE_HEADERS)) {
             let reader = ResponseReader::new(framing, watch.usage_injected);
             if watch.usage_injected && framing == Framing::Events {
                 // The body may get shorter: a declared length would be wrong.
@@ -393,14 +385,13 @@ impl Request {
             return;
         };
         let number = |n: Option<u64>| n.map(|n| n.to_string());
-        let facts: [(&str, Option<String>); 8] = [
+        let facts: [(&str, Option<String>); 7] = [
             ("llm_router.model", Some(watch.requested_model.clone())),
             ("llm_router.route", Some(deployment.model_name.clone())),
             ("llm_router.provider", Some(deployment.provider.name.clone())),
             ("llm_router.upstream_model", Some(watch.upstream_model.clone())),
             ("llm_router.input_tokens", number(usage.input)),
             ("llm_router.output_tokens", number(usage.output)),
-            ("llm_router.cached_input_tokens", number(usage.cached_input)),
             ("llm_router.time_to_first_token_ms", number(time_to_first_token)),
         ];
         for (name, value) in facts {
@@ -413,7 +404,6 @@ impl Request {
     /// Adds the response's usage and timings to the metrics, once; returns
     /// them.
     fn count_response(&mut self) -> Option<(Usage, Option<u64>)> {
-        let now = self.get_current_time();
         let watch = self.response.as_mut().filter(|w| !w.counted)?;
         watch.counted = true;
         let usage = watch.reader.as_ref().map(ResponseReader::usage).unwrap_or_default();
@@ -438,9 +428,10 @@ impl Request {
             h.record(ms, || name(metrics::TIME_TO_FIRST_TOKEN));
         }
         let streamed = watch.reader.as_ref().is_some_and(|r| r.framing() == Framing::Events);
-        let per_token = first_byte
-            .filter(|_| streamed)
-            .and_then(|first| usage::time_per_output_token(first, since(watch.forwarded_at, now), usage.output?));
+        let per_token = first_byte.filter(|_| streamed).and_then(|first| {
+            let end = since(watch.forwarded_at, hostcalls::get_current_time().ok()?);
+            usage::time_per_output_token(first, end, usage.output?)
+        });
         if let (Some(ms), Some(h)) = (per_token, counters.time_per_output_token.get(route)) {
             h.record(ms, || name(metrics::TIME_PER_OUTPUT_TOKEN));
         }
@@ -485,12 +476,21 @@ extern "C" {
 /// (the SDK's reader allocates a `String` and a `Vec` per header). A host
 /// error reads as no headers, which the decision refuses.
 fn request_headers() -> HeaderBlock {
-    const REQUEST_HEADERS: u32 = 0;
+    header_map(REQUEST_HEADERS)
+}
+
+/// The proxy-wasm map types read here.
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+
+/// A header map as one host buffer, read in place: one host call, however
+/// many headers are looked at.
+fn header_map(map_type: u32) -> HeaderBlock {
     const OK: u32 = 0;
     let mut data = std::ptr::null_mut();
     let mut size = 0;
     // SAFETY: the host writes a pointer and a length to the two out-params.
-    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
     if status != OK || data.is_null() {
         return HeaderBlock::default();
     }

@@ -59,6 +59,18 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// How to read a response with these headers; `None` for a body that
+    /// cannot or need not be read (compressed, another content type).
+    pub fn of_response(headers: &crate::headers::HeaderBlock) -> Option<Framing> {
+        let encoded = headers
+            .get("content-encoding")
+            .is_some_and(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            return None;
+        }
+        Framing::of_content_type(headers.get("content-type")?)
+    }
+
     /// The framing a `content-type` announces; `None` for a body not worth reading.
     pub fn of_content_type(value: &[u8]) -> Option<Framing> {
         let media = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
@@ -1041,6 +1053,28 @@ mod tests {
         assert_eq!(time_per_output_token(ms(100), ms(1100), 1), None);
         assert_eq!(time_per_output_token(ms(100), ms(1100), 0), None);
         assert_eq!(time_per_output_token(ms(200), ms(100), 5), None);
+    }
+
+    #[test]
+    fn compressed_responses_are_not_read() {
+        use crate::headers::HeaderBlock;
+        let rows: &[(&[(&str, &[u8])], Option<Framing>)] = &[
+            (&[("content-type", b"text/event-stream")], Some(Framing::Events)),
+            (
+                &[("content-type", b"application/json"), ("content-encoding", b"identity")],
+                Some(Framing::Json),
+            ),
+            (
+                &[("content-type", b"application/json"), ("content-encoding", b"gzip")],
+                None,
+            ),
+            (&[("content-encoding", b"br")], None),
+            (&[], None),
+        ];
+        for (pairs, framing) in rows {
+            let headers = HeaderBlock::from_pairs(pairs.iter().copied());
+            assert_eq!(Framing::of_response(&headers), *framing, "{pairs:?}");
+        }
     }
 
     #[test]
