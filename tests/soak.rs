@@ -177,7 +177,11 @@ impl Client {
             _ => client::Connection::open(self.addr)?,
         };
         let result = conn.send(request);
-        if result.is_ok() {
+        // Envoy closes after some local replies (a body it will not read) and says so.
+        let close = result.as_ref().map_or(true, |r| {
+            r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        });
+        if !close {
             self.conn = Some(conn);
         }
         result
