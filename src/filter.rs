@@ -49,28 +49,35 @@ struct Counters {
 /// response.
 #[derive(Default)]
 struct Histogram {
-    id: Cell<Option<u32>>,
+    id: MetricId,
 }
 
 impl Histogram {
     fn record(&self, value: u64, name: impl FnOnce() -> String) {
-        let id = match self.id.get() {
-            Some(id) => id,
-            None => match hostcalls::define_metric(MetricType::Histogram, &name()) {
-                Ok(id) => {
-                    self.id.set(Some(id));
-                    id
-                }
-                Err(_) => return,
-            },
-        };
-        let _ = hostcalls::record_metric(id, value);
+        if let Some(id) = self.id.get(MetricType::Histogram, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+}
+
+/// A metric's id in Envoy, defined on first use.
+#[derive(Default)]
+struct MetricId(Cell<Option<u32>>);
+
+impl MetricId {
+    fn get(&self, kind: MetricType, name: impl FnOnce() -> String) -> Option<u32> {
+        if let Some(id) = self.0.get() {
+            return Some(id);
+        }
+        let id = hostcalls::define_metric(kind, &name()).ok()?;
+        self.0.set(Some(id));
+        Some(id)
     }
 }
 
 #[derive(Default)]
 struct Counter {
-    id: Cell<Option<u32>>,
+    id: MetricId,
     pending: Cell<u64>,
 }
 
@@ -85,15 +92,8 @@ impl Counter {
         if pending == 0 {
             return;
         }
-        let id = match self.id.get() {
-            Some(id) => id,
-            None => match hostcalls::define_metric(MetricType::Counter, &name()) {
-                Ok(id) => {
-                    self.id.set(Some(id));
-                    id
-                }
-                Err(_) => return,
-            },
+        let Some(id) = self.id.get(MetricType::Counter, name) else {
+            return;
         };
         if hostcalls::increment_metric(id, i64::try_from(pending).unwrap_or(i64::MAX)).is_ok() {
             self.pending.set(0);
