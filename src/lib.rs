@@ -2,7 +2,7 @@
 //!
 //! The pipeline, each stage plain Rust with no host calls except the last:
 //! [`config`] → [`router`] (with [`pattern_set`] and [`pattern`]) → [`body`] → [`decision`] (reading
-//! [`headers`]) → `filter`.
+//! [`headers`]) → `filter`; on the way back, [`usage`] reads each response and `filter` counts it.
 
 // A panic aborts the VM and drops every request on that worker: none may be
 // reachable from a request or a configuration.
