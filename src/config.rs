@@ -70,6 +70,7 @@ struct RawProvider {
     api_base: Option<String>,
     auth: Option<AuthStyle>,
     api_key_env: Option<String>,
+    inject_stream_usage: Option<bool>,
 }
 
 // ---- the compiled form ---------------------------------------------------
@@ -95,6 +96,9 @@ pub struct Provider {
     pub auth: AuthStyle,
     /// The variable LiteLLM reads when a deployment gives no `api_key`.
     pub api_key_env: String,
+    /// The provider takes `stream_options.include_usage` (see
+    /// [`Config::inject_stream_usage`]).
+    pub inject_stream_usage: bool,
 }
 
 /// A secret from the configuration. Its `Debug` never shows the value.
@@ -165,6 +169,10 @@ fn error(at: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 }
 
 // ---- compiling --------------------------------------------------------------
+
+/// Built-in providers not sent `stream_options`: Mistral reports usage in
+/// its last chunk unasked, and its API is strict about parameters.
+const NO_STREAM_OPTIONS: &[&str] = &["mistral"];
 
 /// The built-in provider table: (name, api_base, auth, key variable).
 const BUILTIN_PROVIDERS: &[(&str, &str, AuthStyle, &str)] = &[
@@ -407,6 +415,7 @@ fn provider_table(overrides: BTreeMap<String, RawProvider>) -> Result<BTreeMap<S
                 base_path: url_path(api_base).unwrap_or_default(),
                 auth,
                 api_key_env: api_key_env.to_owned(),
+                inject_stream_usage: !NO_STREAM_OPTIONS.contains(&name),
             };
             (name.to_owned(), provider)
         })
@@ -429,6 +438,7 @@ fn provider_table(overrides: BTreeMap<String, RawProvider>) -> Result<BTreeMap<S
                 base_path: base_path.unwrap_or(builtin.base_path),
                 auth: raw.auth.unwrap_or(builtin.auth),
                 api_key_env: raw.api_key_env.unwrap_or(builtin.api_key_env),
+                inject_stream_usage: raw.inject_stream_usage.unwrap_or(builtin.inject_stream_usage),
                 name: builtin.name,
             },
             None => Provider {
@@ -443,6 +453,7 @@ fn provider_table(overrides: BTreeMap<String, RawProvider>) -> Result<BTreeMap<S
                 api_key_env: raw
                     .api_key_env
                     .unwrap_or_else(|| format!("{}_API_KEY", name.to_ascii_uppercase())),
+                inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
                 name: name.clone(),
             },
         };
@@ -699,6 +710,23 @@ pub(crate) mod tests {
             (d[2].provider.cluster.as_str(), d[2].base_path.as_str()),
             ("openai", "/custom/v1")
         );
+    }
+
+    #[test]
+    fn stream_usage_injection_is_per_provider() {
+        let json = r#"{"model_list": [
+            {"model_name": "m/*", "litellm_params": {"model": "mistral/*", "api_key": "k"}},
+            {"model_name": "g/*", "litellm_params": {"model": "groq/*", "api_key": "k"}},
+            {"model_name": "o/*", "litellm_params": {"model": "openai/*", "api_key": "k"}}],
+          "providers": {"openai": {"inject_stream_usage": false}}}"#;
+        let config = compile_test(json).expect("compiles");
+        let injects: Vec<bool> = config
+            .router
+            .deployments()
+            .iter()
+            .map(|d| d.provider.inject_stream_usage)
+            .collect();
+        assert_eq!(injects, [false, true, false]);
     }
 
     #[test]

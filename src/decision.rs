@@ -299,7 +299,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     if route.upstream_model != field.name {
         edit = edit.with_model(field.span.clone(), &route.upstream_model);
     }
-    let inject = config.inject_stream_usage && reads_usage_chunks(path);
+    let inject = config.inject_stream_usage && deployment.provider.inject_stream_usage && reads_usage_chunks(path);
     let usage_edit = inject.then(|| body::include_usage_edit(&request_body)).flatten();
     let usage_injected = usage_edit.is_some();
     if let Some((span, bytes)) = usage_edit {
@@ -850,6 +850,9 @@ mod tests {
     fn streamed_chat_requests_ask_for_usage_and_say_so() {
         let seed = compile_test(SEED).expect("seed compiles");
         let off = compile_test(&SEED.replacen('{', r#"{"inject_stream_usage": false,"#, 1)).expect("compiles");
+        let groq_off =
+            compile_test(&SEED.replacen('{', r#"{"providers": {"groq": {"inject_stream_usage": false}},"#, 1))
+                .expect("compiles");
         let request = |path: &str| {
             let h = headers(&[
                 (":method", "POST"),
@@ -881,6 +884,7 @@ mod tests {
             ),
             (&seed, "/v1/responses", streamed, false),
             (&off, "/v1/chat/completions", streamed, false),
+            (&groq_off, "/v1/chat/completions", streamed, false),
         ];
         for (config, path, body, injected) in rows {
             let Decision::Forward(forward) = on_request_body(config, request(path), body.as_bytes()) else {
