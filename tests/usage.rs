@@ -257,24 +257,39 @@ fn usage_latency_and_the_access_log_match_what_the_providers_sent() {
     }
 }
 
-#[test]
-fn a_response_the_filter_cannot_read_counts_as_unknown_usage() {
-    let stack = Stack::start_default();
-    // A provider error: no usage in it, passed on as it is.
-    let request = Request::new("POST", "/v1/chat/completions")
+/// A request with the master key that asks its mock for `fault`.
+fn faulty(path: &str, fault: &str, body: &str) -> Request {
+    Request::new("POST", path)
         .header("authorization", format!("Bearer {MASTER_KEY}"))
-        .header("x-mock-fault", "429;retry-after=3")
-        .body(r#"{"model":"groq/llama3-8b-8192"}"#);
-    let response = send(stack.listener, &request);
-    assert_eq!((response.status(), response.header("retry-after")), (429, Some("3")));
-    assert_eq!(response.body_json()["error"]["type"], "rate_limit_error");
-    let lines = scrape_until(&stack, |lines| {
+        .header("x-mock-fault", fault)
+        .body(body)
+}
+
+/// The metrics, once they show one groq response without readable usage.
+fn groq_usage_unknown_once(stack: &Stack) -> Vec<String> {
+    let lines = scrape_until(stack, |lines| {
         lines.iter().any(|l| l.starts_with("llm_router_usage_unknown_total"))
     });
     assert!(
         lines.contains(&r#"llm_router_usage_unknown_total{route="groq/*",provider="groq"} 1"#.to_owned()),
         "{lines:?}"
     );
+    lines
+}
+
+#[test]
+fn a_response_the_filter_cannot_read_counts_as_unknown_usage() {
+    let stack = Stack::start_default();
+    // A provider error: no usage in it, passed on as it is.
+    let request = faulty(
+        "/v1/chat/completions",
+        "429;retry-after=3",
+        r#"{"model":"groq/llama3-8b-8192"}"#,
+    );
+    let response = send(stack.listener, &request);
+    assert_eq!((response.status(), response.header("retry-after")), (429, Some("3")));
+    assert_eq!(response.body_json()["error"]["type"], "rate_limit_error");
+    let lines = groq_usage_unknown_once(&stack);
     assert!(
         !lines.iter().any(|l| l.starts_with("llm_router_tokens_total")),
         "{lines:?}"
@@ -284,10 +299,11 @@ fn a_response_the_filter_cannot_read_counts_as_unknown_usage() {
 #[test]
 fn a_compressed_response_passes_untouched_and_counts_as_unknown_usage() {
     let stack = Stack::start_default();
-    let request = Request::new("POST", "/v1/chat/completions")
-        .header("authorization", format!("Bearer {MASTER_KEY}"))
-        .header("x-mock-fault", "gzip")
-        .body(r#"{"model":"groq/llama3-8b-8192","stream":true}"#);
+    let request = faulty(
+        "/v1/chat/completions",
+        "gzip",
+        r#"{"model":"groq/llama3-8b-8192","stream":true}"#,
+    );
     let response = send(stack.listener, &request);
     assert_eq!(
         (response.status(), response.header("content-encoding")),
@@ -298,22 +314,17 @@ fn a_compressed_response_passes_untouched_and_counts_as_unknown_usage() {
     let mut unzipped = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&response.body[..]), &mut unzipped).expect("gzip");
     assert_eq!(unzipped, provider_sent(Provider::Groq, &received));
-    let lines = scrape_until(&stack, |lines| {
-        lines.iter().any(|l| l.starts_with("llm_router_usage_unknown_total"))
-    });
-    assert!(
-        lines.contains(&r#"llm_router_usage_unknown_total{route="groq/*",provider="groq"} 1"#.to_owned()),
-        "{lines:?}"
-    );
+    groq_usage_unknown_once(&stack);
 }
 
 #[test]
 fn a_stream_cut_short_keeps_its_bytes_and_counts_what_it_reported() {
     let stack = Stack::start_default();
-    let request = Request::new("POST", "/v1/messages")
-        .header("authorization", format!("Bearer {MASTER_KEY}"))
-        .header("x-mock-fault", "cut-after=2")
-        .body(r#"{"model":"anthropic/claude-3-5-haiku","max_tokens":64,"stream":true}"#);
+    let request = faulty(
+        "/v1/messages",
+        "cut-after=2",
+        r#"{"model":"anthropic/claude-3-5-haiku","max_tokens":64,"stream":true}"#,
+    );
     let response = client::send(stack.listener, &request).expect("a head");
     assert_eq!(response.status(), 200);
     assert!(!response.complete);
