@@ -347,7 +347,8 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
 /// (`stream_options.include_usage`): chat completions and completions.
 fn reads_usage_chunks(path: &[u8]) -> bool {
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
-    path.ends_with(b"/chat/completions") || path.ends_with(b"/completions")
+    // `/chat/completions` ends so too.
+    path.ends_with(b"/completions")
 }
 
 /// The client's path with its leading `/v1` replaced by the provider's base

@@ -229,7 +229,7 @@ impl Context for Request {}
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let config = &self.state.config;
-        let headers = request_headers();
+        let headers = header_map(REQUEST_HEADERS);
         // The routing header is only ever the filter's own: removed here on
         // every request, routed or not (a forwarded one then gets the
         // filter's value in place of any the client sent).
@@ -384,19 +384,23 @@ impl Request {
         let Some(deployment) = config.router.deployments().get(watch.route) else {
             return;
         };
-        let number = |n: Option<u64>| n.map(|n| n.to_string());
-        let facts: [(&str, Option<String>); 7] = [
-            ("llm_router.model", Some(watch.requested_model.clone())),
-            ("llm_router.route", Some(deployment.model_name.clone())),
-            ("llm_router.provider", Some(deployment.provider.name.clone())),
-            ("llm_router.upstream_model", Some(watch.upstream_model.clone())),
-            ("llm_router.input_tokens", number(usage.input)),
-            ("llm_router.output_tokens", number(usage.output)),
-            ("llm_router.time_to_first_token_ms", number(time_to_first_token)),
+        let words = [
+            ("llm_router.model", watch.requested_model.as_str()),
+            ("llm_router.route", deployment.model_name.as_str()),
+            ("llm_router.provider", deployment.provider.name.as_str()),
+            ("llm_router.upstream_model", watch.upstream_model.as_str()),
         ];
-        for (name, value) in facts {
+        for (name, value) in words {
+            self.set_property(vec![name], Some(value.as_bytes()));
+        }
+        let numbers = [
+            ("llm_router.input_tokens", usage.input),
+            ("llm_router.output_tokens", usage.output),
+            ("llm_router.time_to_first_token_ms", time_to_first_token),
+        ];
+        for (name, value) in numbers {
             if let Some(value) = value {
-                self.set_property(vec![name], Some(value.as_bytes()));
+                self.set_property(vec![name], Some(value.to_string().as_bytes()));
             }
         }
     }
@@ -472,19 +476,14 @@ extern "C" {
     fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
 }
 
-/// The request headers as one host buffer, parsed in place by [`HeaderBlock`]
-/// (the SDK's reader allocates a `String` and a `Vec` per header). A host
-/// error reads as no headers, which the decision refuses.
-fn request_headers() -> HeaderBlock {
-    header_map(REQUEST_HEADERS)
-}
-
 /// The proxy-wasm map types read here.
 const REQUEST_HEADERS: u32 = 0;
 const RESPONSE_HEADERS: u32 = 2;
 
-/// A header map as one host buffer, read in place: one host call, however
-/// many headers are looked at.
+/// A header map as one host buffer, parsed in place by [`HeaderBlock`]: one
+/// host call however many headers are looked at (the SDK's reader allocates
+/// a `String` and a `Vec` per header). A host error reads as no headers,
+/// which the decision refuses for a request.
 fn header_map(map_type: u32) -> HeaderBlock {
     const OK: u32 = 0;
     let mut data = std::ptr::null_mut();
