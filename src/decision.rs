@@ -4,8 +4,11 @@
 use std::borrow::Cow;
 
 use crate::body::{self, BodyEdit, BodyError};
-use crate::config::{Config, ProviderKey};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::config::{Config, Endpoint, PathStyle, ProviderKey};
 use crate::headers::HeaderBlock;
+use crate::router::NoRoute;
 
 /// Client credentials in their usual spellings; none of them reaches a provider.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
@@ -126,8 +129,8 @@ pub enum Decision<'c> {
 /// allocates only for what the request itself decides (path, length).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Forward<'c> {
-    /// The route's position in `model_list`.
-    pub route: usize,
+    /// The route's metrics slot ([`crate::router::Router::slots`]).
+    pub slot: usize,
     /// `(name, Some(value))` replaces every value of `name`; `(name, None)`
     /// removes them: client credentials out; the provider's credentials,
     /// path, `content-length` and the filter's cluster header in.
@@ -260,35 +263,56 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         }
     };
     let field = &request_body.model;
-    let Some(route) = config.router.route(&field.name) else {
-        return Decision::Reply(LocalReply::error(
-            ErrorKind::ModelNotFound,
-            &format!(
-                "model `{}` is not served by this router (GET /v1/models lists what is)",
-                field.name
-            ),
-            Some("model"),
-        ));
+    let route = match config.router.route(&field.name) {
+        Ok(route) => route,
+        Err(NoRoute::Unknown) => {
+            return Decision::Reply(LocalReply::error(
+                ErrorKind::ModelNotFound,
+                &format!(
+                    "model `{}` is not served by this router (GET /v1/models lists what is)",
+                    field.name
+                ),
+                Some("model"),
+            ))
+        }
+        Err(NoRoute::NoProvider) => {
+            let prefixes: Vec<String> = config
+                .router
+                .forwarded_prefixes()
+                .iter()
+                .map(|p| format!("{p}/"))
+                .collect();
+            return Decision::Reply(LocalReply::error(
+                ErrorKind::ModelNotFound,
+                &format!(
+                    "model `{}` names no provider this router forwards to and belongs to no known model family; prefix it with one of {}",
+                    field.name,
+                    prefixes.join(", ")
+                ),
+                Some("model"),
+            ));
+        }
     };
-    let deployment = route.deployment;
+    let endpoint = route.endpoint;
     if route.upstream_model.is_empty() {
         return Decision::Reply(LocalReply::error(
             ErrorKind::InvalidRequest,
             &format!(
                 "model `{}` leaves no model name for provider `{}`",
-                field.name, deployment.provider.name
+                field.name, endpoint.provider.name
             ),
             Some("model"),
         ));
     }
-    let credentials = match &deployment.key {
+    let credentials = match &endpoint.key {
         ProviderKey::Ready(credentials) => credentials,
+        // The variable's name is for the operator (logged at configuration), not the client.
         ProviderKey::Unset { .. } => {
             return Decision::Reply(LocalReply::error(
                 ErrorKind::ProviderUnavailable,
                 &format!(
-                    "provider `{}` for model `{}` has no API key configured",
-                    deployment.provider.name, field.name
+                    "provider `{}` for model `{}` is not configured (a key or setting is missing; the router's log says which)",
+                    endpoint.provider.name, field.name
                 ),
                 Some("model"),
             ));
@@ -299,7 +323,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     if route.upstream_model != field.name {
         edit = edit.with_model(field.span.clone(), &route.upstream_model);
     }
-    let inject = config.inject_stream_usage && deployment.provider.inject_stream_usage && reads_usage_chunks(path);
+    let inject = config.inject_stream_usage && endpoint.provider.inject_stream_usage && reads_usage_chunks(path);
     let usage_edit = inject.then(|| body::include_usage_edit(&request_body)).flatten();
     let usage_injected = usage_edit.is_some();
     if let Some((span, bytes)) = usage_edit {
@@ -312,7 +336,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             header_changes.push((name, None));
         }
     }
-    if let Some(new_path) = upstream_path(path, &deployment.base_path) {
+    if let Some(new_path) = upstream_path(path, endpoint, &route.upstream_model) {
         header_changes.push((":path", Some(Cow::Owned(new_path))));
     }
     for (name, value) in credentials {
@@ -329,12 +353,9 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         let length = edit.edited_len(body.len());
         header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
     }
-    header_changes.push((
-        &config.cluster_header,
-        Some(Cow::Borrowed(deployment.provider.cluster.as_bytes())),
-    ));
+    header_changes.push((&config.cluster_header, Some(Cow::Borrowed(endpoint.cluster.as_bytes()))));
     Decision::Forward(Forward {
-        route: route.index,
+        slot: route.slot,
         header_changes,
         body_edit,
         usage_injected,
@@ -351,19 +372,53 @@ fn reads_usage_chunks(path: &[u8]) -> bool {
     path.ends_with(b"/completions")
 }
 
-/// The client's path with its leading `/v1` replaced by the provider's base
-/// path (a path without `/v1`, which LiteLLM also serves, gets the base
-/// prepended); `None` when that is the client's path already.
-pub fn upstream_path(path: &[u8], base_path: &str) -> Option<Vec<u8>> {
+/// The provider's path for the client's: the leading `/v1` replaced by the
+/// path of `api_base` (a path without `/v1`, which LiteLLM also serves, gets
+/// it prepended); for Azure, `/openai/deployments/<deployment>/<operation>`
+/// with `api-version` first in the query. `None` when that is the client's
+/// path already.
+pub fn upstream_path(path: &[u8], endpoint: &Endpoint, upstream_model: &str) -> Option<Vec<u8>> {
+    let base_path = endpoint.base_path.as_bytes();
     let rest = match path.strip_prefix(b"/v1") {
         Some(rest) if rest.is_empty() || rest.starts_with(b"/") || rest.starts_with(b"?") => rest,
         _ => path,
     };
-    if path.strip_suffix(rest) == Some(base_path.as_bytes()) {
-        return None;
+    match (endpoint.provider.path_style, &endpoint.api_version) {
+        (PathStyle::AzureDeployments, Some(version)) => {
+            let (operation, query) = match rest.iter().position(|&b| b == b'?') {
+                Some(i) => (rest.get(..i)?, rest.get(i + 1..)?),
+                None => (rest, &b""[..]),
+            };
+            let deployment = utf8_percent_encode(upstream_model, PATH_SEGMENT);
+            let version = utf8_percent_encode(version, PATH_SEGMENT);
+            let mut azure = format!("/openai/deployments/{deployment}").into_bytes();
+            azure.extend_from_slice(operation);
+            azure.extend_from_slice(format!("?api-version={version}").as_bytes());
+            if !query.is_empty() {
+                azure.push(b'&');
+                azure.extend_from_slice(query);
+            }
+            Some([base_path, &azure].concat())
+        }
+        _ if path.strip_suffix(rest) == Some(base_path) => None,
+        _ => Some([base_path, rest].concat()),
     }
-    Some([base_path.as_bytes(), rest].concat())
 }
+
+/// What a path segment or query value may not carry as is.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
 
 /// What the head checks read from the headers, gathered in one pass.
 #[derive(Default)]
@@ -990,18 +1045,48 @@ mod tests {
 
     #[test]
     fn upstream_paths() {
+        let config = compile_test(
+            r#"{"model_list": [
+              {"model_name": "groq/*", "litellm_params": {"model": "groq/*", "api_key": "k"}},
+              {"model_name": "v1", "litellm_params": {"model": "openai/m", "api_key": "k", "api_base": "http://h:1/v1"}},
+              {"model_name": "root", "litellm_params": {"model": "openai/m", "api_key": "k", "api_base": "http://h:1"}},
+              {"model_name": "v2", "litellm_params": {"model": "openai/m", "api_key": "k", "api_base": "http://h:1/api/v2/"}},
+              {"model_name": "az", "litellm_params": {"model": "azure/my gpt", "api_key": "k", "api_base": "https://r.openai.azure.com", "api_version": "2024-10-21"}},
+              {"model_name": "az-default", "litellm_params": {"model": "azure/d", "api_key": "k", "api_base": "https://r.openai.azure.com/"}}]}"#,
+        )
+        .expect("compiles");
         let rows = [
-            ("/v1/chat/completions", "/openai/v1", "/openai/v1/chat/completions"),
-            ("/v1/chat/completions", "/v1", "/v1/chat/completions"),
-            ("/v1/embeddings?x=1", "", "/embeddings?x=1"),
-            ("/chat/completions", "/openai/v1", "/openai/v1/chat/completions"),
-            ("/v1", "/api/v2", "/api/v2"),
-            ("/v1beta/models", "/v1", "/v1/v1beta/models"),
+            ("groq/x", "/v1/chat/completions", "/openai/v1/chat/completions"),
+            ("groq/x", "/chat/completions", "/openai/v1/chat/completions"),
+            ("v1", "/v1/chat/completions", "/v1/chat/completions"),
+            ("v1", "/v1beta/models", "/v1/v1beta/models"),
+            ("root", "/v1/embeddings?x=1", "/embeddings?x=1"),
+            ("v2", "/v1", "/api/v2"),
+            (
+                "az",
+                "/v1/chat/completions",
+                "/openai/deployments/my%20gpt/chat/completions?api-version=2024-10-21",
+            ),
+            (
+                "az",
+                "/v1/embeddings?user=1",
+                "/openai/deployments/my%20gpt/embeddings?api-version=2024-10-21&user=1",
+            ),
+            (
+                "az-default",
+                "/chat/completions",
+                "/openai/deployments/d/chat/completions?api-version=2025-02-01-preview",
+            ),
         ];
-        for (path, base, expected) in rows {
-            let upstream = upstream_path(path.as_bytes(), base);
-            assert_eq!(upstream.as_deref().unwrap_or(path.as_bytes()), expected.as_bytes());
-            assert_eq!(upstream.is_none(), path == expected, "{path} {base}");
+        for (model, path, expected) in rows {
+            let route = config.router.route(model).expect("routes");
+            let upstream = upstream_path(path.as_bytes(), route.endpoint, &route.upstream_model);
+            assert_eq!(
+                String::from_utf8_lossy(upstream.as_deref().unwrap_or(path.as_bytes())),
+                expected,
+                "{model} {path}"
+            );
+            assert_eq!(upstream.is_none(), path == expected, "{model} {path}");
         }
     }
 
@@ -1012,5 +1097,65 @@ mod tests {
         assert!(!constant_time_eq(b"sk-abcd", b"sk-abc"));
         assert!(!constant_time_eq(b"", b"sk-abc"));
         assert!(!constant_time_eq(b"sk-abd", b"sk-abc"));
+    }
+
+    #[test]
+    fn each_provider_gets_its_own_request_shape() {
+        let config = compile_test(
+            r#"{"model_list": [
+              {"model_name": "gpt-4o", "litellm_params": {"model": "azure/gpt-4o-prod", "api_base": "https://my-endpoint.openai.azure.com/", "api_version": "2024-10-21", "api_key": "azure-key"}},
+              {"model_name": "llama", "litellm_params": {"model": "hosted_vllm/meta-llama/Llama-3.1-8B-Instruct", "api_base": "http://vllm.internal:8000/v1"}},
+              {"model_name": "*", "litellm_params": {"model": "*"}}]}"#,
+        )
+        .expect("compiles");
+        let common = [
+            (":method", "POST"),
+            (":authority", "router.local"),
+            ("content-type", "application/json"),
+            ("user-agent", "OpenAI/Python"),
+            ("anthropic-version", "2099-01-01"),
+        ];
+        // (request model, upstream path, cluster, credentials, upstream model)
+        let rows: &[(&str, &str, &str, &[(&str, &str)], &str)] = &[
+            (
+                "gpt-4o",
+                "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
+                "https_my-endpoint.openai.azure.com_443",
+                &[("api-key", "azure-key")],
+                "gpt-4o-prod",
+            ),
+            (
+                "llama",
+                "/v1/chat/completions",
+                "http_vllm.internal_8000",
+                &[],
+                "meta-llama/Llama-3.1-8B-Instruct",
+            ),
+            (
+                "gemini-2.0-flash",
+                "/v1beta/openai/chat/completions",
+                "gemini",
+                &[("authorization", "Bearer gemini-test")],
+                "gemini-2.0-flash",
+            ),
+        ];
+        for &(model, path, cluster, credentials, upstream_model) in rows {
+            let body = format!(r#"{{"model":"{model}","messages":[]}}"#);
+            let Decision::Forward(forward) = on_request_body(&config, chat(), body.as_bytes()) else {
+                panic!("{model} is routed");
+            };
+            let edited = upstream_body(&forward, &body);
+            // An unedited body keeps the client's content-length.
+            let length = edited
+                .as_ref()
+                .map_or("999".to_owned(), |edited| edited.len().to_string());
+            let edited = edited.unwrap_or_else(|| body.clone());
+            let mut expected: Vec<(&str, &str)> = common.to_vec();
+            expected.extend([(":path", path), ("x-llm-cluster", cluster)]);
+            expected.extend(credentials);
+            expected.push(("content-length", &length));
+            assert_eq!(upstream(&forward), pairs(&expected), "{model}");
+            assert_eq!(json_model(&edited), upstream_model, "{model}");
+        }
     }
 }

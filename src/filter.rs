@@ -115,8 +115,8 @@ impl Counters {
     }
 
     fn flush(&self, config: &Config) {
-        for (route, deployment) in config.router.deployments().iter().enumerate() {
-            let name = |counter| metrics::route_counter(counter, &deployment.model_name, &deployment.provider.name);
+        for (route, (model_name, provider)) in config.router.slots().iter().enumerate() {
+            let name = |counter| metrics::route_counter(counter, model_name, provider);
             if let Some(c) = self.requests.get(route) {
                 c.flush(|| name(metrics::REQUESTS));
             }
@@ -127,14 +127,7 @@ impl Counters {
                 c.flush(|| name(metrics::USAGE_UNKNOWN));
             }
             for (counter, kind) in self.tokens.get(route).into_iter().flatten().zip(metrics::TOKEN_TYPES) {
-                counter.flush(|| {
-                    metrics::typed_route_counter(
-                        metrics::TOKENS,
-                        &deployment.model_name,
-                        &deployment.provider.name,
-                        kind,
-                    )
-                });
+                counter.flush(|| metrics::typed_route_counter(metrics::TOKENS, model_name, provider, kind));
             }
         }
         for (counter, &kind) in self.replies.iter().zip(metrics::ERROR_KINDS.iter()) {
@@ -163,7 +156,7 @@ impl RootContext for Root {
                     config.cluster_header,
                     took.as_millis()
                 );
-                let counters = Counters::new(config.router.deployments().len());
+                let counters = Counters::new(config.router.slots().len());
                 self.state = Some(Rc::new(State { config, counters }));
                 self.set_tick_period(METRICS_FLUSH);
                 true
@@ -340,9 +333,9 @@ impl Request {
                 }
                 // Envoy picked the route before the cluster header existed.
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
-                self.count_forward(forward.route, self.body_size);
+                self.count_forward(forward.slot, self.body_size);
                 self.response = Some(Watch {
-                    route: forward.route,
+                    route: forward.slot,
                     requested_model: forward.requested_model,
                     upstream_model: forward.upstream_model,
                     usage_injected: forward.usage_injected,
@@ -381,13 +374,13 @@ impl Request {
             return;
         };
         let config = &self.state.config;
-        let Some(deployment) = config.router.deployments().get(watch.route) else {
+        let Some((model_name, provider)) = config.router.slots().get(watch.route) else {
             return;
         };
         let words = [
             ("llm_router.model", watch.requested_model.as_str()),
-            ("llm_router.route", deployment.model_name.as_str()),
-            ("llm_router.provider", deployment.provider.name.as_str()),
+            ("llm_router.route", model_name.as_str()),
+            ("llm_router.provider", provider.as_str()),
             ("llm_router.upstream_model", watch.upstream_model.as_str()),
         ];
         for (name, value) in words {
@@ -425,9 +418,8 @@ impl Request {
         let since = |from: SystemTime, to: SystemTime| to.duration_since(from).unwrap_or_default();
         let first_byte = watch.first_byte_at.map(|at| since(watch.forwarded_at, at));
         let time_to_first_token = first_byte.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let deployment = self.state.config.router.deployments().get(route)?;
-        let name =
-            |histogram: &str| metrics::route_counter(histogram, &deployment.model_name, &deployment.provider.name);
+        let (model_name, provider) = self.state.config.router.slots().get(route)?;
+        let name = |histogram: &str| metrics::route_counter(histogram, model_name, provider);
         if let (Some(ms), Some(h)) = (time_to_first_token, counters.time_to_first_token.get(route)) {
             h.record(ms, || name(metrics::TIME_TO_FIRST_TOKEN));
         }
