@@ -8,12 +8,14 @@ VENV          := .venv
 ENVOY         := $(VENV)/bin/envoy
 WASM          := target/wasm32-wasip1/release/llm_router.wasm
 MOCK          := target/release/mock-provider
+# LiteLLM config.yaml -> plugin configuration or Envoy bootstrap (tools/config).
+GENERATOR     := target/release/llm-router-config
 # Per-request callbacks the filter does not implement: dropped from the module
 # so Envoy skips them (scripts/drop-exports.py says why).
 UNUSED_CALLBACKS := proxy_on_done proxy_on_log
 
 .DEFAULT_GOAL := help
-.PHONY: help toolchain node wasm mock envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean
+.PHONY: help toolchain node wasm mock generator generate envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,14 +48,30 @@ $(VENV)/.sdks: $(ENVOY) Makefile
 demo: wasm mock envoy sdk ## Start Envoy + filter + mock providers on :10000, route the seed's requests, call it with the SDKs
 	ENVOY=$(ENVOY) MOCK=$(MOCK) scripts/demo.sh
 
-run: wasm envoy ## Route to the real OpenAI, Anthropic and Groq APIs (keys from your environment)
-	@for key in LITELLM_MASTER_KEY OPENAI_API_KEY ANTHROPIC_API_KEY GROQ_API_KEY; do \
-	  [ -n "$$(printenv $$key)" ] || echo "note: $$key is not set (routes needing it answer 503; the master key is required)"; done
-	$(ENVOY) -c envoy/envoy.providers.yaml --concurrency 2 -l warning
+run: wasm envoy generator ## Run a LiteLLM config on real providers: make run [LITELLM=config.yaml] (keys from your environment)
+	@if [ -n "$(LITELLM)" ]; then \
+	  bootstrap=$$(mktemp -t llm-router-envoy.XXXXXX.yaml) && \
+	  $(GENERATOR) --envoy $(LITELLM) > $$bootstrap && \
+	  echo "Envoy bootstrap for $(LITELLM): $$bootstrap" && \
+	  exec $(ENVOY) -c $$bootstrap --concurrency 2 -l warning; \
+	else \
+	  for key in LITELLM_MASTER_KEY OPENAI_API_KEY ANTHROPIC_API_KEY GROQ_API_KEY; do \
+	    [ -n "$$(printenv $$key)" ] || echo "note: $$key is not set (routes needing it answer 503; the master key is required)"; done; \
+	  exec $(ENVOY) -c envoy/envoy.providers.yaml --concurrency 2 -l warning; \
+	fi
 
-config: toolchain ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/config.yaml
-	@[ -n "$(LITELLM)" ] || { echo "usage: make config LITELLM=path/to/config.yaml (prints the plugin configuration)"; exit 2; }
-	@cargo run -q -p llm-router-config -- $(LITELLM)
+generator: toolchain ## Build llm-router-config (LiteLLM config.yaml -> plugin configuration or Envoy bootstrap)
+	cargo build -q --release -p llm-router-config
+
+config: generator ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/config.yaml [ENVOY_BOOTSTRAP=1]
+	@[ -n "$(LITELLM)" ] || { echo "usage: make config LITELLM=path/to/config.yaml [ENVOY_BOOTSTRAP=1]"; \
+	  echo "  prints the plugin configuration (JSON), or with ENVOY_BOOTSTRAP=1 a complete Envoy bootstrap"; exit 2; }
+	@$(GENERATOR) $(if $(ENVOY_BOOTSTRAP),--envoy) $(LITELLM)
+
+generate: generator ## Regenerate the shipped Envoy files and examples/llm-router.json from examples/*.yaml
+	$(GENERATOR) --envoy --listen 0.0.0.0:10000 examples/demo.yaml > envoy/envoy.yaml
+	$(GENERATOR) --envoy examples/litellm-config.yaml > envoy/envoy.providers.yaml
+	$(GENERATOR) examples/litellm-config.yaml > examples/llm-router.json
 
 test: lint unit e2e ## Run every test: lints, unit tests (native and in V8), end-to-end tests in Envoy
 
@@ -66,8 +84,8 @@ node: ## Install Node.js (runs the Wasm unit tests) if it is missing
 	@command -v node >/dev/null || (apt-get install -y nodejs || (apt-get update && apt-get install -y nodejs)) >/dev/null \
 	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
-e2e: wasm envoy sdk ## End-to-end tests in a real Envoy, real SDKs among the clients
-	cargo test --test routing --test security --test metrics --test usage --test deployment --test sdk
+e2e: wasm envoy sdk generator ## End-to-end tests in a real Envoy, real SDKs among the clients
+	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test oracle --test sdk
 
 lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and wasm
 	cargo fmt --all -- --check

@@ -1021,9 +1021,14 @@ enum Resolved {
     Unset(String),
 }
 
+/// The variable a LiteLLM `os.environ/NAME` value names.
+pub fn env_var(value: &str) -> Option<&str> {
+    value.strip_prefix(ENV_PREFIX)
+}
+
 /// LiteLLM's `os.environ/NAME` indirection; any other string is literal.
 fn resolve(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Resolved {
-    match value.strip_prefix(ENV_PREFIX) {
+    match env_var(value) {
         Some(var) => match env(var) {
             Some(v) => Resolved::Value(v),
             None => Resolved::Unset(var.to_owned()),

@@ -101,24 +101,38 @@ enum Endpoint {
     Models,
 }
 
-fn endpoint(provider: Provider, method: &str, path: &str) -> Option<Endpoint> {
-    let path = path.split('?').next().unwrap_or_default();
-    let operation = path.strip_prefix(provider.base_path())?;
+/// The endpoint a request is for, and Azure's deployment (which names the
+/// model there; the body's `model` is not read).
+fn endpoint(provider: Provider, method: &str, path_and_query: &str) -> Option<(Endpoint, Option<String>)> {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let mut operation = path.strip_prefix(provider.base_path())?;
+    let mut deployment = None;
+    if provider == Provider::Azure {
+        let (name, rest) = operation.split_once('/')?;
+        let has_version = query
+            .split('&')
+            .any(|pair| pair.len() > 12 && pair.starts_with("api-version="));
+        if name.is_empty() || !has_version {
+            return None;
+        }
+        deployment = Some(name.to_owned());
+        operation = path.get(path.len() - rest.len() - 1..)?;
+    }
     let endpoint = match (method, operation) {
         ("POST", "/chat/completions") => Endpoint::ChatCompletions,
-        ("GET", "/models") => Endpoint::Models,
+        ("GET", "/models") if provider != Provider::Azure => Endpoint::Models,
         ("POST", "/messages") if provider == Provider::Anthropic => Endpoint::Messages,
         ("POST", "/completions") if provider != Provider::Anthropic => Endpoint::Completions,
         ("POST", "/embeddings") if provider != Provider::Anthropic => Endpoint::Embeddings,
         ("POST", "/responses") if provider != Provider::Anthropic => Endpoint::Responses,
         _ => return None,
     };
-    Some(endpoint)
+    Some((endpoint, deployment))
 }
 
 /// The answer of `provider` (accepting `key`) to `request`.
 pub fn answer(provider: Provider, key: &str, request: &Received) -> Reply {
-    let Some(endpoint) = endpoint(provider, &request.method, &request.path) else {
+    let Some((endpoint, deployment)) = endpoint(provider, &request.method, &request.path) else {
         let message = format!("Invalid URL ({} {})", request.method, request.path);
         return Reply::json(404, &openai_error(&message, "invalid_request_error", None));
     };
@@ -130,7 +144,10 @@ pub fn answer(provider: Provider, key: &str, request: &Received) -> Reply {
         return Reply::json(200, &json!({"object": "list", "data": data}));
     }
     let parsed: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let Some(model) = parsed.get("model").and_then(Value::as_str) else {
+    let Some(model) = deployment
+        .as_deref()
+        .or_else(|| parsed.get("model").and_then(Value::as_str))
+    else {
         let error = openai_error("you must provide a model parameter", "invalid_request_error", None);
         return Reply::json(400, &error);
     };
@@ -163,8 +180,31 @@ pub fn answer(provider: Provider, key: &str, request: &Received) -> Reply {
 
 /// The real APIs' answers to missing or wrong credentials.
 fn check_credentials(provider: Provider, key: &str, request: &Received) -> Result<(), Reply> {
+    let presented: Vec<&str> = CREDENTIAL_HEADERS
+        .iter()
+        .filter(|name| !request.header_all(name).is_empty())
+        .copied()
+        .collect();
     match provider {
-        Provider::OpenAi | Provider::Groq => {
+        Provider::Vllm if key.is_empty() => match presented.as_slice() {
+            [] => Ok(()),
+            names => Err(Reply::json(
+                401,
+                &openai_error(
+                    &format!("mock: this server takes no key, yet got {}", names.join(", ")),
+                    "invalid_request_error",
+                    None,
+                ),
+            )),
+        },
+        Provider::Azure => {
+            if request.header_all("api-key") != [key] || presented != ["api-key"] {
+                let message = "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.";
+                return Err(Reply::json(401, &json!({"error": {"code": "401", "message": message}})));
+            }
+            Ok(())
+        }
+        Provider::OpenAi | Provider::Groq | Provider::Vllm => {
             let presented = request.header("authorization").and_then(|v| v.strip_prefix("Bearer "));
             match presented {
                 None => Err(Reply::json(401, &openai_error(

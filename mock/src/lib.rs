@@ -1,5 +1,6 @@
-//! Local stand-ins for the OpenAI, Anthropic and Groq APIs that the official
-//! SDKs cannot tell from the real ones: the same paths, credential checks and
+//! Local stand-ins for the OpenAI, Anthropic, Groq and Azure OpenAI APIs and
+//! a self-hosted vLLM server, that the official SDKs cannot tell from the
+//! real ones: the same paths, credential checks and
 //! 401s, the same response shapes (chat completions, completions,
 //! embeddings, Responses, Anthropic Messages), streamed as the real APIs
 //! stream them, with usage numbers that follow from the request
@@ -33,9 +34,17 @@ pub enum Provider {
     OpenAi,
     Anthropic,
     Groq,
+    /// Azure OpenAI: `/openai/deployments/<deployment>/<operation>?api-version=…`,
+    /// the key in `api-key`.
+    Azure,
+    /// vLLM's OpenAI-compatible server: with an empty key it was started
+    /// without `--api-key` and refuses any credential it is sent (no client
+    /// key may reach it); with a key it wants `Authorization: Bearer`.
+    Vllm,
 }
 
 impl Provider {
+    /// The demo's providers (envoy/envoy.yaml's clusters).
     pub const ALL: [Provider; 3] = [Provider::OpenAi, Provider::Anthropic, Provider::Groq];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +52,8 @@ impl Provider {
             Provider::OpenAi => "openai",
             Provider::Anthropic => "anthropic",
             Provider::Groq => "groq",
+            Provider::Azure => "azure",
+            Provider::Vllm => "vllm",
         }
     }
 
@@ -56,14 +67,18 @@ impl Provider {
             Provider::OpenAi => "OPENAI_API_KEY",
             Provider::Anthropic => "ANTHROPIC_API_KEY",
             Provider::Groq => "GROQ_API_KEY",
+            Provider::Azure => "AZURE_API_KEY",
+            Provider::Vllm => "HOSTED_VLLM_API_KEY",
         }
     }
 
-    /// The path every endpoint of the real API sits under.
+    /// The path every endpoint of the real API sits under (Azure's is
+    /// followed by the deployment).
     pub fn base_path(self) -> &'static str {
         match self {
             Provider::Groq => "/openai/v1",
-            Provider::OpenAi | Provider::Anthropic => "/v1",
+            Provider::Azure => "/openai/deployments/",
+            Provider::OpenAi | Provider::Anthropic | Provider::Vllm => "/v1",
         }
     }
 }

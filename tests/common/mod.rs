@@ -27,6 +27,38 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// llm-router-config, as `make e2e` builds it.
+pub fn generator_binary() -> PathBuf {
+    let generator = root().join("target/release/llm-router-config");
+    assert!(
+        generator.exists(),
+        "{} is missing: run `make test` (it builds the generator first)",
+        generator.display()
+    );
+    generator
+}
+
+/// `llm-router-config ARGS` on a LiteLLM config given as text: (success,
+/// standard output, standard error).
+pub fn run_generator(args: &[&str], litellm_yaml: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = scratch_dir();
+    let path = dir.join("config.yaml");
+    fs::write(&path, litellm_yaml).expect("write config");
+    let out = Command::new(generator_binary())
+        .args(args)
+        .arg(&path)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("the generator runs");
+    let _ = fs::remove_dir_all(&dir);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn envoy_binary() -> PathBuf {
     std::env::var_os("ENVOY_BIN")
         .map(PathBuf::from)
@@ -111,15 +143,20 @@ fn render_envoy_yaml_with_buffer(plugin_config: &str, mocks: &[(Provider, Socket
         &format!("filename: {}", wasm_path().display()),
     );
     for (provider, addr) in mocks {
-        let port = match provider {
-            Provider::OpenAi => 18081,
-            Provider::Anthropic => 18082,
-            Provider::Groq => 18083,
-        };
+        let (_, shipped) = mock_provider::DEFAULT_LISTEN
+            .iter()
+            .find(|(name, _)| *name == provider.name())
+            .unwrap_or_else(|| panic!("envoy/envoy.yaml has no {} cluster", provider.name()));
+        let port = shipped.rsplit(':').next().unwrap_or_default();
         yaml = replace_once(
             &yaml,
             &format!("port_value: {port} "),
             &format!("port_value: {} ", addr.port()),
+        );
+        yaml = replace_once(
+            &yaml,
+            &format!("hostname: \"{shipped}\""),
+            &format!("hostname: \"{addr}\""),
         );
     }
     yaml
@@ -205,25 +242,28 @@ impl Stack {
             })
             .collect();
         let addrs: Vec<(Provider, SocketAddr)> = mocks.iter().map(|(p, m)| (*p, m.addr)).collect();
+        let bootstrap = render_envoy_yaml_with_buffer(&options.plugin_config, &addrs, options.buffer_limit);
+        Stack::launch(&bootstrap, &options.env, mocks, options.concurrency)
+    }
+
+    /// Envoy on this bootstrap (its listener and admin on port 0), with
+    /// these variables and mocks.
+    pub fn launch(bootstrap: &str, env: &[(&str, String)], mocks: Vec<(Provider, Mock)>, concurrency: u32) -> Stack {
         let dir = scratch_dir();
         let config_path = dir.join("envoy.yaml");
-        fs::write(
-            &config_path,
-            render_envoy_yaml_with_buffer(&options.plugin_config, &addrs, options.buffer_limit),
-        )
-        .expect("write config");
+        fs::write(&config_path, bootstrap).expect("write config");
         let admin_path = dir.join("admin-address");
         let log = dir.join("envoy.log");
         let access_log = dir.join("access.log");
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config_path)
-            .args(["--concurrency", &options.concurrency.to_string()])
+            .args(["--concurrency", &concurrency.to_string()])
             .args(["--use-dynamic-base-id", "-l", "info"])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .env_clear()
-            .envs(options.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(fs::File::create(&access_log).expect("access log file"))
             .stderr(fs::File::create(&log).expect("log file"))

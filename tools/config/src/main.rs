@@ -1,80 +1,158 @@
-//! `llm-router-config [config.yaml]`: reads a LiteLLM proxy `config.yaml`
-//! (a path, or standard input) and prints the llm-router plugin configuration
-//! as JSON, checked by the filter's own compiler. Exit status 1 names the
-//! entry that the filter would refuse.
+//! `llm-router-config [--envoy [options]] [CONFIG.yaml]`: reads a LiteLLM
+//! proxy `config.yaml` (a path, or standard input) and prints llm-router's
+//! plugin configuration (JSON), or with `--envoy` a complete Envoy bootstrap
+//! that runs it. Everything is checked by the filter's own compiler; errors
+//! and warnings name the file, line and column. Exit status 1 on an error,
+//! 2 on a usage mistake.
+
+mod bootstrap;
+mod convert;
+mod yaml;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use serde_json::{json, Map, Value};
+use bootstrap::{Address, Options, DEFAULT_WASM};
+use convert::{ApiBaseVariables, Problem};
 
-/// llm-router's own top-level keys, carried over as they are.
-const FILTER_KEYS: &[&str] = &["providers", "cluster_header", "max_body_bytes", "inject_stream_usage"];
+const USAGE: &str = "\
+usage: llm-router-config [--envoy [--listen HOST:PORT] [--admin HOST:PORT] [--wasm PATH]] [CONFIG.yaml]
 
-/// The sections of a LiteLLM config that mean something to the filter, and
-/// a warning for each part that is left out.
-fn plugin_config(litellm: &Value) -> Result<(Value, Vec<String>), String> {
-    let top = litellm.as_object().ok_or("the file is not a YAML mapping")?;
-    let model_list = top.get("model_list").ok_or("the file has no `model_list`")?;
-    let mut out = Map::new();
-    let mut warnings = Vec::new();
-    out.insert("model_list".into(), model_list.clone());
-    for (key, value) in top {
-        match key.as_str() {
-            "model_list" => {}
-            "general_settings" => {
-                for (setting, setting_value) in value.as_object().into_iter().flatten() {
-                    if setting == "master_key" {
-                        out.insert("general_settings".into(), json!({ "master_key": setting_value }));
-                    } else {
-                        warnings.push(format!(
-                            "general_settings.{setting} is ignored (llm-router reads only master_key)"
-                        ));
-                    }
-                }
-            }
-            key if FILTER_KEYS.contains(&key) => {
-                out.insert(key.to_owned(), value.clone());
-            }
-            section => match value.as_object() {
-                Some(settings) => warnings.extend(settings.keys().map(|k| format!("{section}.{k} is ignored"))),
-                None => warnings.push(format!("{section} is ignored")),
-            },
-        }
-    }
-    Ok((Value::Object(out), warnings))
+Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
+  (default)  prints llm-router's plugin configuration (JSON)
+  --envoy    prints an Envoy bootstrap (YAML) that runs it: the listener with
+             the filter, and one cluster per upstream the config names
+  --listen   the listener (default 127.0.0.1:10000)
+  --admin    Envoy's admin interface (default 127.0.0.1:9901)
+  --wasm     the filter module as Envoy finds it (default target/wasm32-wasip1/release/llm_router.wasm)";
+
+struct Arguments {
+    envoy: Option<Options>,
+    path: Option<String>,
 }
 
-/// The plugin configuration for a LiteLLM config, and the warnings to show.
-fn run(input: &str) -> Result<(String, Vec<String>), String> {
-    let litellm: Value = serde_yaml::from_str(input).map_err(|e| format!("not YAML: {e}"))?;
-    let (config, mut warnings) = plugin_config(&litellm)?;
-    let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
-    // Keys are resolved by Envoy later; check everything else now.
-    let any_value = |_: &str| Some("set-at-runtime".to_owned());
-    let compiled = llm_router::config::compile(text.as_bytes(), &any_value).map_err(|e| e.to_string())?;
-    warnings.extend(compiled.warnings);
-    Ok((text, warnings))
+fn arguments(args: Vec<String>) -> Result<Arguments, String> {
+    let command = std::iter::once("llm-router-config")
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut args = args.into_iter();
+    let mut envoy = false;
+    let mut path = None;
+    let mut listen = Address::parse("127.0.0.1:10000")?;
+    let mut admin = Address::parse("127.0.0.1:9901")?;
+    let mut wasm = DEFAULT_WASM.to_owned();
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "--envoy" => envoy = true,
+            "--listen" => listen = Address::parse(&value("--listen")?)?,
+            "--admin" => admin = Address::parse(&value("--admin")?)?,
+            "--wasm" => wasm = value("--wasm")?,
+            "-h" | "--help" => return Err(String::new()),
+            flag if flag.starts_with('-') && flag != "-" => return Err(format!("unknown option {flag}")),
+            _ if path.is_some() => return Err("one CONFIG.yaml at a time".to_owned()),
+            _ => path = Some(arg),
+        }
+    }
+    let envoy = envoy.then_some(Options {
+        command,
+        listen,
+        admin,
+        wasm,
+    });
+    Ok(Arguments {
+        envoy,
+        path: path.filter(|p| p != "-"),
+    })
+}
+
+/// What to print: the output, and the diagnostics (warnings, notes).
+struct Output {
+    text: String,
+    diagnostics: Vec<String>,
+}
+
+/// `file:line:col: ` for a document path, or `file: `.
+fn location(file: &str, document: &yaml::Document, path: &str) -> String {
+    match document.position(path) {
+        Some((line, column)) => format!("{file}:{line}:{column}: "),
+        None => format!("{file}: "),
+    }
+}
+
+fn run(
+    file: &str,
+    text: &str,
+    envoy: Option<&Options>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Output, String> {
+    let document = yaml::parse(text).map_err(|(line, column, problem)| format!("{file}:{line}:{column}: {problem}"))?;
+    let variables = match envoy {
+        Some(_) => ApiBaseVariables::Now(env),
+        None => ApiBaseVariables::AtRunTime,
+    };
+    let conversion = convert::convert(&document.value, &variables)
+        .map_err(|Problem { path, message }| format!("{}{message}", location(file, &document, &path)))?;
+    let mut diagnostics: Vec<String> = document
+        .repeated_keys
+        .iter()
+        .map(|(path, (line, column))| {
+            format!("{file}:{line}:{column}: warning: {path} is given twice; the last one counts")
+        })
+        .collect();
+    for warning in &conversion.warnings {
+        // Warnings start with the key they are about.
+        let key = warning.split([' ', ':']).next().unwrap_or_default();
+        let at = if document.position(key).is_some() && !key.is_empty() {
+            location(file, &document, key)
+        } else {
+            format!("{file}: ")
+        };
+        diagnostics.push(format!("{at}warning: {warning}"));
+    }
+    let text = match envoy {
+        Some(options) => {
+            for key in conversion.env_keys.iter().filter(|key| env(key).is_none()) {
+                diagnostics.push(format!(
+                    "note: {key} is not set here; Envoy needs it in its environment (routes that read it answer 503 without it)"
+                ));
+            }
+            bootstrap::bootstrap(&conversion, options)
+        }
+        None => convert::plugin_text(&conversion.plugin),
+    };
+    Ok(Output { text, diagnostics })
 }
 
 fn main() -> ExitCode {
-    let mut input = String::new();
-    let read = match std::env::args().nth(1) {
-        Some(path) => std::fs::read_to_string(&path)
-            .map(|text| input = text)
-            .map_err(|e| format!("{path}: {e}")),
-        None => std::io::stdin()
-            .read_to_string(&mut input)
-            .map(drop)
-            .map_err(|e| e.to_string()),
+    let arguments = match arguments(std::env::args().skip(1).collect()) {
+        Ok(arguments) => arguments,
+        Err(problem) => {
+            if !problem.is_empty() {
+                eprintln!("llm-router-config: {problem}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
     };
-    match read.and_then(|()| run(&input)) {
-        Ok((json, warnings)) => {
-            for warning in warnings {
-                eprintln!("llm-router-config: warning: {warning}");
+    let mut text = String::new();
+    let (file, read) = match &arguments.path {
+        Some(path) => (path.as_str(), std::fs::read_to_string(path).map(|t| text = t)),
+        None => ("<stdin>", std::io::stdin().read_to_string(&mut text).map(drop)),
+    };
+    if let Err(e) = read {
+        eprintln!("llm-router-config: {file}: {e}");
+        return ExitCode::FAILURE;
+    }
+    let env = |var: &str| std::env::var(var).ok();
+    match run(file, &text, arguments.envoy.as_ref(), &env) {
+        Ok(output) => {
+            for line in output.diagnostics {
+                eprintln!("llm-router-config: {line}");
             }
             // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout(), "{json}");
+            let _ = std::io::stdout().write_all(output.text.as_bytes());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -85,53 +163,4 @@ fn main() -> ExitCode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_litellm_docs_config_converts() {
-        let yaml = include_str!("../../../examples/litellm-config.yaml");
-        let (text, warnings) = run(yaml).expect("converts");
-        let json: Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(warnings, ["litellm_settings.drop_params is ignored"]);
-        let shipped: Value = serde_json::from_str(include_str!("../../../examples/llm-router.json")).expect("json");
-        assert_eq!(
-            json, shipped,
-            "examples/llm-router.json is the converted examples/litellm-config.yaml"
-        );
-    }
-
-    #[test]
-    fn refusals_name_the_entry() {
-        let yaml = "model_list:\n  - model_name: x/*\n    litellm_params:\n      model: nosuch/*\n";
-        let error = run(yaml).expect_err("unknown provider");
-        assert!(error.contains("model_list[0] (model_name `x/*`)"), "{error}");
-        assert!(run("general_settings: {}\n").is_err());
-    }
-
-    #[test]
-    fn the_filters_own_keys_are_carried_and_the_rest_is_named() {
-        let yaml = "model_list:\n  - model_name: n/*\n    litellm_params:\n      model: newco/*\n\
-                    providers:\n  newco:\n    api_base: https://api.newco.ai/v1\n\
-                    max_body_bytes: 1000\n\
-                    general_settings:\n  master_key: sk-1234\n  database_url: postgres://x\n\
-                    router_settings:\n  routing_strategy: usage-based-routing-v2\n";
-        let (text, warnings) = run(yaml).expect("converts");
-        let json: Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(json["providers"]["newco"]["api_base"], "https://api.newco.ai/v1");
-        assert_eq!(json["max_body_bytes"], 1000);
-        assert_eq!(json["general_settings"], json!({"master_key": "sk-1234"}));
-        assert!(json.get("router_settings").is_none());
-        let expected = [
-            "general_settings.database_url is ignored",
-            "router_settings.routing_strategy is ignored",
-            "publicly known example key",
-        ];
-        for fragment in expected {
-            assert!(
-                warnings.iter().any(|w| w.contains(fragment)),
-                "{fragment}: {warnings:?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,312 @@
+use super::*;
+
+/// The repository's files, read at test time (they are what is checked).
+fn repository_file(path: &str) -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// The generator as the command line runs it, on `args` (the config last).
+fn generate(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Output, String> {
+    let arguments = arguments(args.iter().map(|a| a.to_string()).collect())?;
+    let path = arguments.path.clone().expect("a config path");
+    run(&path, &repository_file(&path), arguments.envoy.as_ref(), env)
+}
+
+fn convert_text(yaml: &str, envoy: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, String> {
+    let options = envoy.then(|| arguments(vec!["--envoy".into()]).ok()?.envoy).flatten();
+    run("config.yaml", yaml, options.as_ref(), env)
+}
+
+/// Every generated file in the repository, with the command that writes it
+/// (`make generate` runs the same list).
+const GENERATED: &[(&[&str], &str)] = &[
+    (
+        &["--envoy", "--listen", "0.0.0.0:10000", "examples/demo.yaml"],
+        "envoy/envoy.yaml",
+    ),
+    (
+        &["--envoy", "examples/litellm-config.yaml"],
+        "envoy/envoy.providers.yaml",
+    ),
+    (&["examples/litellm-config.yaml"], "examples/llm-router.json"),
+];
+
+#[test]
+fn the_shipped_files_are_the_generators_output() {
+    let makefile = repository_file("Makefile");
+    for (args, file) in GENERATED {
+        let output = generate(args, &no_env).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            output.text == repository_file(file),
+            "{file} is not what `llm-router-config {}` prints: run `make generate`",
+            args.join(" ")
+        );
+        let recipe = format!("$(GENERATOR) {} > {file}", args.join(" "));
+        assert!(makefile.contains(&recipe), "`make generate` writes {file}: {recipe}");
+    }
+}
+
+/// A config with the LiteLLM features users bring: Azure, a self-hosted
+/// server over http, a passthrough `*`, aliases.
+const REALISTIC: &str = "\
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/gpt-4o-prod
+      api_base: https://my-endpoint.openai.azure.com/
+      api_version: \"2024-10-21\"
+      api_key: os.environ/AZURE_API_KEY
+  - model_name: llama
+    litellm_params:
+      model: hosted_vllm/meta-llama/Llama-3.1-8B-Instruct
+      api_base: http://10.0.0.7:8000/v1
+  - model_name: local-qwen
+    litellm_params:
+      model: openai/qwen2.5
+      api_base: http://localhost:11434/v1
+      api_key: ollama
+  - model_name: \"*\"
+    litellm_params:
+      model: \"*\"
+router_settings:
+  model_group_alias:
+    gpt-4: gpt-4o
+    llama-70b: {model: llama, hidden: true}
+  routing_strategy: simple-shuffle
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+";
+
+#[test]
+fn every_upstream_gets_its_own_cluster() {
+    let output = convert_text(REALISTIC, true, &no_env).expect("converts");
+    let bootstrap = yaml::parse(&output.text).expect("the bootstrap is YAML").value;
+    let clusters = bootstrap["static_resources"]["clusters"].as_array().expect("clusters");
+    let field = |c: &serde_json::Value, pointer: &str| c.pointer(pointer).map(|v| v.to_string()).unwrap_or_default();
+    let socket = "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address";
+    let summary: Vec<String> = clusters
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}:{} host={} sni={}",
+                field(c, "/name"),
+                field(c, "/type"),
+                field(c, &format!("{socket}/address")),
+                field(c, &format!("{socket}/port_value")),
+                field(c, "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/hostname"),
+                field(c, "/transport_socket/typed_config/sni"),
+            )
+        })
+        .collect();
+    // The passthrough reaches every built-in provider with an address: a
+    // few rows stand for them.
+    let expected = [
+        r#""anthropic" "LOGICAL_DNS" "api.anthropic.com":443 host="api.anthropic.com" sni="api.anthropic.com""#,
+        r#""gemini" "LOGICAL_DNS" "generativelanguage.googleapis.com":443 host="generativelanguage.googleapis.com" sni="generativelanguage.googleapis.com""#,
+        r#""http_10.0.0.7_8000" "STATIC" "10.0.0.7":8000 host="10.0.0.7:8000" sni="#,
+        r#""http_localhost_11434" "LOGICAL_DNS" "localhost":11434 host="localhost:11434" sni="#,
+        r#""https_my-endpoint.openai.azure.com_443" "LOGICAL_DNS" "my-endpoint.openai.azure.com":443 host="my-endpoint.openai.azure.com" sni="my-endpoint.openai.azure.com""#,
+        r#""openai" "LOGICAL_DNS" "api.openai.com":443 host="api.openai.com" sni="api.openai.com""#,
+    ];
+    for row in expected {
+        assert!(summary.iter().any(|s| s == row), "{row}\nin\n{}", summary.join("\n"));
+    }
+    let names: Vec<&str> = clusters.iter().filter_map(|c| c["name"].as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.dedup();
+    assert_eq!(names.len(), sorted.len(), "one cluster per upstream: {names:?}");
+    // Every cluster the filter can set exists, and no other.
+    let conversion = convert::convert(
+        &yaml::parse(REALISTIC).expect("yaml").value,
+        &ApiBaseVariables::Now(&no_env),
+    )
+    .expect("converts");
+    let upstreams: Vec<&str> = conversion
+        .config
+        .upstreams()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(names, upstreams);
+}
+
+#[test]
+fn host_env_keys_are_exactly_the_variables_the_filter_reads() {
+    let rows: &[(&str, bool, &[&str])] = &[
+        (REALISTIC, true, &[]),
+        (
+            "model_list:\n- {model_name: a, litellm_params: {model: anthropic/claude-3, api_key: os.environ/TEAM_A_KEY}}\n\
+             - {model_name: b, litellm_params: {model: openai/gpt-4o, api_key: sk-literal}}\n\
+             - {model_name: c/*, litellm_params: {model: groq/*}}\n\
+             - {model_name: d, litellm_params: {model: azure/d, api_base: os.environ/AZURE_API_BASE, api_version: os.environ/AZ_VERSION}}\n\
+             general_settings: {master_key: os.environ/MASTER}\n",
+            false,
+            &["AZURE_API_BASE", "AZURE_API_KEY", "AZ_VERSION", "GROQ_API_KEY", "MASTER", "TEAM_A_KEY"],
+        ),
+        (
+            "model_list:\n- {model_name: d, litellm_params: {model: azure/d, api_base: os.environ/AZURE_API_BASE, api_key: k}}\n",
+            true,
+            &["AZURE_API_VERSION"],
+        ),
+    ];
+    let azure = |var: &str| (var == "AZURE_API_BASE").then(|| "https://x.openai.azure.com".to_owned());
+    for (i, &(yaml_text, envoy, expected)) in rows.iter().enumerate() {
+        let document = yaml::parse(yaml_text).expect("yaml");
+        let variables = if envoy {
+            ApiBaseVariables::Now(&azure)
+        } else {
+            ApiBaseVariables::AtRunTime
+        };
+        let conversion = convert::convert(&document.value, &variables).unwrap_or_else(|e| panic!("row {i}: {e:?}"));
+        let keys: Vec<&str> = conversion.env_keys.iter().map(String::as_str).collect();
+        if i == 0 {
+            // The passthrough reads every provider's conventional variable,
+            // the vLLM deployment without a key LiteLLM's HOSTED_VLLM_API_KEY.
+            for key in [
+                "LITELLM_MASTER_KEY",
+                "AZURE_API_KEY",
+                "OPENAI_API_KEY",
+                "GEMINI_API_KEY",
+                "HOSTED_VLLM_API_KEY",
+            ] {
+                assert!(keys.contains(&key), "{key} in {keys:?}");
+            }
+        } else {
+            assert_eq!(keys, expected, "row {i}");
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_file_line_and_entry() {
+    let rows: &[(&str, &str)] = &[
+        ("model_list:\n  - model_name: a\n   bad: [\n", "config.yaml:3:"),
+        ("general_settings: {}\n", "config.yaml:1:1: the file has no `model_list`"),
+        ("- a\n- b\n", "config.yaml:1:1: the file is not a YAML mapping"),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n  - model_name: gpt-4o\n    litellm_params:\n      model: nosuch/x\n",
+            "config.yaml:7:7: model_list[1] (model_name `gpt-4o`): litellm_params.model `nosuch/x`: unknown provider `nosuch`",
+        ),
+        (
+            "model_list:\n  - model_name: b\n    litellm_params:\n      model: bedrock/anthropic.claude-3\n",
+            "config.yaml:4:7: model_list[0] (model_name `b`): ",
+        ),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: azure/a\n      api_base: os.environ/AZURE_API_BASE\n",
+            "config.yaml:5:7: model_list[0] (model_name `a`): api_base `os.environ/AZURE_API_BASE`: AZURE_API_BASE is not set",
+        ),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\nproviders:\n  groq:\n    clustr: g\n",
+            "config.yaml:6:5: providers.groq.clustr: unknown field `clustr`",
+        ),
+        (
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\nrouter_settings:\n  model_group_alias:\n    b: nowhere\n",
+            "config.yaml:6:5: router_settings.model_group_alias `b`: its target `nowhere` matches no model_name",
+        ),
+    ];
+    for (yaml_text, expected) in rows {
+        let error = convert_text(yaml_text, true, &no_env)
+            .err()
+            .unwrap_or_else(|| panic!("{yaml_text} converts"));
+        assert!(
+            error.starts_with(expected),
+            "{yaml_text}\n{error}\ndoes not start with\n{expected}"
+        );
+    }
+}
+
+#[test]
+fn what_is_not_acted_on_is_a_warning_at_its_line() {
+    let yaml_text = "\
+model_list:
+  - model_name: a
+    litellm_params:
+      model: openai/a
+      api_key: k
+      rpm: 100
+    model_info: {id: x}
+router_settings:
+  routing_strategy: usage-based-routing-v2
+  num_retries: 3
+litellm_settings:
+  callbacks: [langfuse]
+general_settings:
+  master_key: sk-1234
+  database_url: postgres://db
+environment_variables:
+  X: y
+general_settings:
+  master_key: sk-1234
+";
+    let output = convert_text(yaml_text, false, &no_env).expect("converts");
+    let expected = [
+        "config.yaml:18:1: warning: general_settings is given twice",
+        "config.yaml:6:7: warning: model_list[0].litellm_params.rpm is not supported",
+        "config.yaml:9:3: warning: router_settings.routing_strategy: `usage-based-routing-v2` is not supported",
+        "config.yaml:10:3: warning: router_settings.num_retries is ignored",
+        "config.yaml:12:3: warning: litellm_settings.callbacks is ignored",
+        "config.yaml:19:3: warning: general_settings.master_key is a publicly known example key",
+        "config.yaml:16:1: warning: environment_variables is ignored",
+    ];
+    for fragment in expected {
+        assert!(
+            output.diagnostics.iter().any(|d| d.starts_with(fragment)),
+            "{fragment}\nin\n{}",
+            output.diagnostics.join("\n")
+        );
+    }
+    // Only what the filter acts on is carried: no database URL in Envoy.
+    assert_eq!(
+        output.text,
+        "{\n  \"model_list\": [\n    {\"model_name\": \"a\", \"litellm_params\": {\"model\": \"openai/a\", \"api_key\": \"k\", \"rpm\": 100}, \"model_info\": {\"id\": \"x\"}}\n  ],\n  \"general_settings\": {\"master_key\": \"sk-1234\"}\n}\n"
+    );
+}
+
+#[test]
+fn the_filters_own_keys_are_carried() {
+    let yaml_text = "model_list:\n  - model_name: n/*\n    litellm_params:\n      model: newco/*\n\
+                     providers:\n  newco:\n    api_base: https://api.newco.ai/v1\n\
+                     max_body_bytes: 1000\ncluster_header: x-route\ninject_stream_usage: false\n";
+    let output = convert_text(yaml_text, true, &no_env).expect("converts");
+    let plugin = &output.text[output.text.find("value: |").expect("plugin block")..];
+    for fragment in [
+        r#""newco": {"api_base": "https://api.newco.ai/v1"}"#,
+        r#""max_body_bytes": 1000"#,
+        r#""cluster_header": "x-route""#,
+        r#""inject_stream_usage": false"#,
+    ] {
+        assert!(plugin.contains(fragment), "{fragment}");
+    }
+    for fragment in [
+        "cluster_header: x-route",
+        "request_headers_to_remove: [x-route]",
+        &format!(
+            "per_connection_buffer_limit_bytes: {}",
+            1000 + llm_router::config::ENVOY_BUFFER_MARGIN
+        ),
+        "- name: newco",
+        "host_env_keys: [NEWCO_API_KEY]",
+    ] {
+        assert!(output.text.contains(fragment), "{fragment}");
+    }
+}
+
+#[test]
+fn usage_mistakes() {
+    for args in [
+        &["--listen"][..],
+        &["--listen", "localhost:1", "x.yaml"],
+        &["--nope", "x.yaml"],
+        &["a.yaml", "b.yaml"],
+    ] {
+        assert!(
+            arguments(args.iter().map(|a| a.to_string()).collect()).is_err(),
+            "{args:?}"
+        );
+    }
+}
