@@ -113,9 +113,16 @@ fn run(
     }
     let text = match envoy {
         Some(options) => {
-            for key in conversion.env_keys.iter().filter(|key| env(key).is_none()) {
+            let unset: Vec<&str> = conversion
+                .env_keys
+                .iter()
+                .filter(|key| env(key).is_none())
+                .map(String::as_str)
+                .collect();
+            if !unset.is_empty() {
                 diagnostics.push(format!(
-                    "note: {key} is not set here; Envoy needs it in its environment (routes that read it answer 503 without it)"
+                    "note: not set here, and read by the filter from Envoy's environment (a route whose key is missing answers 503): {}",
+                    unset.join(", ")
                 ));
             }
             bootstrap::bootstrap(&conversion, options)

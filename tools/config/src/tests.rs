@@ -180,6 +180,11 @@ fn host_env_keys_are_exactly_the_variables_the_filter_reads() {
             assert_eq!(keys, expected, "row {i}");
         }
     }
+    // The variables unset where the generator runs are named, once, in one note.
+    let output = convert_text(rows[2].0, true, &azure).expect("converts");
+    let notes: Vec<&String> = output.diagnostics.iter().filter(|d| d.starts_with("note:")).collect();
+    assert_eq!(notes.len(), 1, "{:?}", output.diagnostics);
+    assert!(notes[0].ends_with(": AZURE_API_VERSION"), "{}", notes[0]);
 }
 
 #[test]
