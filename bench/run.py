@@ -37,6 +37,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 PROVIDERS = ["openai", "anthropic", "groq"]
 TABLE_SIZES = {"filter5": 5, "filter5000": 5000}
+# The two-deployment group's cluster (two endpoints on the same upstream).
+GROUP_CLUSTER = "group_pair"
 # The Envoy under test gets a core of its own; the upstream Envoy and wrk share
 # the other. The scheduler does much the same unasked, but less steadily.
 CPUS = sorted(os.sched_getaffinity(0))
@@ -77,15 +79,30 @@ def route_table(size):
     return {"model_list": entries[:size], "general_settings": {"master_key": MASTER_KEY}}
 
 
-def wasm_filter(plugin_config, module=WASM):
+def group_table():
+    """The 5-route table plus `pair`, a model group of two deployments."""
+    table = route_table(5)
+    table["model_list"] += [
+        {"model_name": "pair", "litellm_params": {"model": "openai/gpt-4o", "api_key": "k-openai"}},
+        {"model_name": "pair", "litellm_params": {"model": "groq/llama3-8b-8192", "api_key": "k-groq"}},
+    ]
+    return table
+
+
+def table(target):
+    """The plugin configuration of an llm-router listener."""
+    return group_table() if target == "group" else route_table(TABLE_SIZES[target])
+
+
+def wasm_filter(plugin_config, module=WASM, root_id="llm-router"):
     """The Wasm filter entry; `plugin_config` is JSON-encoded unless it is a string already."""
     return {
-        "name": "llm-router",
+        "name": root_id,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
             "config": {
-                "name": "llm-router",
-                "root_id": "llm-router",
+                "name": root_id,
+                "root_id": root_id,
                 "allow_on_headers_stop_iteration": True,
                 "failure_policy": "FAIL_CLOSED",
                 "vm_config": {"runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": module}}},
@@ -150,12 +167,34 @@ def router_config(ports, admin_port, upstream_port):
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
             "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
     } for name in PROVIDERS]
+    # As llm-router-config writes a group: an endpoint per deployment, the
+    # upstream filter per attempt, Envoy's retries on the route.
+    upstream_filters = [wasm_filter(group_table(), root_id="llm-router-upstream"),
+                        {"name": "envoy.filters.http.upstream_codec", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}}]
+    clusters.append({
+        "name": GROUP_CLUSTER, "type": "STATIC", "connect_timeout": "1s", "per_connection_buffer_limit_bytes": 33554432,
+        "load_assignment": {"cluster_name": GROUP_CLUSTER, "endpoints": [{"lb_endpoints": [{
+            "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}},
+            "metadata": {"filter_metadata": {"llm_router": {"deployment": deployment}}},
+        } for deployment in ("pair#1", "pair#2")]}]},
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http_protocol_options": {}}, "http_filters": upstream_filters}},
+    })
+    group_route = {"match": {"prefix": "/", "headers": [{"name": "x-llm-cluster", "string_match": {"exact": GROUP_CLUSTER}}]},
+                   "route": {"cluster": GROUP_CLUSTER, "timeout": "60s", "retry_policy": {
+                       "retry_on": "connect-failure,refused-stream,reset,5xx", "num_retries": 2}},
+                   "request_headers_to_remove": ["x-llm-cluster"]}
+    group = listener("group", ports["group"], [wasm_filter(group_table())], route)
+    group["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = [group_route, route]
     listeners = [
         listener("floor", ports["floor"], [], route),
         listener("null", ports["null"], [wasm_filter("", NULL_WASM)], route),
         listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
         listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]))], route),
         listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]))], route),
+        group,
     ]
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
@@ -223,7 +262,7 @@ def wrk(port, body, cluster, seconds, router_pid, reply=""):
 
 def main():
     workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
-    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000"]}
+    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "group"]}
     upstream_port = free_port()
     procs = []
     try:
@@ -237,13 +276,14 @@ def main():
             ("1 KiB, 5 routes", 1024, "groq/llama3-8b-8192", "filter5", ""),
             ("1 KiB, 5,000 routes", 1024, "team-2501/llama3-8b-8192", "filter5000", ""),
             ("1 KiB, reply with usage", 1024, "groq/llama3-8b-8192", "filter5", "usage"),
+            ("1 KiB, 2-deployment group", 1024, "pair", "group", ""),
             ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5", ""),
             ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5", ""),
         ]
         only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]
         selected = [s for s in scenarios if not only or any(o in s[0] for o in only)]
         bodies = {label: body_file(workdir, size, model) for label, size, model, _, _ in selected}
-        stages = stage_timings(workdir, [(label, bodies[label], model, TABLE_SIZES[target])
+        stages = stage_timings(workdir, [(label, bodies[label], model, table(target))
                                          for label, size, model, target, reply in selected
                                          if size <= 100 * 1024 and not reply])
         rows = []
@@ -290,10 +330,10 @@ def stage_timings(workdir, cases):
     headers = [(":authority", "127.0.0.1"), (":path", "/v1/chat/completions"), (":method", "POST"),
                (":scheme", "http"), ("content-type", "application/json"), ("authorization", f"Bearer {MASTER_KEY}"),
                ("x-forwarded-proto", "http"), ("x-request-id", "4b1e2f8a-4c9b-4f0e-9d1c-2a7e6b3c5d10")]
-    plugin = [{"label": label, "config": route_table(routes), "body": open(body).read(), "model": model,
+    plugin = [{"label": label, "config": config, "body": open(body).read(), "model": model,
                "headers": headers + [("content-length", str(os.path.getsize(body)))],
                "reply": USAGE_REPLY, "stream": stream_reply(100)}
-              for label, body, model, routes in cases]
+              for label, body, model, config in cases]
     filter_ = wasm_filter(json.dumps(plugin), STAGES_WASM)
     config = {"static_resources": {"listeners": [listener("stages", free_port(), [filter_],
                                                           {"match": {"prefix": "/"}, "direct_response": {"status": 200}})]}}
@@ -360,7 +400,7 @@ def report(rows, cold, stages):
     for label, ((null, calls, router), (f_cpu, n_cpu, c_cpu, r_cpu)) in medians.items():
         print(f"  {label:<22} llm-router {router:.2f}  (null {null:.2f}, calls {calls:.2f})   CPU floor {f_cpu:.1f} us, "
               f"null +{n_cpu - f_cpu:.1f}, calls +{c_cpu - f_cpu:.1f}, llm-router +{r_cpu - f_cpu:.1f}")
-    small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB")]
+    small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB") and "routes" in label]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
     if not stages:

@@ -2,13 +2,13 @@
 //! compiled [`Config`] out. Everything that can be checked is checked here,
 //! once, so the request path only looks things up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::Deserialize;
 
 use crate::pattern::Pattern;
-use crate::router::{Alias, Deployment, Families, Router, RouterParts};
+use crate::router::{Alias, Deployment, Families, Router, RouterError, RouterParts, Shares};
 
 /// The default header that carries the chosen cluster to Envoy's router.
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-cluster";
@@ -46,11 +46,20 @@ struct RawConfig {
 struct RawDeployment {
     model_name: String,
     litellm_params: RawParams,
-    /// LiteLLM's metadata about the model (cost, context window): not routing.
-    #[serde(default, rename = "model_info")]
-    _model_info: serde::de::IgnoredAny,
+    #[serde(default)]
+    model_info: RawModelInfo,
     #[serde(flatten)]
     other: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// LiteLLM's metadata about the model: of it only the deployment's `id`
+/// (its name in metrics and the response header) matters here; cost and
+/// context window are not routing.
+#[derive(Deserialize, Default)]
+struct RawModelInfo {
+    id: Option<String>,
+    #[serde(flatten)]
+    _other: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +68,14 @@ struct RawParams {
     api_key: Option<String>,
     api_base: Option<String>,
     api_version: Option<String>,
+    /// A group's traffic shares: `weight`, else `rpm`, else `tpm` (LiteLLM's simple-shuffle).
+    weight: Option<f64>,
+    rpm: Option<f64>,
+    tpm: Option<f64>,
+    /// Lower first; a higher order only when every lower one is out.
+    order: Option<u32>,
+    /// Seconds per attempt.
+    timeout: Option<f64>,
     #[serde(flatten)]
     other: BTreeMap<String, serde::de::IgnoredAny>,
 }
@@ -76,8 +93,17 @@ struct RawSettings {
 struct RawRouterSettings {
     #[serde(default)]
     model_group_alias: BTreeMap<String, RawAlias>,
+    num_retries: Option<u32>,
+    /// `[{"gpt-4o": ["claude-sonnet"]}]`: where a group's requests go when
+    /// all of its deployments fail.
+    #[serde(default)]
+    fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+    allowed_fails: Option<u32>,
+    cooldown_time: Option<f64>,
+    timeout: Option<f64>,
+    routing_strategy: Option<String>,
     #[serde(flatten)]
-    other: BTreeMap<String, serde_json::Value>,
+    other: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// LiteLLM's two spellings: `"gpt-4": "gpt-4o"` or `{"model": …, "hidden": true}`.
@@ -107,7 +133,14 @@ struct RawProvider {
 /// (the config generator carries only these, so no other setting, such as a
 /// database password, ends up in Envoy's configuration).
 pub const GENERAL_SETTINGS: &[&str] = &["master_key"];
-pub const ROUTER_SETTINGS: &[&str] = &["model_group_alias"];
+pub const ROUTER_SETTINGS: &[&str] = &[
+    "model_group_alias",
+    "num_retries",
+    "fallbacks",
+    "allowed_fails",
+    "cooldown_time",
+    "timeout",
+];
 
 // ---- the compiled form ---------------------------------------------------
 
@@ -300,6 +333,8 @@ pub struct Config {
     /// requests that lack it, so their usage can be counted (the chunk it
     /// brings is removed from what the client gets).
     pub inject_stream_usage: bool,
+    /// How Envoy retries and cools down a group's deployments.
+    pub failover: Failover,
     /// The `GET /v1/models` answer, built once.
     pub models_reply: Vec<u8>,
     /// Non-fatal findings to log once (never containing a secret).
@@ -322,6 +357,24 @@ impl Config {
         upstreams.into_iter().collect()
     }
 }
+
+/// LiteLLM's retry and cooldown settings (`router_settings`), which the
+/// Envoy bootstrap turns into a group route's retry policy and its
+/// cluster's outlier detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failover {
+    /// Attempts after the first.
+    pub num_retries: u32,
+    /// Failures in a row that take a deployment out.
+    pub allowed_fails: u32,
+    /// How long it stays out.
+    pub cooldown_seconds: f64,
+}
+
+/// LiteLLM's defaults (`litellm/constants.py`).
+pub const DEFAULT_NUM_RETRIES: u32 = 2;
+pub const DEFAULT_ALLOWED_FAILS: u32 = 3;
+pub const DEFAULT_COOLDOWN_SECONDS: f64 = 5.0;
 
 // ---- errors ----------------------------------------------------------------
 
@@ -530,8 +583,14 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         warnings
             .push("litellm_settings.master_key is ignored (the client key is general_settings.master_key)".to_owned());
     }
-    for (key, value) in &raw.router_settings.other {
-        warnings.push(router_setting_warning(key, value));
+    for key in raw.router_settings.other.keys() {
+        warnings.push(format!("router_settings.{key} is ignored"));
+    }
+    match raw.router_settings.routing_strategy.as_deref() {
+        None | Some("simple-shuffle") => {}
+        Some(strategy) => warnings.push(format!(
+            "router_settings.routing_strategy: `{strategy}` is not supported; groups are balanced by weight, rpm or tpm (simple-shuffle)"
+        )),
     }
 
     let cluster_header = match raw.cluster_header {
@@ -557,6 +616,7 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         return Err(key_error("model_list", "is empty; add at least one deployment"));
     }
     let mut deployments = Vec::with_capacity(raw.model_list.len());
+    let mut entries_of_name: HashMap<String, usize> = HashMap::new();
     for (index, entry) in raw.model_list.into_iter().enumerate() {
         let entry_path = format!("model_list[{index}]");
         let at = format!("{entry_path} (model_name `{}`)", entry.model_name);
@@ -566,7 +626,22 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         for key in entry.litellm_params.other.keys() {
             warnings.push(format!("{entry_path}.litellm_params.{key} is not supported; ignored"));
         }
-        let deployment = compile_deployment(entry, &entry_path, &at, &providers, env)?;
+        let nth = entries_of_name.entry(entry.model_name.clone()).or_default();
+        *nth += 1;
+        let id = match entry.model_info.id.clone() {
+            Some(id) => {
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(error(
+                        format!("{entry_path}.model_info.id"),
+                        &at,
+                        "model_info.id must be printable ASCII without spaces (it names the deployment in a response header and in metrics)",
+                    ));
+                }
+                id
+            }
+            None => format!("{}#{nth}", entry.model_name),
+        };
+        let deployment = compile_deployment(entry, &entry_path, &at, &providers, env, id)?;
         if let Target::Fixed(Endpoint {
             key: ProviderKey::Unset { var },
             ..
@@ -615,6 +690,39 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         })
         .collect();
     let known_providers = providers.keys().cloned().collect();
+    if raw.router_settings.timeout.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+        return Err(key_error(
+            "router_settings.timeout",
+            "must be a positive number of seconds",
+        ));
+    }
+    let cooldown_seconds = raw.router_settings.cooldown_time.unwrap_or(DEFAULT_COOLDOWN_SECONDS);
+    if !(cooldown_seconds.is_finite() && cooldown_seconds > 0.0) {
+        return Err(key_error(
+            "router_settings.cooldown_time",
+            "must be a positive number of seconds",
+        ));
+    }
+    let failover = Failover {
+        num_retries: raw.router_settings.num_retries.unwrap_or(DEFAULT_NUM_RETRIES),
+        allowed_fails: raw
+            .router_settings
+            .allowed_fails
+            .unwrap_or(DEFAULT_ALLOWED_FAILS)
+            .max(1),
+        cooldown_seconds,
+    };
+    let fallbacks = raw
+        .router_settings
+        .fallbacks
+        .iter()
+        .enumerate()
+        .flat_map(|(index, entry)| {
+            entry
+                .iter()
+                .map(move |(group, targets)| (index, group.clone(), targets.clone()))
+        })
+        .collect();
     let router = Router::new(
         RouterParts {
             deployments,
@@ -622,18 +730,28 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             known_providers,
             families,
             aliases,
+            fallbacks,
+            timeout: raw.router_settings.timeout,
         },
         &mut warnings,
     )
-    .map_err(|alias| {
-        error(
+    .map_err(|e| match e {
+        RouterError::Alias(alias) => error(
             format!("router_settings.model_group_alias.{}", alias.name),
             format!("router_settings.model_group_alias `{}`", alias.name),
             format!(
                 "its target `{}` matches no model_name (an alias routes as its target)",
                 alias.target
             ),
-        )
+        ),
+        RouterError::Fallback { index, group, problem } => error(
+            format!("router_settings.fallbacks[{index}].{group}"),
+            format!("router_settings.fallbacks[{index}]"),
+            problem,
+        ),
+        RouterError::Member { index, problem } => {
+            error(format!("model_list[{index}]"), format!("model_list[{index}]"), problem)
+        }
     })?;
     let models_reply = router.models_reply();
     Ok(Config {
@@ -642,6 +760,7 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         cluster_header,
         max_body_bytes,
         inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
+        failover,
         models_reply,
         warnings,
     })
@@ -676,19 +795,6 @@ fn ignored_keys(section: &str, keys: &BTreeMap<String, serde::de::IgnoredAny>, w
     warnings.extend(keys.keys().map(|key| format!("{section}.{key} is ignored")));
 }
 
-/// What each LiteLLM router setting llm-router does not act on means here.
-fn router_setting_warning(key: &str, value: &serde_json::Value) -> String {
-    match (key, value.as_str()) {
-        ("routing_strategy", Some("simple-shuffle")) | ("routing_strategy", None) => {
-            "router_settings.routing_strategy is ignored: each model_name routes to its first deployment".to_owned()
-        }
-        ("routing_strategy", Some(strategy)) => format!(
-            "router_settings.routing_strategy: `{strategy}` is not supported; each model_name routes to its first deployment"
-        ),
-        _ => format!("router_settings.{key} is ignored"),
-    }
-}
-
 /// Where a deployment's requests go.
 // Unboxed: there is one per deployment, built once, read on every request.
 #[allow(clippy::large_enum_variant)]
@@ -706,12 +812,28 @@ fn compile_deployment(
     at: &str,
     providers: &BTreeMap<String, Provider>,
     env: &dyn Fn(&str) -> Option<String>,
+    id: String,
 ) -> Result<Deployment, ConfigError> {
     let RawDeployment {
         model_name,
         litellm_params: params,
         ..
     } = entry;
+    for (key, value) in [("weight", params.weight), ("timeout", params.timeout)] {
+        if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            return Err(error(
+                format!("{entry_path}.litellm_params.{key}"),
+                at,
+                format!("litellm_params.{key} must be a positive number"),
+            ));
+        }
+    }
+    let shares = Shares {
+        weight: params.weight,
+        rpm: params.rpm,
+        tpm: params.tpm,
+    };
+    let (order, timeout) = (params.order, params.timeout);
     let model_path = format!("{entry_path}.litellm_params.model");
     if model_name.is_empty() {
         return Err(error(format!("{entry_path}.model_name"), at, "`model_name` is empty"));
@@ -727,11 +849,15 @@ fn compile_deployment(
             ));
         }
         return Ok(Deployment {
+            id,
             model_name,
             pattern,
             upstream_model: "*".to_owned(),
             target_has_stars: true,
             target: Target::RequestProvider,
+            shares,
+            order,
+            timeout,
         });
     }
     let (provider_name, model_template) = params.model.split_once('/').ok_or_else(|| {
@@ -807,11 +933,15 @@ fn compile_deployment(
         None => default_key(provider, env)?,
     };
     let deployment = |endpoint| Deployment {
+        id: id.clone(),
         model_name: model_name.clone(),
         pattern: pattern.clone(),
         upstream_model: model_template.to_owned(),
         target_has_stars: target_stars > 0,
         target: Target::Fixed(endpoint),
+        shares,
+        order,
+        timeout,
     };
     let (api_base, api_version) = match (setting(params.api_base), setting(params.api_version)) {
         (Ok(api_base), Ok(api_version)) => (api_base, api_version),
@@ -1398,11 +1528,8 @@ pub(crate) mod tests {
                 "general_settings.database_url is ignored",
                 "litellm_settings.callbacks is ignored",
                 "litellm_settings.drop_params is ignored",
-                "router_settings.num_retries is ignored",
-                "router_settings.routing_strategy: `usage-based-routing-v2` is not supported; each model_name routes to its first deployment",
+                "router_settings.routing_strategy: `usage-based-routing-v2` is not supported; groups are balanced by weight, rpm or tpm (simple-shuffle)",
                 "model_list[0].tpm is ignored",
-                "model_list[0].litellm_params.rpm is not supported; ignored",
-                "model_list[0].litellm_params.timeout is not supported; ignored",
             ]
         );
         assert!(config.warnings.iter().all(|w| !w.contains("secret")));

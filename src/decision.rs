@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use crate::body::{self, BodyEdit, BodyError};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
-use crate::config::{Config, Endpoint, PathStyle, ProviderKey};
+use crate::config::{Config, Endpoint, PathStyle, ProviderKey, Secret};
 use crate::headers::HeaderBlock;
-use crate::router::NoRoute;
+use crate::router::{NoRoute, Route};
 
 /// Client credentials in their usual spellings; none of them reaches a provider.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
@@ -129,8 +129,12 @@ pub enum Decision<'c> {
 /// allocates only for what the request itself decides (path, length).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Forward<'c> {
-    /// The route's metrics slot ([`crate::router::Router::slots`]).
+    /// The route's metrics slot ([`crate::router::Router::slots`]); for a
+    /// group, its first deployment's until the response names the one that answered.
     pub slot: usize,
+    /// Sent to a group: Envoy picks the deployment, the upstream filter
+    /// ([`on_attempt`]) applies it, and the response says which it was.
+    pub failover: bool,
     /// `(name, Some(value))` replaces every value of `name`; `(name, None)`
     /// removes them: client credentials out; the provider's credentials,
     /// path, `content-length` and the filter's cluster header in.
@@ -293,55 +297,41 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             ));
         }
     };
-    let endpoint = route.endpoint;
-    if route.upstream_model.is_empty() {
-        return Decision::Reply(LocalReply::error(
-            ErrorKind::InvalidRequest,
-            &format!(
-                "model `{}` leaves no model name for provider `{}`",
-                field.name, endpoint.provider.name
-            ),
-            Some("model"),
-        ));
-    }
-    let credentials = match &endpoint.key {
-        ProviderKey::Ready(credentials) => credentials,
-        // The variable's name is for the operator (logged at configuration), not the client.
-        ProviderKey::Unset { .. } => {
-            return Decision::Reply(LocalReply::error(
-                ErrorKind::ProviderUnavailable,
-                &format!(
-                    "provider `{}` for model `{}` is not configured (a key or setting is missing; the router's log says which)",
-                    endpoint.provider.name, field.name
-                ),
-                Some("model"),
-            ));
-        }
-    };
     let path = request.headers.get(":path").unwrap_or_default();
     let mut edit = BodyEdit::default();
-    if route.upstream_model != field.name {
-        edit = edit.with_model(field.span.clone(), &route.upstream_model);
-    }
-    let inject = config.inject_stream_usage && endpoint.provider.inject_stream_usage && reads_usage_chunks(path);
+    let inject_usage = match route.group {
+        Some(group) => group.inject_stream_usage,
+        None => route.endpoint.provider.inject_stream_usage,
+    };
+    let inject = config.inject_stream_usage && inject_usage && reads_usage_chunks(path);
     let usage_edit = inject.then(|| body::include_usage_edit(&request_body)).flatten();
     let usage_injected = usage_edit.is_some();
     if let Some((span, bytes)) = usage_edit {
         edit = edit.with(span, bytes);
     }
-
     let mut header_changes: Vec<(&str, Option<Cow<[u8]>>)> = Vec::with_capacity(CLIENT_CREDENTIAL_HEADERS.len() + 6);
-    for (&name, &sent) in CLIENT_CREDENTIAL_HEADERS.iter().zip(&request.credentials_sent) {
-        if sent && !credentials.iter().any(|(replaced, _)| *replaced == name) {
-            header_changes.push((name, None));
+    let cluster = match route.group {
+        // Envoy picks the deployment; the upstream filter applies it.
+        Some(group) => {
+            for (&name, &sent) in CLIENT_CREDENTIAL_HEADERS.iter().zip(&request.credentials_sent) {
+                if sent {
+                    header_changes.push((name, None));
+                }
+            }
+            &group.cluster
         }
-    }
-    if let Some(new_path) = upstream_path(path, endpoint, &route.upstream_model) {
-        header_changes.push((":path", Some(Cow::Owned(new_path))));
-    }
-    for (name, value) in credentials {
-        header_changes.push((name, Some(Cow::Borrowed(value.expose().as_bytes()))));
-    }
+        None => {
+            let provider = match ProviderRequest::new(&route, &field.name) {
+                Ok(provider) => provider,
+                Err(reply) => return Decision::Reply(reply),
+            };
+            let path = (path, PathChange::IfDifferent);
+            provider.apply(&mut header_changes, &mut edit, field.span.clone(), path, |i| {
+                request.credentials_sent.get(i).copied().unwrap_or(true)
+            });
+            &route.endpoint.cluster
+        }
+    };
     if request.declare_json {
         header_changes.push(("content-type", Some(Cow::Borrowed(b"application/json"))));
     }
@@ -353,15 +343,200 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         let length = edit.edited_len(body.len());
         header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
     }
-    header_changes.push((&config.cluster_header, Some(Cow::Borrowed(endpoint.cluster.as_bytes()))));
+    header_changes.push((&config.cluster_header, Some(Cow::Borrowed(cluster.as_bytes()))));
+    let upstream_model = match route.group {
+        Some(_) => String::new(),
+        None => route.upstream_model.into_owned(),
+    };
     Decision::Forward(Forward {
         slot: route.slot,
+        failover: route.group.is_some(),
         header_changes,
         body_edit,
         usage_injected,
         requested_model: field.name.clone().into_owned(),
+        upstream_model,
+    })
+}
+
+/// A request made ready for one deployment: its credentials and the model
+/// it takes, checked.
+struct ProviderRequest<'c, 'r> {
+    route: &'r Route<'c, 'r>,
+    /// The model the request names.
+    requested: &'r str,
+    credentials: &'c [(&'static str, Secret)],
+}
+
+/// Whether the provider's `:path` is set when it equals the client's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PathChange {
+    /// Only when it differs (the client's headers, untouched).
+    IfDifferent,
+    /// Always (a retry's headers carry the previous attempt's path).
+    Always,
+}
+
+impl<'c, 'r> ProviderRequest<'c, 'r> {
+    fn new(route: &'r Route<'c, 'r>, requested: &'r str) -> Result<ProviderRequest<'c, 'r>, LocalReply> {
+        let endpoint = route.endpoint;
+        if route.upstream_model.is_empty() {
+            return Err(LocalReply::error(
+                ErrorKind::InvalidRequest,
+                &format!(
+                    "model `{requested}` leaves no model name for provider `{}`",
+                    endpoint.provider.name
+                ),
+                Some("model"),
+            ));
+        }
+        match &endpoint.key {
+            ProviderKey::Ready(credentials) => Ok(ProviderRequest {
+                route,
+                requested,
+                credentials,
+            }),
+            // The variable's name is for the operator (logged at configuration), not the client.
+            ProviderKey::Unset { .. } => Err(LocalReply::error(
+                ErrorKind::ProviderUnavailable,
+                &format!(
+                    "provider `{}` for model `{requested}` is not configured (a key or setting is missing; the router's log says which)",
+                    endpoint.provider.name
+                ),
+                Some("model"),
+            )),
+        }
+    }
+
+    /// Adds the provider's model to `edit`, and to `changes` the client
+    /// credentials out (those of [`CLIENT_CREDENTIAL_HEADERS`] that
+    /// `present(i)` says may be there), the provider's path for the client's
+    /// `path`, and the provider's credentials.
+    fn apply(
+        &self,
+        changes: &mut Vec<(&'c str, Option<Cow<'c, [u8]>>)>,
+        edit: &mut BodyEdit,
+        model_span: std::ops::Range<usize>,
+        (path, path_change): (&[u8], PathChange),
+        present: impl Fn(usize) -> bool,
+    ) {
+        let model = &self.route.upstream_model;
+        if *model != self.requested {
+            *edit = std::mem::take(edit).with_model(model_span, model);
+        }
+        for (i, &name) in CLIENT_CREDENTIAL_HEADERS.iter().enumerate() {
+            if present(i) && !self.credentials.iter().any(|(replaced, _)| *replaced == name) {
+                changes.push((name, None));
+            }
+        }
+        match upstream_path(path, self.route.endpoint, model) {
+            Some(new_path) => changes.push((":path", Some(Cow::Owned(new_path)))),
+            None if path_change == PathChange::Always => changes.push((":path", Some(Cow::Owned(path.to_vec())))),
+            None => {}
+        }
+        for (name, value) in self.credentials {
+            changes.push((name, Some(Cow::Borrowed(value.expose().as_bytes()))));
+        }
+    }
+}
+
+/// The response header naming the deployment of a group that answered
+/// (its `model_info.id` or `<model_name>#<n>`, never a key).
+pub const DEPLOYMENT_HEADER: &str = "x-llm-router-deployment";
+/// A provider's 429 crosses Envoy as a 503 with this header: Envoy's
+/// retries and outlier detection act on 5xx, not on 429. The downstream
+/// filter gives the client the 429 back.
+pub const UPSTREAM_STATUS_HEADER: &str = "x-llm-router-upstream-status";
+/// The filter state (`wasm.llm_router.client_path`) that keeps the client's
+/// path for every attempt: the attempts share one header map.
+pub const CLIENT_PATH_PROPERTY: &str = "llm_router.client_path";
+/// The filter state with the model sent upstream (for the access log).
+pub const UPSTREAM_MODEL_PROPERTY: &str = "llm_router.upstream_model";
+
+/// How to send one attempt of a group's request to the deployment Envoy chose.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Attempt<'c> {
+    /// The deployment's metrics slot.
+    pub slot: usize,
+    /// Set from the client's request every time, whatever an earlier attempt set.
+    pub header_changes: Vec<(&'c str, Option<Cow<'c, [u8]>>)>,
+    pub body_edit: Option<BodyEdit>,
+    pub upstream_model: String,
+}
+
+/// One attempt, in the upstream filter: `deployment` is the id in the chosen
+/// endpoint's metadata, `client_path` the client's path, `body` the request
+/// as the downstream filter forwarded it (Envoy sends each attempt the same),
+/// `retry` whether an earlier attempt set headers.
+pub fn on_attempt<'c>(
+    config: &'c Config,
+    deployment: &str,
+    client_path: &[u8],
+    body: &[u8],
+    retry: bool,
+) -> Result<Attempt<'c>, LocalReply> {
+    let request_body =
+        body::read(body).map_err(|e| LocalReply::error(ErrorKind::InvalidRequest, &e.to_string(), Some("model")))?;
+    let field = &request_body.model;
+    let route = config.router.route_via(deployment, &field.name).map_err(|_| {
+        LocalReply::error(
+            ErrorKind::ProviderUnavailable,
+            &format!("deployment `{deployment}` does not serve model `{}`", field.name),
+            Some("model"),
+        )
+    })?;
+    let provider = ProviderRequest::new(&route, &field.name)?;
+    let mut edit = BodyEdit::default();
+    let mut header_changes = Vec::with_capacity(CLIENT_CREDENTIAL_HEADERS.len() + 3);
+    // The downstream filter removed the client's credentials; an earlier
+    // attempt may have set any provider's: on a retry all go.
+    let path = (client_path, PathChange::Always);
+    provider.apply(&mut header_changes, &mut edit, field.span.clone(), path, |_| retry);
+    let length = edit.edited_len(body.len());
+    header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
+    Ok(Attempt {
+        slot: route.slot,
+        header_changes,
+        body_edit: (!edit.is_empty()).then_some(edit),
         upstream_model: route.upstream_model.into_owned(),
     })
+}
+
+/// What an attempt's response status means for Envoy's retry and cooldown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Answered,
+    /// A 5xx: Envoy retries it and counts it toward ejection.
+    Failed,
+    /// A 429: passed to Envoy as a 503 (with [`UPSTREAM_STATUS_HEADER`]),
+    /// so it is retried and counted as a 5xx is.
+    RateLimited,
+}
+
+pub fn attempt_outcome(status: &[u8]) -> AttemptOutcome {
+    match status {
+        b"429" => AttemptOutcome::RateLimited,
+        [b'5', _, _] => AttemptOutcome::Failed,
+        _ => AttemptOutcome::Answered,
+    }
+}
+
+/// A group's response as the downstream filter sees it: the slot of the
+/// deployment that answered, and the provider's own status where the
+/// upstream filter carried a 429 as 503.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GroupResponse<'h> {
+    pub slot: Option<usize>,
+    pub provider_status: Option<&'h [u8]>,
+}
+
+pub fn group_response<'h>(config: &Config, headers: &'h HeaderBlock) -> GroupResponse<'h> {
+    let slot = headers
+        .get(DEPLOYMENT_HEADER)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .and_then(|id| config.router.slot_of(id));
+    let provider_status = headers.get(UPSTREAM_STATUS_HEADER).filter(|s| *s == b"429");
+    GroupResponse { slot, provider_status }
 }
 
 /// The OpenAI endpoints whose streams carry usage only when asked
@@ -837,6 +1012,155 @@ mod tests {
     fn upstream_body(forward: &Forward, body: &str) -> Option<String> {
         let edit = forward.body_edit.clone()?;
         String::from_utf8(edit.apply(body.as_bytes())).ok()
+    }
+
+    /// `gpt-4o` over OpenAI (Bearer) and Azure (api-key), falling back to Anthropic.
+    const GROUP: &str = r#"{"model_list": [
+      {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": "sk-oa"}},
+      {"model_name": "gpt-4o", "litellm_params": {"model": "azure/prod-4o", "api_key": "az-key", "api_base": "https://r.openai.azure.com", "api_version": "2024-10-21"}, "model_info": {"id": "azure-4o"}},
+      {"model_name": "claude", "litellm_params": {"model": "anthropic/claude-sonnet-4-5", "api_key": "sk-ant"}}],
+      "router_settings": {"fallbacks": [{"gpt-4o": ["claude"]}]},
+      "general_settings": {"master_key": "sk-router-master"}}"#;
+
+    #[test]
+    fn a_groups_request_leaves_the_model_and_path_to_each_attempt() {
+        let config = compile_test(GROUP).expect("compiles");
+        let body = r#"{"model":"gpt-4o","stream":true,"messages":[]}"#;
+        let forward = forward(&config, body);
+        assert!(forward.failover);
+        assert_eq!(
+            upstream(&forward),
+            pairs(&[
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                (":authority", "router.local"),
+                ("content-type", "application/json"),
+                ("content-length", "86"),
+                ("x-llm-cluster", "group_gpt-4o"),
+                ("anthropic-version", "2099-01-01"),
+                ("user-agent", "OpenAI/Python"),
+            ])
+        );
+        // usage is asked for once, here (every member's provider takes it)
+        assert_eq!(
+            upstream_body(&forward, body).as_deref(),
+            Some(r#"{"model":"gpt-4o","stream":true,"messages":[],"stream_options":{"include_usage":true}}"#)
+        );
+    }
+
+    #[test]
+    fn each_attempt_sets_its_deployments_request_whatever_the_last_one_set() {
+        let config = compile_test(GROUP).expect("compiles");
+        let body = r#"{"model":"gpt-4o","messages":[]}"#;
+        let attempt = |id: &str| on_attempt(&config, id, b"/v1/chat/completions?x=1", body.as_bytes(), true);
+        // (deployment, the changes, the body sent)
+        let rows: [(&str, &[(&str, Option<&str>)], &str); 3] = [
+            (
+                "gpt-4o#1",
+                &[
+                    ("x-api-key", None),
+                    ("api-key", None),
+                    ("x-goog-api-key", None),
+                    (":path", Some("/v1/chat/completions?x=1")),
+                    ("authorization", Some("Bearer sk-oa")),
+                    ("content-length", Some("32")),
+                ],
+                body,
+            ),
+            (
+                "azure-4o",
+                &[
+                    ("authorization", None),
+                    ("x-api-key", None),
+                    ("x-goog-api-key", None),
+                    (
+                        ":path",
+                        Some("/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21&x=1"),
+                    ),
+                    ("api-key", Some("az-key")),
+                    ("content-length", Some("33")),
+                ],
+                r#"{"model":"prod-4o","messages":[]}"#,
+            ),
+            (
+                "claude#1",
+                &[
+                    ("authorization", None),
+                    ("api-key", None),
+                    ("x-goog-api-key", None),
+                    (":path", Some("/v1/chat/completions?x=1")),
+                    ("x-api-key", Some("sk-ant")),
+                    ("anthropic-version", Some("2023-06-01")),
+                    ("content-length", Some("43")),
+                ],
+                r#"{"model":"claude-sonnet-4-5","messages":[]}"#,
+            ),
+        ];
+        for (id, changes, sent) in rows {
+            let attempt = attempt(id).unwrap_or_else(|r| panic!("{id}: {}", String::from_utf8_lossy(&r.body)));
+            let got: Vec<(&str, Option<String>)> = attempt
+                .header_changes
+                .iter()
+                .map(|(n, v)| (*n, v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())))
+                .collect();
+            let expected: Vec<(&str, Option<String>)> =
+                changes.iter().map(|(n, v)| (*n, v.map(str::to_owned))).collect();
+            assert_eq!(got, expected, "{id}");
+            let edited = attempt.body_edit.map(|e| e.apply(body.as_bytes()));
+            assert_eq!(edited.as_deref().unwrap_or(body.as_bytes()), sent.as_bytes(), "{id}");
+        }
+        // an endpoint that is not the model's group's is refused, not sent
+        let reply = on_attempt(
+            &config,
+            "claude#1",
+            b"/v1/chat/completions",
+            br#"{"model":"claude"}"#,
+            true,
+        );
+        assert_eq!(reply.map(|_| ()).map_err(|r| r.status), Err(503));
+        assert_eq!(attempt("nosuch").map(|_| ()).map_err(|r| r.status), Err(503));
+        // the first attempt has no earlier provider's credentials to remove
+        let first = on_attempt(&config, "azure-4o", b"/v1/chat/completions", body.as_bytes(), false).expect("sent");
+        let names: Vec<&str> = first.header_changes.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, [":path", "api-key", "content-length"]);
+    }
+
+    #[test]
+    fn attempt_statuses_and_group_answers() {
+        let rows: [(&[u8], AttemptOutcome); 6] = [
+            (b"200", AttemptOutcome::Answered),
+            (b"400", AttemptOutcome::Answered),
+            (b"401", AttemptOutcome::Answered),
+            (b"429", AttemptOutcome::RateLimited),
+            (b"500", AttemptOutcome::Failed),
+            (b"503", AttemptOutcome::Failed),
+        ];
+        for (status, outcome) in rows {
+            assert_eq!(attempt_outcome(status), outcome, "{}", String::from_utf8_lossy(status));
+        }
+        let config = compile_test(GROUP).expect("compiles");
+        let answer = |pairs: &[(&str, &str)]| {
+            let block = headers(pairs);
+            let GroupResponse { slot, provider_status } = group_response(&config, &block);
+            (slot, provider_status.map(<[u8]>::to_vec))
+        };
+        assert_eq!(
+            answer(&[(":status", "200"), (DEPLOYMENT_HEADER, "azure-4o")]),
+            (Some(1), None)
+        );
+        assert_eq!(
+            answer(&[
+                (":status", "503"),
+                (DEPLOYMENT_HEADER, "claude#1"),
+                (UPSTREAM_STATUS_HEADER, "429")
+            ]),
+            (Some(2), Some(b"429".to_vec()))
+        );
+        // Envoy's own 503 (no attempt answered); a status other than 429 is not restored
+        assert_eq!(
+            answer(&[(":status", "503"), (UPSTREAM_STATUS_HEADER, "200")]),
+            (None, None)
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
 
 use crate::config::{self, Config};
-use crate::decision::{self, Decision, HeadVerdict, LocalReply, PendingRequest};
+use crate::decision::{self, AttemptOutcome, Decision, HeadVerdict, LocalReply, PendingRequest};
 use crate::headers::HeaderBlock;
 use crate::metrics;
 use crate::usage::{self, Framing, Output, ResponseReader, Usage};
@@ -21,10 +21,49 @@ pub struct Root {
     state: Option<Rc<State>>,
 }
 
+/// The root id of the filter's upstream instance: a group cluster's
+/// upstream HTTP filter, run once per attempt.
+const UPSTREAM_ROOT_ID: &[u8] = b"llm-router-upstream";
+
 /// What every request under one configuration shares.
 struct State {
     config: Config,
+    /// Runs as the group clusters' upstream filter.
+    upstream: bool,
     counters: Counters,
+    attempts: AttemptCounters,
+}
+
+/// Per deployment, in the upstream filter: attempts, failed attempts (a
+/// 429, a 5xx, or no response), and attempts that were a failover (not
+/// the request's first).
+struct AttemptCounters {
+    by_slot: Vec<[Counter; 3]>,
+}
+
+impl AttemptCounters {
+    fn new(slots: usize) -> AttemptCounters {
+        AttemptCounters {
+            by_slot: (0..slots).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn add(&self, slot: usize, which: usize) {
+        if let Some(counter) = self.by_slot.get(slot).and_then(|c| c.get(which)) {
+            counter.add(1);
+        }
+    }
+
+    fn flush(&self, config: &Config) {
+        for (slot, counters) in self.by_slot.iter().enumerate() {
+            let Some(id) = config.router.deployment_of_slot(slot) else {
+                continue;
+            };
+            for (counter, name) in counters.iter().zip(metrics::ATTEMPT_COUNTERS) {
+                counter.flush(|| metrics::deployment_counter(name, id));
+            }
+        }
+    }
 }
 
 /// How often counts reach Envoy's stats.
@@ -156,8 +195,18 @@ impl RootContext for Root {
                     config.cluster_header,
                     took.as_millis()
                 );
-                let counters = Counters::new(config.router.slots().len());
-                self.state = Some(Rc::new(State { config, counters }));
+                let upstream = self.get_property(vec!["plugin_root_id"]).as_deref() == Some(UPSTREAM_ROOT_ID);
+                let slots = config.router.slots().len();
+                let (counters, attempts) = match upstream {
+                    true => (Counters::new(0), AttemptCounters::new(slots)),
+                    false => (Counters::new(slots), AttemptCounters::new(0)),
+                };
+                self.state = Some(Rc::new(State {
+                    config,
+                    upstream,
+                    counters,
+                    attempts,
+                }));
                 self.set_tick_period(METRICS_FLUSH);
                 true
             }
@@ -171,6 +220,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         if let Some(state) = &self.state {
             state.counters.flush(&state.config);
+            state.attempts.flush(&state.config);
         }
     }
 
@@ -180,6 +230,14 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let state = self.state.clone()?;
+        if state.upstream {
+            return Some(Box::new(AttemptContext {
+                state,
+                body_size: 0,
+                slot: None,
+                answered: false,
+            }));
+        }
         Some(Box::new(Request {
             state,
             pending: PendingRequest::default(),
@@ -201,6 +259,8 @@ struct Request {
 /// A forwarded request's response, as it passes.
 struct Watch {
     route: usize,
+    /// Sent to a group: the response names the deployment that answered.
+    failover: bool,
     requested_model: String,
     upstream_model: String,
     /// Usage is asked for in the stream and its chunk must be removed.
@@ -259,7 +319,25 @@ impl HttpContext for Request {
         let Some(watch) = self.response.as_mut() else {
             return Action::Continue;
         };
-        if let Some(framing) = Framing::of_response(&header_map(RESPONSE_HEADERS)) {
+        let headers = header_map(RESPONSE_HEADERS);
+        if watch.failover {
+            let answer = decision::group_response(&self.state.config, &headers);
+            if let Some(status) = answer.provider_status {
+                let _ = hostcalls::set_map_value_bytes(MapType::HttpResponseHeaders, ":status", Some(status));
+                let _ = hostcalls::set_map_value_bytes(
+                    MapType::HttpResponseHeaders,
+                    decision::UPSTREAM_STATUS_HEADER,
+                    None,
+                );
+            }
+            watch.route = answer.slot.unwrap_or(watch.route);
+            let route = watch.route;
+            self.count_forward(route, self.body_size);
+        }
+        let Some(watch) = self.response.as_mut() else {
+            return Action::Continue;
+        };
+        if let Some(framing) = Framing::of_response(&headers) {
             let reader = ResponseReader::new(framing, watch.usage_injected);
             if watch.usage_injected && framing == Framing::Events {
                 // The body may get shorter: a declared length would be wrong.
@@ -333,9 +411,13 @@ impl Request {
                 }
                 // Envoy picked the route before the cluster header existed.
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
-                self.count_forward(forward.slot, self.body_size);
+                // A group's request is counted where its answer came from.
+                if !forward.failover {
+                    self.count_forward(forward.slot, self.body_size);
+                }
                 self.response = Some(Watch {
                     route: forward.slot,
+                    failover: forward.failover,
                     requested_model: forward.requested_model,
                     upstream_model: forward.upstream_model,
                     usage_injected: forward.usage_injected,
@@ -381,10 +463,13 @@ impl Request {
             ("llm_router.model", watch.requested_model.as_str()),
             ("llm_router.route", model_name.as_str()),
             ("llm_router.provider", provider.as_str()),
-            ("llm_router.upstream_model", watch.upstream_model.as_str()),
+            (decision::UPSTREAM_MODEL_PROPERTY, watch.upstream_model.as_str()),
         ];
         for (name, value) in words {
-            self.set_property(vec![name], Some(value.as_bytes()));
+            // A group's upstream model was left by the attempt that answered.
+            if !(watch.failover && name == decision::UPSTREAM_MODEL_PROPERTY) {
+                self.set_property(vec![name], Some(value.as_bytes()));
+            }
         }
         let numbers = [
             ("llm_router.input_tokens", usage.input),
@@ -441,6 +526,139 @@ impl Request {
             bytes.add(body_bytes);
         }
     }
+}
+
+/// One attempt of a group's request, in the upstream filter: the endpoint
+/// Envoy chose names the deployment; the attempt gets that deployment's
+/// path, credentials and model, set from the client's request.
+struct AttemptContext {
+    state: Rc<State>,
+    body_size: usize,
+    /// The deployment's slot, once the attempt is sent.
+    slot: Option<usize>,
+    answered: bool,
+}
+
+impl Context for AttemptContext {}
+
+impl HttpContext for AttemptContext {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        // The model is in the body: hold the headers until it is read.
+        if end_of_stream {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.body_size = body_size;
+        if end_of_stream {
+            self.send_attempt()
+        } else {
+            Action::Pause
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.send_attempt()
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(slot) = self.slot else {
+            return Action::Continue;
+        };
+        self.answered = true;
+        let status = self.get_http_response_header_bytes(":status").unwrap_or_default();
+        let outcome = decision::attempt_outcome(&status);
+        if outcome == AttemptOutcome::RateLimited {
+            self.set_http_response_header(":status", Some("503"));
+            self.set_http_response_header(decision::UPSTREAM_STATUS_HEADER, Some("429"));
+        }
+        // A provider that sends the carrier header itself can only turn its
+        // own answer into a 429, which it could send anyway: not removed,
+        // which saves a host call per attempt.
+        if outcome != AttemptOutcome::Answered {
+            self.state.attempts.add(slot, metrics::ATTEMPT_FAILED);
+        }
+        if let Some(id) = self.state.config.router.deployment_of_slot(slot) {
+            self.set_http_response_header(decision::DEPLOYMENT_HEADER, Some(id));
+        }
+        Action::Continue
+    }
+}
+
+impl Drop for AttemptContext {
+    fn drop(&mut self) {
+        // Sent but never answered: refused, reset or timed out.
+        if let (Some(slot), false) = (self.slot, self.answered) {
+            self.state.attempts.add(slot, metrics::ATTEMPT_FAILED);
+        }
+    }
+}
+
+impl AttemptContext {
+    fn send_attempt(&mut self) -> Action {
+        let deployment = self
+            .get_property(vec![
+                "xds",
+                "upstream_host_metadata",
+                "filter_metadata",
+                "llm_router",
+                "deployment",
+            ])
+            .unwrap_or_default();
+        let count = self.get_property(vec!["upstream", "request_attempt_count"]);
+        let retry = count.is_some_and(|c| attempt_number(&c) > 1);
+        // The first attempt sees the client's path and keeps it for the others.
+        let client_path = if retry {
+            self.get_property(vec![decision::CLIENT_PATH_PROPERTY])
+                .unwrap_or_default()
+        } else {
+            let path = self.get_http_request_header_bytes(":path").unwrap_or_default();
+            self.set_property(vec![decision::CLIENT_PATH_PROPERTY], Some(&path));
+            path
+        };
+        let body = self.get_http_request_body(0, self.body_size).unwrap_or_default();
+        let config = &self.state.config;
+        let deployment = String::from_utf8_lossy(&deployment);
+        match decision::on_attempt(config, &deployment, &client_path, &body, retry) {
+            Err(reply) => {
+                warn!("llm-router upstream: {}", String::from_utf8_lossy(&reply.body));
+                self.send_http_response(
+                    reply.status,
+                    vec![("content-type", "application/json")],
+                    Some(&reply.body),
+                );
+                Action::Pause
+            }
+            Ok(attempt) => {
+                for (name, value) in &attempt.header_changes {
+                    self.set_http_request_header_bytes(name, value.as_deref());
+                }
+                if let Some(edit) = attempt.body_edit {
+                    let (replaced, head) = edit.splice(body);
+                    self.set_http_request_body(0, replaced, &head);
+                }
+                self.set_property(
+                    vec![decision::UPSTREAM_MODEL_PROPERTY],
+                    Some(attempt.upstream_model.as_bytes()),
+                );
+                let attempts = &self.state.attempts;
+                attempts.add(attempt.slot, metrics::ATTEMPT_SENT);
+                if retry {
+                    attempts.add(attempt.slot, metrics::ATTEMPT_FAILOVER);
+                }
+                self.slot = Some(attempt.slot);
+                Action::Continue
+            }
+        }
+    }
+}
+
+/// Envoy gives integer properties as 8 little-endian bytes.
+fn attempt_number(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map(u64::from_le_bytes).unwrap_or(0)
 }
 
 /// Whether this VM is the first to log the warnings of this configuration.

@@ -19,6 +19,23 @@ pub const USAGE_UNKNOWN: &str = "llm_router_usage_unknown_total";
 pub const TIME_TO_FIRST_TOKEN: &str = "llm_router_time_to_first_token_ms";
 pub const TIME_PER_OUTPUT_TOKEN: &str = "llm_router_time_per_output_token_ms";
 
+/// Per deployment of a group, counted by the upstream filter: attempts
+/// sent, attempts that failed (429, 5xx, or no answer), and attempts that
+/// were a failover (a retry landing there). Indexed by the `ATTEMPT_*`s.
+pub const ATTEMPT_COUNTERS: [&str; 3] = [
+    "llm_router_attempts_total",
+    "llm_router_attempt_failures_total",
+    "llm_router_failovers_total",
+];
+pub const ATTEMPT_SENT: usize = 0;
+pub const ATTEMPT_FAILED: usize = 1;
+pub const ATTEMPT_FAILOVER: usize = 2;
+
+/// `<counter>.deployment.<id>`.
+pub fn deployment_counter(counter: &str, id: &str) -> String {
+    format!("{counter}.deployment.{}", stat_safe(id))
+}
+
 /// The `type` label of [`TOKENS`], in the order of [`token_counts`].
 pub const TOKEN_TYPES: [&str; 4] = ["input", "output", "cached_input", "reasoning_output"];
 

@@ -18,6 +18,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// One `model_list` entry, compiled.
 #[derive(Debug)]
 pub struct Deployment {
+    /// `model_info.id`, else `<model_name>#<n>` (the n-th entry of that
+    /// name): the deployment's name in metrics and the response header.
+    pub id: String,
     pub model_name: String,
     /// `None` for an exact name.
     pub pattern: Option<Pattern>,
@@ -25,6 +28,49 @@ pub struct Deployment {
     pub upstream_model: String,
     pub target_has_stars: bool,
     pub target: Target,
+    /// Its share of its group's traffic, as LiteLLM reads it.
+    pub shares: Shares,
+    /// `litellm_params.order`: lower first.
+    pub order: Option<u32>,
+    /// `litellm_params.timeout`, in seconds.
+    pub timeout: Option<f64>,
+}
+
+/// `litellm_params.weight`, `rpm` and `tpm`: simple-shuffle picks by the
+/// first of them any deployment of the group sets.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Shares {
+    pub weight: Option<f64>,
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+}
+
+/// A model group: a `model_name` listed more than once, or one with
+/// `fallbacks`. Its requests go to one Envoy cluster with an endpoint per
+/// member, so Envoy's load balancer picks the deployment and its retries
+/// fail over; the upstream filter applies each attempt's deployment.
+#[derive(Debug)]
+pub struct Group {
+    pub model_name: String,
+    pub cluster: String,
+    /// Its own deployments, then those of its fallbacks, at later priorities.
+    pub members: Vec<Member>,
+    /// Seconds per attempt: the longest member's `timeout`, else
+    /// `router_settings.timeout`.
+    pub timeout: Option<f64>,
+    /// Every member's provider takes `stream_options.include_usage`.
+    pub inject_stream_usage: bool,
+}
+
+/// One endpoint of a group's cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Index into [`Router::deployments`].
+    pub deployment: usize,
+    /// Envoy's priority: 0 takes all traffic while any of it is up.
+    pub priority: u32,
+    /// Envoy's `load_balancing_weight` (1 to 1000).
+    pub weight: u32,
 }
 
 /// The deployment chosen for a model (borrowed from the configuration), where
@@ -36,6 +82,8 @@ pub struct Route<'c, 'm> {
     /// per-route metrics.
     pub slot: usize,
     pub deployment: &'c Deployment,
+    /// Set when the model routes to a group: Envoy picks its deployment.
+    pub group: Option<&'c Group>,
     pub endpoint: &'c Endpoint,
     pub upstream_model: Cow<'m, str>,
 }
@@ -45,6 +93,7 @@ impl Route<'_, '_> {
         Route {
             slot: route.slot,
             deployment: route.deployment,
+            group: route.group,
             endpoint: route.endpoint,
             upstream_model: Cow::Owned(route.upstream_model.into_owned()),
         }
@@ -111,6 +160,21 @@ impl Families {
     }
 }
 
+/// Why a table cannot be built.
+#[derive(Debug)]
+pub enum RouterError {
+    /// An alias whose target routes nowhere.
+    Alias(Alias),
+    /// `router_settings.fallbacks[index]`, for `group`.
+    Fallback {
+        index: usize,
+        group: String,
+        problem: String,
+    },
+    /// `model_list[index]` cannot join the group of its `model_name`.
+    Member { index: usize, problem: String },
+}
+
 /// What [`Router::new`] is built from.
 pub struct RouterParts {
     pub deployments: Vec<Deployment>,
@@ -120,6 +184,11 @@ pub struct RouterParts {
     pub known_providers: Vec<String>,
     pub families: Families,
     pub aliases: Vec<Alias>,
+    /// `router_settings.fallbacks`: (position in the list, group, its
+    /// fallback groups in order).
+    pub fallbacks: Vec<(usize, String, Vec<String>)>,
+    /// `router_settings.timeout`, in seconds.
+    pub timeout: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -138,20 +207,27 @@ pub struct Router {
     first_slot: Vec<usize>,
     /// `(model_name, provider)` of every slot.
     slots: Vec<(String, String)>,
+    /// The deployment index of every slot.
+    slot_owners: Vec<usize>,
+    groups: Vec<Group>,
+    /// The group of each deployment a name routes to (the first of its name).
+    group_of: Vec<Option<usize>>,
+    by_id: FxHashMap<String, usize>,
 }
 
 impl Router {
-    /// Builds the table. A repeated `model_name` keeps the first entry (the one
-    /// LiteLLM would try first) and adds a warning: load balancing across
-    /// deployments is not done here. An alias whose target routes nowhere is
-    /// returned as the error.
-    pub fn new(parts: RouterParts, warnings: &mut Vec<String>) -> Result<Router, Alias> {
+    /// Builds the table. Entries sharing a `model_name` form a group, as do
+    /// names with `fallbacks`; the name routes to its first entry, and to the
+    /// group when there is one.
+    pub fn new(parts: RouterParts, warnings: &mut Vec<String>) -> Result<Router, RouterError> {
         let RouterParts {
             deployments,
             provider_endpoints,
             known_providers,
             families,
             aliases,
+            fallbacks,
+            timeout,
         } = parts;
         let mut exact = FxHashMap::default();
         let mut pattern_owners = Vec::new();
@@ -159,6 +235,10 @@ impl Router {
         let mut seen_patterns = HashMap::new();
         let mut first_slot = Vec::with_capacity(deployments.len());
         let mut slots = Vec::with_capacity(deployments.len());
+        let mut slot_owners = Vec::with_capacity(deployments.len());
+        // The entries of each name, under the index of its first.
+        let mut named: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut by_id = FxHashMap::default();
         for (index, d) in deployments.iter().enumerate() {
             first_slot.push(slots.len());
             match &d.target {
@@ -167,6 +247,7 @@ impl Router {
                     slots.extend(provider_endpoints.keys().map(|p| (d.model_name.clone(), p.clone())));
                 }
             }
+            slot_owners.resize(slots.len(), index);
             let first = match &d.pattern {
                 None => *exact.entry(d.model_name.clone()).or_insert(index),
                 Some(pattern) => {
@@ -178,14 +259,23 @@ impl Router {
                     first
                 }
             };
-            if first != index {
-                warnings.push(format!(
-                    "model_list[{index}] (model_name `{}`) repeats model_list[{first}]; only the first is used (no load balancing)",
-                    d.model_name
-                ));
+            named.entry(first).or_default().push(index);
+            if let Some(earlier) = by_id.insert(d.id.clone(), index) {
+                return Err(RouterError::Member {
+                    index,
+                    problem: format!("model_info.id `{}` is also model_list[{earlier}]'s", d.id),
+                });
             }
         }
-        let router = Router {
+        let groups = build_groups(&deployments, &named, &exact, &fallbacks, timeout, warnings)?;
+        let mut group_of = vec![None; deployments.len()];
+        for (position, group) in groups.iter().enumerate() {
+            let first = group.members.first().map(|m| m.deployment);
+            if let Some(slot) = first.and_then(|first| group_of.get_mut(first)) {
+                *slot = Some(position);
+            }
+        }
+        let mut router = Router {
             deployments,
             exact,
             pattern_owners,
@@ -196,15 +286,34 @@ impl Router {
             aliases: FxHashMap::default(),
             first_slot,
             slots,
+            slot_owners,
+            groups,
+            group_of,
+            by_id,
         };
-        let mut router = router;
         for alias in aliases {
             if router.route(&alias.target).is_err() {
-                return Err(alias);
+                return Err(RouterError::Alias(alias));
             }
             router.aliases.insert(alias.name.clone(), alias);
         }
         Ok(router)
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// The id of the deployment with metrics slot `slot` (`None` for a
+    /// `model: "*"` deployment's slots, which no group has).
+    pub fn deployment_of_slot(&self, slot: usize) -> Option<&str> {
+        let d = self.deployments.get(*self.slot_owners.get(slot)?)?;
+        matches!(d.target, Target::Fixed(_)).then_some(d.id.as_str())
+    }
+
+    /// The metrics slot of the deployment named `id`.
+    pub fn slot_of(&self, id: &str) -> Option<usize> {
+        self.first_slot.get(*self.by_id.get(id)?).copied()
     }
 
     pub fn deployments(&self) -> &[Deployment] {
@@ -235,12 +344,56 @@ impl Router {
     /// without a known provider prefix, the patterns again with the provider
     /// of its model family in front (`gpt-4o` as `openai/gpt-4o`).
     pub fn route<'c: 'm, 'm>(&'c self, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
+        let (index, matched) = self.find(model)?;
+        self.resolve_as(index, matched)
+    }
+
+    /// [`Router::resolve`] for a name that may be the router's own.
+    fn resolve_as<'c: 'm, 'm>(&'c self, index: usize, name: Cow<'m, str>) -> Result<Route<'c, 'm>, NoRoute> {
+        match name {
+            Cow::Borrowed(name) => self.resolve(index, name),
+            Cow::Owned(name) => self.resolve(index, &name).map(Route::into_owned),
+        }
+    }
+
+    /// The route of one attempt of a group's request: through deployment
+    /// `id` (the endpoint Envoy chose), for the request's `model`. A member
+    /// of the model's own group takes the model as the group matched it; a
+    /// fallback's member takes its own (exact) `model_name`. `id` must be a
+    /// member of the model's group.
+    pub fn route_via<'c: 'm, 'm>(&'c self, id: &str, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
+        let index = *self.by_id.get(id).ok_or(NoRoute::Unknown)?;
+        let deployment = self.deployments.get(index).ok_or(NoRoute::Unknown)?;
+        let (first, matched) = self.find(model)?;
+        let group = self
+            .group_of
+            .get(first)
+            .copied()
+            .flatten()
+            .and_then(|g| self.groups.get(g));
+        if !group.is_some_and(|g| g.members.iter().any(|m| m.deployment == index)) {
+            return Err(NoRoute::Unknown);
+        }
+        let own = self
+            .deployments
+            .get(first)
+            .is_some_and(|d| d.model_name == deployment.model_name);
+        if own {
+            self.resolve_as(index, matched)
+        } else {
+            self.resolve(index, &deployment.model_name)
+        }
+    }
+
+    /// The entry a model routes to, and the name it matched as (the alias
+    /// target, or the model with its family's provider in front).
+    fn find<'c: 'm, 'm>(&'c self, model: &'m str) -> Result<(usize, Cow<'m, str>), NoRoute> {
         let model = self.aliases.get(model).map_or(model, |alias| alias.target.as_str());
         if let Some(&index) = self.exact.get(model) {
-            return self.resolve(index, model);
+            return Ok((index, Cow::Borrowed(model)));
         }
         if let Some(index) = self.best_pattern(model) {
-            return self.resolve(index, model);
+            return Ok((index, Cow::Borrowed(model)));
         }
         if self.has_known_prefix(model) {
             return Err(NoRoute::Unknown);
@@ -248,7 +401,7 @@ impl Router {
         let provider = self.families.provider_of(model).ok_or(NoRoute::Unknown)?;
         let prefixed = format!("{provider}/{model}");
         let index = self.best_pattern(&prefixed).ok_or(NoRoute::Unknown)?;
-        self.resolve(index, &prefixed).map(Route::into_owned)
+        Ok((index, Cow::Owned(prefixed)))
     }
 
     fn best_pattern(&self, model: &str) -> Option<usize> {
@@ -265,6 +418,12 @@ impl Router {
     fn resolve<'c: 'm, 'm>(&'c self, index: usize, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
         let deployment = self.deployments.get(index).ok_or(NoRoute::Unknown)?;
         let first_slot = self.first_slot.get(index).copied().unwrap_or_default();
+        let group = self
+            .group_of
+            .get(index)
+            .copied()
+            .flatten()
+            .and_then(|g| self.groups.get(g));
         let upstream_model = if !deployment.target_has_stars {
             Cow::Borrowed(deployment.upstream_model.as_str())
         } else {
@@ -281,6 +440,7 @@ impl Router {
             Target::Fixed(endpoint) => Ok(Route {
                 slot: first_slot,
                 deployment,
+                group,
                 endpoint,
                 upstream_model,
             }),
@@ -295,6 +455,7 @@ impl Router {
                 Ok(Route {
                     slot: first_slot + position,
                     deployment,
+                    group,
                     endpoint,
                     upstream_model,
                 })
@@ -362,6 +523,164 @@ impl Router {
             .to_string()
             .into_bytes()
     }
+}
+
+/// The groups of a table, in list order: every name listed more than once,
+/// and every name with fallbacks.
+fn build_groups(
+    deployments: &[Deployment],
+    named: &BTreeMap<usize, Vec<usize>>,
+    exact: &FxHashMap<String, usize>,
+    fallbacks: &[(usize, String, Vec<String>)],
+    timeout: Option<f64>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Group>, RouterError> {
+    let model_name = |index: usize| deployments.get(index).map_or("", |d| d.model_name.as_str());
+    let mut fallbacks_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (index, group, targets) in fallbacks {
+        let fail = |problem: String| RouterError::Fallback {
+            index: *index,
+            group: group.clone(),
+            problem,
+        };
+        let source = named
+            .keys()
+            .copied()
+            .find(|&first| model_name(first) == group)
+            .ok_or_else(|| fail(format!("`{group}` is no model_name of model_list")))?;
+        for target in targets {
+            let &first = exact.get(target.as_str()).ok_or_else(|| {
+                fail(format!(
+                    "fallback `{target}` is no model_name of model_list (fallbacks name groups listed by exact name)"
+                ))
+            })?;
+            if first == source {
+                return Err(fail(format!("`{group}` falls back to itself")));
+            }
+            fallbacks_of.entry(source).or_default().push(first);
+        }
+    }
+    let mut groups = Vec::new();
+    let mut clusters = FxHashSet::default();
+    for (&first, own) in named {
+        let targets = fallbacks_of.get(&first).map(Vec::as_slice).unwrap_or_default();
+        if own.len() < 2 && targets.is_empty() {
+            continue;
+        }
+        let mut members = Vec::new();
+        let mut next_priority = 0;
+        for set_first in std::iter::once(first).chain(targets.iter().copied()) {
+            let set = named.get(&set_first).map(Vec::as_slice).unwrap_or_default();
+            next_priority = tier(deployments, set, next_priority, &mut members, warnings)?;
+        }
+        let timeouts = own.iter().filter_map(|&i| deployments.get(i)?.timeout);
+        let timeout = timeouts.reduce(f64::max).or(timeout);
+        let inject_stream_usage = members.iter().all(|m| {
+            matches!(deployments.get(m.deployment).map(|d| &d.target),
+                Some(Target::Fixed(endpoint)) if endpoint.provider.inject_stream_usage)
+        });
+        let base = format!("group_{}", cluster_safe(model_name(first)));
+        let mut cluster = base.clone();
+        for n in 2.. {
+            if clusters.insert(cluster.clone()) {
+                break;
+            }
+            cluster = format!("{base}_{n}");
+        }
+        groups.push(Group {
+            model_name: model_name(first).to_owned(),
+            cluster,
+            members,
+            timeout,
+            inject_stream_usage,
+        });
+    }
+    Ok(groups)
+}
+
+/// Adds the deployments of one name to a group, from priority `base` on:
+/// one priority per distinct `order` (those without last); returns the next
+/// free priority.
+fn tier(
+    deployments: &[Deployment],
+    set: &[usize],
+    base: u32,
+    members: &mut Vec<Member>,
+    warnings: &mut Vec<String>,
+) -> Result<u32, RouterError> {
+    let mut listed = Vec::with_capacity(set.len());
+    for &index in set {
+        let Some(d) = deployments.get(index) else { continue };
+        if d.target == Target::RequestProvider {
+            return Err(RouterError::Member {
+                index,
+                problem: "a `model: \"*\"` deployment cannot share its model_name, take fallbacks or be one: it has no address of its own for Envoy to balance".to_owned(),
+            });
+        }
+        listed.push((index, d));
+    }
+    let rank = |order: Option<u32>| order.map_or(u64::MAX, u64::from);
+    let mut orders: Vec<u64> = listed.iter().map(|(_, d)| rank(d.order)).collect();
+    orders.sort_unstable();
+    orders.dedup();
+    let weights = weights(&listed, warnings);
+    for ((index, d), weight) in listed.iter().zip(weights) {
+        let position = orders.iter().position(|&o| o == rank(d.order)).unwrap_or_default();
+        members.push(Member {
+            deployment: *index,
+            priority: base + position as u32,
+            weight,
+        });
+    }
+    Ok(base + orders.len() as u32)
+}
+
+/// Envoy weights (1 to 1000) for the deployments of one name, by LiteLLM's
+/// simple-shuffle: `weight` if any sets it, else `rpm`, else `tpm`, else
+/// equal. One left without the key its group uses gets the smallest share
+/// (LiteLLM gives it none; Envoy has no weight 0).
+fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<String>) -> Vec<u32> {
+    let keys: [(&str, fn(&Shares) -> Option<f64>); 3] =
+        [("weight", |s| s.weight), ("rpm", |s| s.rpm), ("tpm", |s| s.tpm)];
+    let Some((key, read)) = keys
+        .into_iter()
+        .find(|(_, read)| listed.iter().any(|(_, d)| read(&d.shares).is_some()))
+    else {
+        return vec![1; listed.len()];
+    };
+    let raw: Vec<f64> = listed
+        .iter()
+        .map(|(_, d)| read(&d.shares).unwrap_or(0.0).max(0.0))
+        .collect();
+    let most = raw.iter().copied().fold(0.0, f64::max);
+    if most <= 0.0 {
+        return vec![1; listed.len()];
+    }
+    for ((index, d), share) in listed.iter().zip(&raw) {
+        if *share <= 0.0 {
+            warnings.push(format!(
+                "model_list[{index}] (model_name `{}`) has no {key} while others of its name do: it gets the smallest share (1 in 1000)",
+                d.model_name
+            ));
+        }
+    }
+    raw.iter()
+        .map(|share| ((share / most) * 1000.0).round().clamp(1.0, 1000.0) as u32)
+        .collect()
+}
+
+/// A cluster name from a model name: letters, digits, `-` and `_` kept,
+/// anything else `_` (Envoy's stats split names at `.`).
+fn cluster_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn model_json(id: &str, owned_by: &str) -> serde_json::Value {
@@ -476,20 +795,241 @@ mod tests {
     }
 
     #[test]
-    fn repeated_names_keep_the_first_and_warn() {
+    fn repeated_names_form_groups_listed_once() {
         let json = format!(
-            r#"{{"model_list": [{}, {}, {}, {}]}}"#,
+            r#"{{"model_list": [{}, {}, {}, {}, {}]}}"#,
             deployment("m", "openai/one"),
             deployment("m", "groq/two"),
             deployment("p/*", "openai/*"),
             deployment("p/*", "groq/*"),
+            deployment("single", "openai/s"),
         );
         let config = compile_test(&json).expect("compiles");
-        assert_eq!(config.warnings.len(), 2);
-        assert_eq!(route(&json, "m").map(|r| r.1).as_deref(), Some("openai"));
-        assert_eq!(route(&json, "p/x").map(|r| r.1).as_deref(), Some("openai"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let groups: Vec<(&str, &str, Vec<usize>)> = config
+            .router
+            .groups()
+            .iter()
+            .map(|g| {
+                (
+                    g.model_name.as_str(),
+                    g.cluster.as_str(),
+                    g.members.iter().map(|m| m.deployment).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(groups, [("m", "group_m", vec![0, 1]), ("p/*", "group_p__", vec![2, 3])]);
+        let group_of = |model: &str| {
+            config
+                .router
+                .route(model)
+                .ok()
+                .and_then(|r| r.group.map(|g| g.model_name.clone()))
+        };
+        assert_eq!(group_of("m").as_deref(), Some("m"));
+        assert_eq!(group_of("p/x").as_deref(), Some("p/*"));
+        assert_eq!(group_of("single"), None);
         let models: serde_json::Value = serde_json::from_slice(&config.router.models_reply()).expect("json");
-        assert_eq!(models["data"].as_array().map(Vec::len), Some(2));
+        assert_eq!(models["data"].as_array().map(Vec::len), Some(3));
+    }
+
+    /// (model_name, cluster, [(deployment id, priority, weight)]) of each group.
+    type GroupRows<'a> = &'a [(&'a str, &'a str, &'a [(&'a str, u32, u32)])];
+
+    fn assert_groups(config_json: &str, expected: GroupRows) {
+        let config = compile_test(config_json).expect("compiles");
+        let router = &config.router;
+        let got: Vec<(String, String, Vec<(String, u32, u32)>)> = router
+            .groups()
+            .iter()
+            .map(|g| {
+                let members = g
+                    .members
+                    .iter()
+                    .map(|m| (router.deployments()[m.deployment].id.clone(), m.priority, m.weight))
+                    .collect();
+                (g.model_name.clone(), g.cluster.clone(), members)
+            })
+            .collect();
+        let expected: Vec<(String, String, Vec<(String, u32, u32)>)> = expected
+            .iter()
+            .map(|(name, cluster, members)| {
+                let members = members.iter().map(|(id, p, w)| (id.to_string(), *p, *w)).collect();
+                (name.to_string(), cluster.to_string(), members)
+            })
+            .collect();
+        assert_eq!(got, expected, "{config_json}");
+    }
+
+    fn entry(model_name: &str, target: &str, params: &str) -> String {
+        format!(
+            r#"{{"model_name": {model_name:?}, "litellm_params": {{"model": {target:?}, "api_key": "k"{params}}}}}"#
+        )
+    }
+
+    #[test]
+    fn groups_take_litellms_shares_orders_and_fallbacks() {
+        let list = |entries: &[String], settings: &str| {
+            format!(
+                r#"{{"model_list": [{}], "router_settings": {{{settings}}}}}"#,
+                entries.join(", ")
+            )
+        };
+        // weight, else rpm, else tpm, else equal; scaled to Envoy's 1..1000
+        let shares = [
+            (r#", "weight": 3"#, r#", "weight": 1"#, 1000, 333),
+            (r#", "rpm": 900"#, r#", "rpm": 100"#, 1000, 111),
+            (r#", "tpm": 10, "weight": 2"#, r#", "tpm": 90"#, 1000, 1),
+            ("", "", 1, 1),
+        ];
+        for (a, b, weight_a, weight_b) in shares {
+            let json = list(&[entry("m", "openai/a", a), entry("m", "groq/b", b)], "");
+            assert_groups(
+                &json,
+                &[("m", "group_m", &[("m#1", 0, weight_a), ("m#2", 0, weight_b)])],
+            );
+        }
+        // order: one priority per distinct value, lowest first, none last;
+        // then each fallback group's, in the order listed
+        let json = list(
+            &[
+                entry("m", "openai/a", r#", "order": 2"#),
+                entry("m", "openai/b", ""),
+                entry("m", "openai/c", r#", "order": 1"#),
+                entry("m", "openai/d", r#", "order": 2"#),
+                entry("f.1", "groq/e", ""),
+                entry("f2", "groq/f", r#", "order": 5"#),
+                entry("f2", "groq/g", r#", "order": 7"#),
+            ],
+            r#""fallbacks": [{"m": ["f.1", "f2"]}]"#,
+        );
+        assert_groups(
+            &json,
+            &[
+                (
+                    "m",
+                    "group_m",
+                    &[
+                        ("m#1", 1, 1),
+                        ("m#2", 2, 1),
+                        ("m#3", 0, 1),
+                        ("m#4", 1, 1),
+                        ("f.1#1", 3, 1),
+                        ("f2#1", 4, 1),
+                        ("f2#2", 5, 1),
+                    ],
+                ),
+                ("f2", "group_f2", &[("f2#1", 0, 1), ("f2#2", 1, 1)]),
+            ],
+        );
+        // a single deployment with fallbacks is a group; model_info.id names it;
+        // names that clean up alike get distinct clusters
+        let json = format!(
+            r#"{{"model_list": [{}, {}, {}, {}], "router_settings": {{"fallbacks": [{{"a.b": ["x"]}}, {{"a_b": ["x"]}}]}}}}"#,
+            r#"{"model_name": "a.b", "litellm_params": {"model": "openai/a", "api_key": "k"}, "model_info": {"id": "primary"}}"#,
+            entry("a_b", "openai/b", ""),
+            entry("x", "groq/x", ""),
+            entry("single", "groq/s", ""),
+        );
+        assert_groups(
+            &json,
+            &[
+                ("a.b", "group_a_b", &[("primary", 0, 1), ("x#1", 1, 1)]),
+                ("a_b", "group_a_b_2", &[("a_b#1", 0, 1), ("x#1", 1, 1)]),
+            ],
+        );
+    }
+
+    #[test]
+    fn each_attempt_routes_through_the_deployment_envoy_chose() {
+        let json = format!(
+            r#"{{"model_list": [{}, {}, {}, {}], "router_settings": {{"fallbacks": [{{"p/*": ["fb"]}}], "model_group_alias": {{"alias": "p/x"}}}}}}"#,
+            entry("p/*", "openai/*", ""),
+            entry("p/*", "groq/pre-*", ""),
+            entry("fb", "anthropic/claude", ""),
+            entry("other", "openai/o", ""),
+        );
+        let config = compile_test(&json).expect("compiles");
+        let via = |id: &str, model: &str| {
+            config
+                .router
+                .route_via(id, model)
+                .ok()
+                .map(|r| (r.endpoint.provider.name.clone(), r.upstream_model.into_owned()))
+        };
+        let some = |p: &str, m: &str| Some((p.to_owned(), m.to_owned()));
+        assert_eq!(via("p/*#1", "p/x"), some("openai", "x"));
+        assert_eq!(via("p/*#2", "p/x"), some("groq", "pre-x"));
+        assert_eq!(via("p/*#2", "alias"), some("groq", "pre-x"));
+        // a fallback takes its own model
+        assert_eq!(via("fb#1", "p/x"), some("anthropic", "claude"));
+        // not of the model's group: refused
+        assert_eq!(via("other#1", "p/x"), None);
+        assert_eq!(via("p/*#1", "other"), None);
+        assert_eq!(via("nosuch", "p/x"), None);
+    }
+
+    #[test]
+    fn groups_that_cannot_be_are_refused_with_the_reason() {
+        let rows = [
+            (
+                format!(
+                    r#"{{"model_list": [{}], "router_settings": {{"fallbacks": [{{"m": ["nope"]}}]}}}}"#,
+                    entry("m", "openai/a", "")
+                ),
+                "fallback `nope` is no model_name",
+            ),
+            (
+                format!(
+                    r#"{{"model_list": [{}], "router_settings": {{"fallbacks": [{{"nope": ["m"]}}]}}}}"#,
+                    entry("m", "openai/a", "")
+                ),
+                "`nope` is no model_name",
+            ),
+            (
+                format!(
+                    r#"{{"model_list": [{}], "router_settings": {{"fallbacks": [{{"m": ["m"]}}]}}}}"#,
+                    entry("m", "openai/a", "")
+                ),
+                "falls back to itself",
+            ),
+            (
+                format!(
+                    r#"{{"model_list": [{}, {}], "router_settings": {{"fallbacks": [{{"m": ["p/*"]}}]}}}}"#,
+                    entry("m", "openai/a", ""),
+                    entry("p/*", "openai/*", "")
+                ),
+                "by exact name",
+            ),
+            (
+                format!(
+                    r#"{{"model_list": [{}, {}]}}"#,
+                    entry("*", "*", ""),
+                    entry("*", "openai/*", "")
+                ),
+                "cannot share its model_name",
+            ),
+            (
+                format!(
+                    r#"{{"model_list": [{}, {}]}}"#,
+                    r#"{"model_name": "a", "litellm_params": {"model": "openai/a", "api_key": "k"}, "model_info": {"id": "same"}}"#,
+                    r#"{"model_name": "b", "litellm_params": {"model": "openai/b", "api_key": "k"}, "model_info": {"id": "same"}}"#
+                ),
+                "model_info.id `same` is also model_list[0]'s",
+            ),
+            (entry("m", "openai/a", r#", "weight": -1"#), "must be a positive number"),
+        ];
+        for (json, fragment) in rows {
+            let json = if json.starts_with("{\"model_list") {
+                json
+            } else {
+                format!(r#"{{"model_list": [{json}]}}"#)
+            };
+            match compile_test(&json) {
+                Err(e) => assert!(e.problem.contains(fragment), "{json}: {e}"),
+                Ok(_) => panic!("{json} compiled"),
+            }
+        }
     }
 
     #[test]

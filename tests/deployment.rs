@@ -168,6 +168,26 @@ fn a_users_litellm_config_generates_a_valid_bootstrap() {
     assert!(ok, "{output}");
 }
 
+/// The model-group example: two group clusters with the upstream filter,
+/// and Envoy accepts the bootstrap.
+#[test]
+fn the_failover_example_generates_a_valid_bootstrap() {
+    let config = fs::read_to_string(root().join("examples/litellm-failover.yaml")).expect("example");
+    let (ok, bootstrap, stderr) = run_generator(&["--envoy"], &config, &[]);
+    assert!(ok, "{stderr}");
+    for expected in [
+        "name: group_gpt-4o\n",
+        "name: group_gpt-4o-mini\n",
+        "root_id: llm-router-upstream",
+    ] {
+        assert!(bootstrap.contains(expected), "{expected}");
+    }
+    let mut env = env();
+    env.extend([("AZURE_API_KEY", "k"), ("OPENAI_API_KEY_TEAM_B", "k2")]);
+    let (ok, output) = validate(&bootstrap, &env);
+    assert!(ok, "{output}");
+}
+
 #[test]
 fn istio_routes_every_cluster_the_filter_sets_to_its_provider() {
     let docs = yaml_docs("envoy/istio/providers.yaml");

@@ -90,18 +90,7 @@ fn envoy_env() -> Vec<(&'static str, String)> {
 
 fn generate(upstreams: &Upstreams) -> String {
     let azure_base = generation_env(upstreams);
-    let wasm = wasm_path();
-    let args = [
-        "--envoy",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--wasm",
-        wasm.to_str().expect("utf-8 path"),
-    ];
-    let (ok, bootstrap, stderr) = run_generator(&args, &litellm_config(upstreams), &[("AZURE_API_BASE", &azure_base)]);
-    assert!(ok, "{stderr}");
+    let (bootstrap, stderr) = generate_test_bootstrap(&litellm_config(upstreams), &[("AZURE_API_BASE", &azure_base)]);
     assert!(
         stderr.contains("warning: litellm_settings.drop_params is ignored"),
         "{stderr}"

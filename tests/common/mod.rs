@@ -59,6 +59,24 @@ pub fn run_generator(args: &[&str], litellm_yaml: &str, env: &[(&str, &str)]) ->
     )
 }
 
+/// `llm-router-config --envoy` for a test: the listener and admin on port
+/// 0, the built filter. (bootstrap, standard error); fails if it fails.
+pub fn generate_test_bootstrap(litellm_yaml: &str, env: &[(&str, &str)]) -> (String, String) {
+    let wasm = wasm_path();
+    let args = [
+        "--envoy",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--wasm",
+        wasm.to_str().expect("utf-8 path"),
+    ];
+    let (ok, bootstrap, stderr) = run_generator(&args, litellm_yaml, env);
+    assert!(ok, "{stderr}");
+    (bootstrap, stderr)
+}
+
 pub fn envoy_binary() -> PathBuf {
     std::env::var_os("ENVOY_BIN")
         .map(PathBuf::from)

@@ -114,6 +114,19 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
             }
         }
     });
+    // A group's upstream step, per attempt: the second deployment's (the
+    // model differs from the request's, so the body is rewritten).
+    let member = config.router.groups().first().and_then(|g| g.members.get(1));
+    if let Some(deployment) = member.and_then(|m| config.router.deployments().get(m.deployment)) {
+        let path = headers.get(":path").unwrap_or_default().to_vec();
+        time("attempt: upstream rewrite for one deployment", &mut || {
+            if let Ok(attempt) = decision::on_attempt(&config, &deployment.id, &path, black_box(body), false) {
+                if let Some(edit) = attempt.body_edit {
+                    black_box(edit.splice(body.to_vec()));
+                }
+            }
+        });
+    }
     time("response: JSON reply with usage", &mut || {
         let mut reader = ResponseReader::new(Framing::Json, false);
         black_box(reader.feed(black_box(case.reply.as_bytes())));

@@ -233,11 +233,11 @@ model_list:
     litellm_params:
       model: openai/a
       api_key: k
-      rpm: 100
+      stream_timeout: 30
     model_info: {id: x}
 router_settings:
   routing_strategy: usage-based-routing-v2
-  num_retries: 3
+  redis_host: redis
 litellm_settings:
   callbacks: [langfuse]
 general_settings:
@@ -251,9 +251,9 @@ general_settings:
     let output = convert_text(yaml_text, false, &no_env).expect("converts");
     let expected = [
         "config.yaml:18:1: warning: general_settings is given twice",
-        "config.yaml:6:7: warning: model_list[0].litellm_params.rpm is not supported",
+        "config.yaml:6:7: warning: model_list[0].litellm_params.stream_timeout is not supported",
         "config.yaml:9:3: warning: router_settings.routing_strategy: `usage-based-routing-v2` is not supported",
-        "config.yaml:10:3: warning: router_settings.num_retries is ignored",
+        "config.yaml:10:3: warning: router_settings.redis_host is ignored",
         "config.yaml:12:3: warning: litellm_settings.callbacks is ignored",
         "config.yaml:19:3: warning: general_settings.master_key is a publicly known example key",
         "config.yaml:16:1: warning: environment_variables is ignored",
@@ -268,7 +268,7 @@ general_settings:
     // Only what the filter acts on is carried: no database URL in Envoy.
     assert_eq!(
         output.text,
-        "{\n  \"model_list\": [\n    {\"model_name\": \"a\", \"litellm_params\": {\"model\": \"openai/a\", \"api_key\": \"k\", \"rpm\": 100}, \"model_info\": {\"id\": \"x\"}}\n  ],\n  \"general_settings\": {\"master_key\": \"sk-1234\"}\n}\n"
+        "{\n  \"model_list\": [\n    {\"model_name\": \"a\", \"litellm_params\": {\"model\": \"openai/a\", \"api_key\": \"k\", \"stream_timeout\": 30}, \"model_info\": {\"id\": \"x\"}}\n  ],\n  \"general_settings\": {\"master_key\": \"sk-1234\"}\n}\n"
     );
 }
 
@@ -314,4 +314,137 @@ fn usage_mistakes() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn a_model_group_is_one_cluster_with_a_route_that_retries() {
+    let yaml_text = "\
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/OPENAI_API_KEY, weight: 3, timeout: 20}
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/gpt-4o-prod
+      api_base: https://eu.openai.azure.com
+      api_key: os.environ/AZURE_API_KEY
+      weight: 1
+    model_info: {id: azure-eu}
+  - model_name: claude
+    litellm_params: {model: anthropic/claude-sonnet-4-5, api_key: os.environ/ANTHROPIC_API_KEY}
+router_settings:
+  num_retries: 3
+  allowed_fails: 2
+  cooldown_time: 30
+  fallbacks: [{gpt-4o: [claude]}]
+";
+    let output = convert_text(yaml_text, true, &no_env).expect("converts");
+    let bootstrap = yaml::parse(&output.text).expect("the bootstrap is YAML").value;
+    let clusters = bootstrap["static_resources"]["clusters"].as_array().expect("clusters");
+    let group = clusters
+        .iter()
+        .find(|c| c["name"] == "group_gpt-4o")
+        .expect("the group's cluster");
+    assert_eq!(group["type"], "STRICT_DNS");
+    let endpoints: Vec<String> = group["load_assignment"]["endpoints"]
+        .as_array()
+        .expect("priorities")
+        .iter()
+        .flat_map(|locality| {
+            let priority = locality["priority"].clone();
+            locality["lb_endpoints"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |e| {
+                    format!(
+                        "p{priority} {} w{} {} tls={}",
+                        e["endpoint"]["hostname"],
+                        e["load_balancing_weight"],
+                        e["metadata"]["filter_metadata"]["llm_router"]["deployment"],
+                        e["metadata"]["filter_metadata"]["envoy.transport_socket_match"]["tls"],
+                    )
+                })
+        })
+        .collect();
+    assert_eq!(
+        endpoints,
+        [
+            r#"p0 "api.openai.com" w1000 "gpt-4o#1" tls="api.openai.com""#,
+            r#"p0 "eu.openai.azure.com" w333 "azure-eu" tls="eu.openai.azure.com""#,
+            r#"p1 "api.anthropic.com" w1 "claude#1" tls="api.anthropic.com""#,
+        ]
+    );
+    // Each https host gets TLS for its own name.
+    let sni: Vec<String> = group["transport_socket_matches"]
+        .as_array()
+        .expect("TLS per host")
+        .iter()
+        .map(|m| format!("{}={}", m["match"]["tls"], m["transport_socket"]["typed_config"]["sni"]))
+        .collect();
+    assert_eq!(
+        sni,
+        [
+            r#""api.anthropic.com"="api.anthropic.com""#,
+            r#""api.openai.com"="api.openai.com""#,
+            r#""eu.openai.azure.com"="eu.openai.azure.com""#,
+        ]
+    );
+    let outlier = &group["outlier_detection"];
+    assert_eq!(
+        (
+            outlier["consecutive_5xx"].as_u64(),
+            outlier["base_ejection_time"].as_str()
+        ),
+        (Some(2), Some("30s"))
+    );
+    assert_eq!(group["common_lb_config"]["healthy_panic_threshold"]["value"], 0);
+    let filters = group["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        ["http_filters"]
+        .as_array()
+        .expect("upstream filters");
+    let roots: Vec<String> = filters
+        .iter()
+        .map(|f| {
+            f.pointer("/typed_config/config/root_id")
+                .or(f.get("name"))
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        roots,
+        [r#""llm-router-upstream""#, r#""envoy.filters.http.upstream_codec""#]
+    );
+
+    let routes = bootstrap
+        .pointer(
+            "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes",
+        )
+        .and_then(|r| r.as_array())
+        .expect("routes");
+    let route = &routes[0]["route"];
+    assert_eq!(route["cluster"], "group_gpt-4o");
+    assert_eq!(
+        routes[0]["match"]["headers"][0]["string_match"]["exact"],
+        "group_gpt-4o"
+    );
+    let retry = &route["retry_policy"];
+    assert_eq!(
+        (
+            retry["num_retries"].as_u64(),
+            retry["per_try_timeout"].as_str(),
+            retry["retry_on"].as_str()
+        ),
+        (Some(3), Some("20s"), Some("connect-failure,refused-stream,reset,5xx"))
+    );
+    assert_eq!(
+        retry["retry_priority"]["name"],
+        "envoy.retry_priorities.previous_priorities"
+    );
+    // The catch-all route comes last.
+    assert_eq!(
+        routes.last().and_then(|r| r["route"].get("cluster_header")),
+        Some(&serde_json::json!("x-llm-cluster"))
+    );
 }
