@@ -450,8 +450,6 @@ pub const UPSTREAM_STATUS_HEADER: &str = "x-llm-router-upstream-status";
 /// The filter state (`wasm.llm_router.client_path`) that keeps the client's
 /// path for every attempt: the attempts share one header map.
 pub const CLIENT_PATH_PROPERTY: &str = "llm_router.client_path";
-/// The filter state with the model sent upstream (for the access log).
-pub const UPSTREAM_MODEL_PROPERTY: &str = "llm_router.upstream_model";
 
 /// How to send one attempt of a group's request to the deployment Envoy chose.
 #[derive(Debug, PartialEq, Eq)]
@@ -461,7 +459,6 @@ pub struct Attempt<'c> {
     /// Set from the client's request every time, whatever an earlier attempt set.
     pub header_changes: Vec<(&'c str, Option<Cow<'c, [u8]>>)>,
     pub body_edit: Option<BodyEdit>,
-    pub upstream_model: String,
 }
 
 /// One attempt, in the upstream filter: `deployment` is the id in the chosen
@@ -488,17 +485,29 @@ pub fn on_attempt<'c>(
     let provider = ProviderRequest::new(&route, &field.name)?;
     let mut edit = BodyEdit::default();
     let mut header_changes = Vec::with_capacity(CLIENT_CREDENTIAL_HEADERS.len() + 3);
-    // The downstream filter removed the client's credentials; an earlier
-    // attempt may have set any provider's: on a retry all go.
-    let path = (client_path, PathChange::Always);
-    provider.apply(&mut header_changes, &mut edit, field.span.clone(), path, |_| retry);
-    let length = edit.edited_len(body.len());
-    header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
+    // The downstream filter removed the client's credentials and the headers
+    // are the client's; a retry's carry an earlier attempt's path, length
+    // and any provider's credentials, so all are set or removed again.
+    let path_change = if retry {
+        PathChange::Always
+    } else {
+        PathChange::IfDifferent
+    };
+    provider.apply(
+        &mut header_changes,
+        &mut edit,
+        field.span.clone(),
+        (client_path, path_change),
+        |_| retry,
+    );
+    if retry || !edit.is_empty() {
+        let length = edit.edited_len(body.len());
+        header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
+    }
     Ok(Attempt {
         slot: route.slot,
         header_changes,
         body_edit: (!edit.is_empty()).then_some(edit),
-        upstream_model: route.upstream_model.into_owned(),
     })
 }
 
@@ -527,16 +536,27 @@ pub fn attempt_outcome(status: &[u8]) -> AttemptOutcome {
 #[derive(Debug, PartialEq, Eq)]
 pub struct GroupResponse<'h> {
     pub slot: Option<usize>,
+    /// The model that deployment was sent (worked out again here: cheaper
+    /// than a filter-state value per attempt).
+    pub upstream_model: Option<String>,
     pub provider_status: Option<&'h [u8]>,
 }
 
-pub fn group_response<'h>(config: &Config, headers: &'h HeaderBlock) -> GroupResponse<'h> {
-    let slot = headers
+/// `requested_model` is the model the client asked for.
+pub fn group_response<'h>(config: &Config, headers: &'h HeaderBlock, requested_model: &str) -> GroupResponse<'h> {
+    let id = headers
         .get(DEPLOYMENT_HEADER)
-        .and_then(|id| std::str::from_utf8(id).ok())
-        .and_then(|id| config.router.slot_of(id));
+        .and_then(|id| std::str::from_utf8(id).ok());
+    let slot = id.and_then(|id| config.router.slot_of(id));
+    let upstream_model = id
+        .and_then(|id| config.router.route_via(id, requested_model).ok())
+        .map(|route| route.upstream_model.into_owned());
     let provider_status = headers.get(UPSTREAM_STATUS_HEADER).filter(|s| *s == b"429");
-    GroupResponse { slot, provider_status }
+    GroupResponse {
+        slot,
+        upstream_model,
+        provider_status,
+    }
 }
 
 /// The OpenAI endpoints whose streams carry usage only when asked
@@ -1119,10 +1139,14 @@ mod tests {
         );
         assert_eq!(reply.map(|_| ()).map_err(|r| r.status), Err(503));
         assert_eq!(attempt("nosuch").map(|_| ()).map_err(|r| r.status), Err(503));
-        // the first attempt has no earlier provider's credentials to remove
-        let first = on_attempt(&config, "azure-4o", b"/v1/chat/completions", body.as_bytes(), false).expect("sent");
-        let names: Vec<&str> = first.header_changes.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, [":path", "api-key", "content-length"]);
+        // the first attempt has the client's headers: no earlier provider's
+        // credentials to remove, and the path and length only where they change
+        let first = |id: &str, body: &str| {
+            let attempt = on_attempt(&config, id, b"/v1/chat/completions", body.as_bytes(), false).expect("sent");
+            attempt.header_changes.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+        };
+        assert_eq!(first("azure-4o", body), [":path", "api-key", "content-length"]);
+        assert_eq!(first("gpt-4o#1", body), ["authorization"]);
     }
 
     #[test]
@@ -1141,12 +1165,16 @@ mod tests {
         let config = compile_test(GROUP).expect("compiles");
         let answer = |pairs: &[(&str, &str)]| {
             let block = headers(pairs);
-            let GroupResponse { slot, provider_status } = group_response(&config, &block);
-            (slot, provider_status.map(<[u8]>::to_vec))
+            let GroupResponse {
+                slot,
+                upstream_model,
+                provider_status,
+            } = group_response(&config, &block, "gpt-4o");
+            (slot, upstream_model, provider_status.map(<[u8]>::to_vec))
         };
         assert_eq!(
             answer(&[(":status", "200"), (DEPLOYMENT_HEADER, "azure-4o")]),
-            (Some(1), None)
+            (Some(1), Some("prod-4o".to_owned()), None)
         );
         assert_eq!(
             answer(&[
@@ -1154,12 +1182,12 @@ mod tests {
                 (DEPLOYMENT_HEADER, "claude#1"),
                 (UPSTREAM_STATUS_HEADER, "429")
             ]),
-            (Some(2), Some(b"429".to_vec()))
+            (Some(2), Some("claude-sonnet-4-5".to_owned()), Some(b"429".to_vec()))
         );
         // Envoy's own 503 (no attempt answered); a status other than 429 is not restored
         assert_eq!(
             answer(&[(":status", "503"), (UPSTREAM_STATUS_HEADER, "200")]),
-            (None, None)
+            (None, None, None)
         );
     }
 

@@ -321,7 +321,7 @@ impl HttpContext for Request {
         };
         let headers = header_map(RESPONSE_HEADERS);
         if watch.failover {
-            let answer = decision::group_response(&self.state.config, &headers);
+            let answer = decision::group_response(&self.state.config, &headers, &watch.requested_model);
             if let Some(status) = answer.provider_status {
                 let _ = hostcalls::set_map_value_bytes(MapType::HttpResponseHeaders, ":status", Some(status));
                 let _ = hostcalls::set_map_value_bytes(
@@ -331,6 +331,7 @@ impl HttpContext for Request {
                 );
             }
             watch.route = answer.slot.unwrap_or(watch.route);
+            watch.upstream_model = answer.upstream_model.unwrap_or_default();
             let route = watch.route;
             self.count_forward(route, self.body_size);
         }
@@ -463,13 +464,10 @@ impl Request {
             ("llm_router.model", watch.requested_model.as_str()),
             ("llm_router.route", model_name.as_str()),
             ("llm_router.provider", provider.as_str()),
-            (decision::UPSTREAM_MODEL_PROPERTY, watch.upstream_model.as_str()),
+            ("llm_router.upstream_model", watch.upstream_model.as_str()),
         ];
         for (name, value) in words {
-            // A group's upstream model was left by the attempt that answered.
-            if !(watch.failover && name == decision::UPSTREAM_MODEL_PROPERTY) {
-                self.set_property(vec![name], Some(value.as_bytes()));
-            }
+            self.set_property(vec![name], Some(value.as_bytes()));
         }
         let numbers = [
             ("llm_router.input_tokens", usage.input),
@@ -640,10 +638,6 @@ impl AttemptContext {
                     let (replaced, head) = edit.splice(body);
                     self.set_http_request_body(0, replaced, &head);
                 }
-                self.set_property(
-                    vec![decision::UPSTREAM_MODEL_PROPERTY],
-                    Some(attempt.upstream_model.as_bytes()),
-                );
                 let attempts = &self.state.attempts;
                 attempts.add(attempt.slot, metrics::ATTEMPT_SENT);
                 if retry {
