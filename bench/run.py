@@ -2,12 +2,15 @@
 """`make bench`: the filter's throughput as a ratio to Envoy routing on a
 client-sent cluster header with no filter (the floor), in the same run.
 
-One Envoy under test (--concurrency 1) has five listeners that share routes
+One Envoy under test (--concurrency 1) has seven listeners that share routes
 and clusters: the floor (no Wasm filter, the client sends x-llm-cluster), a
 null Wasm filter that only holds the headers, buffers the body and copies it
 into the VM (the limit of this design), the same null filter making the host
 calls llm-router makes to forward a request (with fixed values and no logic),
-and llm-router with a 5-route and with a 5,000-route table (master key on). A second Envoy is the upstream: a buffer filter, then a
+llm-router with a 5-route and with a 5,000-route table (master key on), and
+llm-router in front of a two-deployment model group whose cluster runs, per
+attempt, llm-router's upstream filter or the null filter (the limit of the
+group design). A second Envoy is the upstream: a buffer filter, then a
 direct_response, so every request body is read in full upstream. wrk loads
 each listener in turn, A B A B, and the table shows each run's ratio to the
 floor run next to it and the median ratios. Before the load, bench/stages
@@ -91,7 +94,7 @@ def group_table():
 
 def table(target):
     """The plugin configuration of an llm-router listener."""
-    return group_table() if target == "group" else route_table(TABLE_SIZES[target])
+    return group_table() if target.startswith("group") else route_table(TABLE_SIZES[target])
 
 
 def wasm_filter(plugin_config, module=WASM, root_id="llm-router"):
@@ -168,34 +171,40 @@ def router_config(ports, admin_port, upstream_port):
             "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
     } for name in PROVIDERS]
     # As llm-router-config writes a group: an endpoint per deployment, the
-    # upstream filter per attempt, Envoy's retries on the route.
-    upstream_filters = [wasm_filter(group_table(), root_id="llm-router-upstream"),
-                        {"name": "envoy.filters.http.upstream_codec", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}}]
-    clusters.append({
-        "name": GROUP_CLUSTER, "type": "STATIC", "connect_timeout": "1s", "per_connection_buffer_limit_bytes": 33554432,
-        "load_assignment": {"cluster_name": GROUP_CLUSTER, "endpoints": [{"lb_endpoints": [{
-            "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}},
-            "metadata": {"filter_metadata": {"llm_router": {"deployment": deployment}}},
-        } for deployment in ("pair#1", "pair#2")]}]},
-        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http_protocol_options": {}}, "http_filters": upstream_filters}},
-    })
-    group_route = {"match": {"prefix": "/", "headers": [{"name": "x-llm-cluster", "string_match": {"exact": GROUP_CLUSTER}}]},
-                   "route": {"cluster": GROUP_CLUSTER, "timeout": "60s", "retry_policy": {
-                       "retry_on": "connect-failure,refused-stream,reset,5xx", "num_retries": 2}},
-                   "request_headers_to_remove": ["x-llm-cluster"]}
-    group = listener("group", ports["group"], [wasm_filter(group_table())], route)
-    group["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = [group_route, route]
+    # upstream filter per attempt, Envoy's retries on the route. The same
+    # group with the null filter upstream is the limit of this design.
+    llm_router_upstream = wasm_filter(group_table(), root_id="llm-router-upstream")
+    groups = []
+    for name, upstream_filter in (("group", llm_router_upstream), ("group_null", wasm_filter("", NULL_WASM))):
+        cluster = f"{GROUP_CLUSTER}_{name}"
+        clusters.append({
+            "name": cluster, "type": "STATIC", "connect_timeout": "1s", "per_connection_buffer_limit_bytes": 33554432,
+            "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}},
+                "metadata": {"filter_metadata": {"llm_router": {"deployment": deployment}}},
+            } for deployment in ("pair#1", "pair#2")]}]},
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}}, "http_filters": [upstream_filter, {
+                    "name": "envoy.filters.http.upstream_codec", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}}]}},
+        })
+        group_route = {"match": {"prefix": "/", "headers": [{"name": "x-llm-cluster",
+                                                              "string_match": {"exact": GROUP_CLUSTER}}]},
+                       "route": {"cluster": cluster, "timeout": "60s", "retry_policy": {
+                           "retry_on": "connect-failure,refused-stream,reset,5xx", "num_retries": 2}},
+                       "request_headers_to_remove": ["x-llm-cluster"]}
+        group = listener(name, ports[name], [wasm_filter(group_table())], route)
+        group["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = [
+            group_route, route]
+        groups.append(group)
     listeners = [
         listener("floor", ports["floor"], [], route),
         listener("null", ports["null"], [wasm_filter("", NULL_WASM)], route),
         listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
         listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]))], route),
         listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]))], route),
-        group,
-    ]
+    ] + groups
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
@@ -262,7 +271,7 @@ def wrk(port, body, cluster, seconds, router_pid, reply=""):
 
 def main():
     workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
-    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "group"]}
+    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "group", "group_null"]}
     upstream_port = free_port()
     procs = []
     try:
@@ -277,6 +286,7 @@ def main():
             ("1 KiB, 5,000 routes", 1024, "team-2501/llama3-8b-8192", "filter5000", ""),
             ("1 KiB, reply with usage", 1024, "groq/llama3-8b-8192", "filter5", "usage"),
             ("1 KiB, 2-deployment group", 1024, "pair", "group", ""),
+            ("1 KiB, group, null upstream", 1024, "pair", "group_null", ""),
             ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5", ""),
             ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5", ""),
         ]
@@ -285,7 +295,7 @@ def main():
         bodies = {label: body_file(workdir, size, model) for label, size, model, _, _ in selected}
         stages = stage_timings(workdir, [(label, bodies[label], model, table(target))
                                          for label, size, model, target, reply in selected
-                                         if size <= 100 * 1024 and not reply])
+                                         if size <= 100 * 1024 and not reply and target != "group_null"])
         rows = []
         for label, size, model, target, reply in selected if ROUNDS > 0 else []:
             body = bodies[label]

@@ -448,7 +448,8 @@ pub const DEPLOYMENT_HEADER: &str = "x-llm-router-deployment";
 /// filter gives the client the 429 back.
 pub const UPSTREAM_STATUS_HEADER: &str = "x-llm-router-upstream-status";
 /// The filter state (`wasm.llm_router.client_path`) that keeps the client's
-/// path for every attempt: the attempts share one header map.
+/// path for the attempts after the first that changes it: the attempts
+/// share one header map.
 pub const CLIENT_PATH_PROPERTY: &str = "llm_router.client_path";
 
 /// How to send one attempt of a group's request to the deployment Envoy chose.
@@ -459,18 +460,33 @@ pub struct Attempt<'c> {
     /// Set from the client's request every time, whatever an earlier attempt set.
     pub header_changes: Vec<(&'c str, Option<Cow<'c, [u8]>>)>,
     pub body_edit: Option<BodyEdit>,
+    /// This attempt is the first to change `:path`: the client's path must
+    /// be kept in [`CLIENT_PATH_PROPERTY`] for the attempts after it.
+    pub keep_client_path: bool,
+}
+
+/// What the attempts before this one left in the header map they share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Earlier {
+    /// None: the headers are the client's, as the downstream filter forwarded them.
+    Nothing,
+    /// Credentials and a length, but the client's path.
+    ClientPath,
+    /// Credentials, a length and a provider's path; the client's is in
+    /// [`CLIENT_PATH_PROPERTY`].
+    ProviderPath,
 }
 
 /// One attempt, in the upstream filter: `deployment` is the id in the chosen
 /// endpoint's metadata, `client_path` the client's path, `body` the request
 /// as the downstream filter forwarded it (Envoy sends each attempt the same),
-/// `retry` whether an earlier attempt set headers.
+/// `earlier` what the attempts before it set.
 pub fn on_attempt<'c>(
     config: &'c Config,
     deployment: &str,
     client_path: &[u8],
     body: &[u8],
-    retry: bool,
+    earlier: Earlier,
 ) -> Result<Attempt<'c>, LocalReply> {
     let request_body =
         body::read(body).map_err(|e| LocalReply::error(ErrorKind::InvalidRequest, &e.to_string(), Some("model")))?;
@@ -485,13 +501,13 @@ pub fn on_attempt<'c>(
     let provider = ProviderRequest::new(&route, &field.name)?;
     let mut edit = BodyEdit::default();
     let mut header_changes = Vec::with_capacity(CLIENT_CREDENTIAL_HEADERS.len() + 3);
-    // The downstream filter removed the client's credentials and the headers
-    // are the client's; a retry's carry an earlier attempt's path, length
-    // and any provider's credentials, so all are set or removed again.
-    let path_change = if retry {
-        PathChange::Always
-    } else {
-        PathChange::IfDifferent
+    // The downstream filter removed the client's credentials; a retry's
+    // headers carry an earlier attempt's length and any provider's
+    // credentials, and maybe its path, so those are set or removed again.
+    let retry = earlier != Earlier::Nothing;
+    let path_change = match earlier {
+        Earlier::ProviderPath => PathChange::Always,
+        Earlier::Nothing | Earlier::ClientPath => PathChange::IfDifferent,
     };
     provider.apply(
         &mut header_changes,
@@ -500,6 +516,7 @@ pub fn on_attempt<'c>(
         (client_path, path_change),
         |_| retry,
     );
+    let keep_client_path = earlier != Earlier::ProviderPath && header_changes.iter().any(|(name, _)| *name == ":path");
     if retry || !edit.is_empty() {
         let length = edit.edited_len(body.len());
         header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
@@ -508,6 +525,7 @@ pub fn on_attempt<'c>(
         slot: route.slot,
         header_changes,
         body_edit: (!edit.is_empty()).then_some(edit),
+        keep_client_path,
     })
 }
 
@@ -1072,7 +1090,15 @@ mod tests {
     fn each_attempt_sets_its_deployments_request_whatever_the_last_one_set() {
         let config = compile_test(GROUP).expect("compiles");
         let body = r#"{"model":"gpt-4o","messages":[]}"#;
-        let attempt = |id: &str| on_attempt(&config, id, b"/v1/chat/completions?x=1", body.as_bytes(), true);
+        let attempt = |id: &str| {
+            on_attempt(
+                &config,
+                id,
+                b"/v1/chat/completions?x=1",
+                body.as_bytes(),
+                Earlier::ProviderPath,
+            )
+        };
         // (deployment, the changes, the body sent)
         let rows: [(&str, &[(&str, Option<&str>)], &str); 3] = [
             (
@@ -1135,18 +1161,60 @@ mod tests {
             "claude#1",
             b"/v1/chat/completions",
             br#"{"model":"claude"}"#,
-            true,
+            Earlier::ProviderPath,
         );
         assert_eq!(reply.map(|_| ()).map_err(|r| r.status), Err(503));
         assert_eq!(attempt("nosuch").map(|_| ()).map_err(|r| r.status), Err(503));
         // the first attempt has the client's headers: no earlier provider's
-        // credentials to remove, and the path and length only where they change
-        let first = |id: &str, body: &str| {
-            let attempt = on_attempt(&config, id, b"/v1/chat/completions", body.as_bytes(), false).expect("sent");
-            attempt.header_changes.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+        // credentials to remove, and the path and length only where they
+        // change; after attempts that kept the client's path, the credentials
+        // and length are set again but the path only where it changes. The
+        // first attempt to change the path keeps the client's.
+        let changes = |id: &str, earlier| {
+            let attempt = on_attempt(&config, id, b"/v1/chat/completions", body.as_bytes(), earlier).expect("sent");
+            let names = attempt.header_changes.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+            (names, attempt.keep_client_path)
         };
-        assert_eq!(first("azure-4o", body), [":path", "api-key", "content-length"]);
-        assert_eq!(first("gpt-4o#1", body), ["authorization"]);
+        // a retry sets every credential and the length again
+        let azure_retry = &[
+            "authorization",
+            "x-api-key",
+            "x-goog-api-key",
+            ":path",
+            "api-key",
+            "content-length",
+        ][..];
+        let openai_retry = &[
+            "x-api-key",
+            "api-key",
+            "x-goog-api-key",
+            "authorization",
+            "content-length",
+        ][..];
+        let openai_after_a_path = &[
+            "x-api-key",
+            "api-key",
+            "x-goog-api-key",
+            ":path",
+            "authorization",
+            "content-length",
+        ][..];
+        let rows: [(&str, Earlier, &[&str], bool); 6] = [
+            (
+                "azure-4o",
+                Earlier::Nothing,
+                &[":path", "api-key", "content-length"],
+                true,
+            ),
+            ("gpt-4o#1", Earlier::Nothing, &["authorization"], false),
+            ("azure-4o", Earlier::ClientPath, azure_retry, true),
+            ("gpt-4o#1", Earlier::ClientPath, openai_retry, false),
+            ("azure-4o", Earlier::ProviderPath, azure_retry, false),
+            ("gpt-4o#1", Earlier::ProviderPath, openai_after_a_path, false),
+        ];
+        for (id, earlier, names, keep) in rows {
+            assert_eq!(changes(id, earlier), (names.to_vec(), keep), "{id} after {earlier:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
 
 use crate::config::{self, Config};
-use crate::decision::{self, AttemptOutcome, Decision, HeadVerdict, LocalReply, PendingRequest};
+use crate::decision::{self, AttemptOutcome, Decision, Earlier, HeadVerdict, LocalReply, PendingRequest};
 use crate::headers::HeaderBlock;
 use crate::metrics;
 use crate::usage::{self, Framing, Output, ResponseReader, Usage};
@@ -608,19 +608,24 @@ impl AttemptContext {
             .unwrap_or_default();
         let count = self.get_property(vec!["upstream", "request_attempt_count"]);
         let retry = count.is_some_and(|c| attempt_number(&c) > 1);
-        // The first attempt sees the client's path and keeps it for the others.
-        let client_path = if retry {
-            self.get_property(vec![decision::CLIENT_PATH_PROPERTY])
-                .unwrap_or_default()
-        } else {
-            let path = self.get_http_request_header_bytes(":path").unwrap_or_default();
-            self.set_property(vec![decision::CLIENT_PATH_PROPERTY], Some(&path));
-            path
+        // The client's path is in the header until an attempt changes it,
+        // which keeps it in filter state first.
+        let kept_path = match retry {
+            true => self.get_property(vec![decision::CLIENT_PATH_PROPERTY]),
+            false => None,
         };
+        let earlier = match (retry, kept_path.is_some()) {
+            (false, _) => Earlier::Nothing,
+            (true, false) => Earlier::ClientPath,
+            (true, true) => Earlier::ProviderPath,
+        };
+        let client_path = kept_path
+            .or_else(|| self.get_http_request_header_bytes(":path"))
+            .unwrap_or_default();
         let body = self.get_http_request_body(0, self.body_size).unwrap_or_default();
         let config = &self.state.config;
         let deployment = String::from_utf8_lossy(&deployment);
-        match decision::on_attempt(config, &deployment, &client_path, &body, retry) {
+        match decision::on_attempt(config, &deployment, &client_path, &body, earlier) {
             Err(reply) => {
                 warn!("llm-router upstream: {}", String::from_utf8_lossy(&reply.body));
                 self.send_http_response(
@@ -631,6 +636,9 @@ impl AttemptContext {
                 Action::Pause
             }
             Ok(attempt) => {
+                if attempt.keep_client_path {
+                    self.set_property(vec![decision::CLIENT_PATH_PROPERTY], Some(&client_path));
+                }
                 for (name, value) in &attempt.header_changes {
                     self.set_http_request_header_bytes(name, value.as_deref());
                 }

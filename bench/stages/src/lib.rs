@@ -120,7 +120,13 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
     if let Some(deployment) = member.and_then(|m| config.router.deployments().get(m.deployment)) {
         let path = headers.get(":path").unwrap_or_default().to_vec();
         time("attempt: upstream rewrite for one deployment", &mut || {
-            if let Ok(attempt) = decision::on_attempt(&config, &deployment.id, &path, black_box(body), false) {
+            if let Ok(attempt) = decision::on_attempt(
+                &config,
+                &deployment.id,
+                &path,
+                black_box(body),
+                decision::Earlier::Nothing,
+            ) {
                 if let Some(edit) = attempt.body_edit {
                     black_box(edit.splice(body.to_vec()));
                 }
