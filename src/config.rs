@@ -342,8 +342,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Every upstream a request can be sent to, with its cluster name, once
-    /// each, sorted by cluster: what the Envoy bootstrap must define.
+    /// Every upstream a request is sent to directly, with its cluster name,
+    /// once each, sorted by cluster: what the Envoy bootstrap must define
+    /// besides the groups' clusters, which carry their own endpoints.
     pub fn upstreams(&self) -> Vec<(&str, &Upstream)> {
         let mut upstreams: BTreeMap<&str, &Upstream> = BTreeMap::new();
         // An endpoint missing a variable answers 503 and sends nothing.

@@ -325,11 +325,15 @@ impl Router {
         &self.slots
     }
 
-    /// Every endpoint a request can be sent to.
+    /// Every endpoint a request is sent to directly. A group's own
+    /// deployments are reached only through the group's cluster (a name
+    /// listed more than once routes to its group, all of its entries
+    /// members); a fallback member is reached directly by its own name.
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
-        let fixed = self.deployments.iter().filter_map(|d| match &d.target {
-            Target::Fixed(endpoint) => Some(endpoint),
-            Target::RequestProvider => None,
+        let grouped: FxHashSet<&str> = self.groups.iter().map(|g| g.model_name.as_str()).collect();
+        let fixed = self.deployments.iter().filter_map(move |d| match &d.target {
+            Target::Fixed(endpoint) if !grouped.contains(d.model_name.as_str()) => Some(endpoint),
+            Target::Fixed(_) | Target::RequestProvider => None,
         });
         fixed.chain(self.provider_endpoints.values())
     }

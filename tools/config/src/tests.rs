@@ -340,6 +340,10 @@ router_settings:
     let output = convert_text(yaml_text, true, &no_env).expect("converts");
     let bootstrap = yaml::parse(&output.text).expect("the bootstrap is YAML").value;
     let clusters = bootstrap["static_resources"]["clusters"].as_array().expect("clusters");
+    // The group's members are reached through its cluster only; `claude`,
+    // a fallback, is also a model of its own.
+    let names: Vec<&str> = clusters.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["anthropic", "group_gpt-4o"]);
     let group = clusters
         .iter()
         .find(|c| c["name"] == "group_gpt-4o")
