@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::pattern::Pattern;
-use crate::router::{Alias, Deployment, Families, Router, RouterError, RouterParts, Shares};
+use crate::router::{Alias, Deployment, Families, Router, RouterError, RouterParts, Shares, Timeouts};
 
 /// The default header that carries the chosen cluster to Envoy's router.
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-cluster";
@@ -74,8 +74,10 @@ struct RawParams {
     tpm: Option<f64>,
     /// Lower first; a higher order only when every lower one is out.
     order: Option<u32>,
-    /// Seconds per attempt.
+    /// Seconds an attempt may take to answer; `stream_timeout` for a
+    /// streamed request.
     timeout: Option<f64>,
+    stream_timeout: Option<f64>,
     #[serde(flatten)]
     other: BTreeMap<String, serde::de::IgnoredAny>,
 }
@@ -101,6 +103,7 @@ struct RawRouterSettings {
     allowed_fails: Option<u32>,
     cooldown_time: Option<f64>,
     timeout: Option<f64>,
+    stream_timeout: Option<f64>,
     routing_strategy: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, serde::de::IgnoredAny>,
@@ -140,6 +143,7 @@ pub const ROUTER_SETTINGS: &[&str] = &[
     "allowed_fails",
     "cooldown_time",
     "timeout",
+    "stream_timeout",
 ];
 
 // ---- the compiled form ---------------------------------------------------
@@ -691,11 +695,20 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         })
         .collect();
     let known_providers = providers.keys().cloned().collect();
-    if raw.router_settings.timeout.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
-        return Err(key_error(
-            "router_settings.timeout",
-            "must be a positive number of seconds",
-        ));
+    let default_timeouts = Timeouts {
+        request: raw.router_settings.timeout,
+        stream: raw.router_settings.stream_timeout,
+    };
+    for (key, value) in [
+        ("timeout", default_timeouts.request),
+        ("stream_timeout", default_timeouts.stream),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            return Err(key_error(
+                &format!("router_settings.{key}"),
+                "must be a positive number of seconds",
+            ));
+        }
     }
     let cooldown_seconds = raw.router_settings.cooldown_time.unwrap_or(DEFAULT_COOLDOWN_SECONDS);
     if !(cooldown_seconds.is_finite() && cooldown_seconds > 0.0) {
@@ -732,7 +745,7 @@ pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             families,
             aliases,
             fallbacks,
-            timeout: raw.router_settings.timeout,
+            default_timeouts,
         },
         &mut warnings,
     )
@@ -820,7 +833,15 @@ fn compile_deployment(
         litellm_params: params,
         ..
     } = entry;
-    for (key, value) in [("weight", params.weight), ("timeout", params.timeout)] {
+    let timeouts = Timeouts {
+        request: params.timeout,
+        stream: params.stream_timeout,
+    };
+    for (key, value) in [
+        ("weight", params.weight),
+        ("timeout", timeouts.request),
+        ("stream_timeout", timeouts.stream),
+    ] {
         if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
             return Err(error(
                 format!("{entry_path}.litellm_params.{key}"),
@@ -834,7 +855,7 @@ fn compile_deployment(
         rpm: params.rpm,
         tpm: params.tpm,
     };
-    let (order, timeout) = (params.order, params.timeout);
+    let order = params.order;
     let model_path = format!("{entry_path}.litellm_params.model");
     if model_name.is_empty() {
         return Err(error(format!("{entry_path}.model_name"), at, "`model_name` is empty"));
@@ -858,7 +879,7 @@ fn compile_deployment(
             target: Target::RequestProvider,
             shares,
             order,
-            timeout,
+            timeouts,
         });
     }
     let (provider_name, model_template) = params.model.split_once('/').ok_or_else(|| {
@@ -942,7 +963,7 @@ fn compile_deployment(
         target: Target::Fixed(endpoint),
         shares,
         order,
-        timeout,
+        timeouts,
     };
     let (api_base, api_version) = match (setting(params.api_base), setting(params.api_version)) {
         (Ok(api_base), Ok(api_version)) => (api_base, api_version),

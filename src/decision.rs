@@ -343,6 +343,9 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         let length = edit.edited_len(body.len());
         header_changes.push(("content-length", Some(Cow::Owned(length.to_string().into_bytes()))));
     }
+    if let Some(seconds) = route.timeouts.for_request(request_body.stream) {
+        header_changes.push((PER_TRY_TIMEOUT_HEADER, Some(Cow::Owned(milliseconds(seconds)))));
+    }
     header_changes.push((&config.cluster_header, Some(Cow::Borrowed(cluster.as_bytes()))));
     let upstream_model = match route.group {
         Some(_) => String::new(),
@@ -438,6 +441,18 @@ impl<'c, 'r> ProviderRequest<'c, 'r> {
             changes.push((name, Some(Cow::Borrowed(value.expose().as_bytes()))));
         }
     }
+}
+
+/// Envoy's router takes an attempt's time limit from this request header
+/// (and removes it): it runs until the response starts, so a stream's
+/// limit is its time to the first byte. One value for every attempt.
+pub const PER_TRY_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-per-try-timeout-ms";
+
+/// `1.5` seconds → `1500`; at least 1 (Envoy reads 0 as no limit).
+fn milliseconds(seconds: f64) -> Vec<u8> {
+    let ms = (seconds * 1000.0).round().max(1.0);
+    // `as` saturates: a limit beyond u64 milliseconds is no limit anyway.
+    (ms as u64).to_string().into_bytes()
 }
 
 /// The response header naming the deployment of a group that answered
@@ -1050,6 +1065,51 @@ mod tests {
     fn upstream_body(forward: &Forward, body: &str) -> Option<String> {
         let edit = forward.body_edit.clone()?;
         String::from_utf8(edit.apply(body.as_bytes())).ok()
+    }
+
+    #[test]
+    fn each_request_carries_its_attempt_time_limit() {
+        let deployments = r#"
+          {"model_name": "fast", "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "k", "timeout": 10, "stream_timeout": 2}},
+          {"model_name": "plain", "litellm_params": {"model": "openai/gpt-4o", "api_key": "k"}},
+          {"model_name": "pair", "litellm_params": {"model": "openai/a", "api_key": "k", "timeout": 5}},
+          {"model_name": "pair", "litellm_params": {"model": "openai/b", "api_key": "k", "timeout": 30, "stream_timeout": 1.5}},
+          {"model_name": "duo", "litellm_params": {"model": "openai/c", "api_key": "k", "timeout": 5}},
+          {"model_name": "duo", "litellm_params": {"model": "openai/d", "api_key": "k"}}"#;
+        let with_defaults = format!(
+            r#"{{"model_list": [{deployments}], "router_settings": {{"timeout": 60, "stream_timeout": 0.0004}}}}"#
+        );
+        let without = format!(r#"{{"model_list": [{deployments}]}}"#);
+        // (settings, model, streamed, the header's value)
+        let rows: [(&str, &str, bool, Option<&str>); 12] = [
+            (&with_defaults, "fast", false, Some("10000")),
+            (&with_defaults, "fast", true, Some("2000")),
+            // router_settings' for what the deployment leaves unset; at least 1 ms
+            (&with_defaults, "plain", false, Some("60000")),
+            (&with_defaults, "plain", true, Some("1")),
+            // a group's is the longest of its members', each its own or the default
+            (&with_defaults, "pair", false, Some("30000")),
+            (&with_defaults, "pair", true, Some("1500")),
+            (&without, "fast", true, Some("2000")),
+            (&without, "plain", false, None),
+            // a member's stream limit is its stream_timeout, else its timeout
+            (&without, "pair", true, Some("5000")),
+            (&without, "pair", false, Some("30000")),
+            // a member without a limit takes the group's
+            (&without, "duo", false, Some("5000")),
+            (&without, "duo", true, Some("5000")),
+        ];
+        for (settings, model, stream, expected) in rows {
+            let config = compile_test(settings).expect("compiles");
+            let body = format!(r#"{{"model":"{model}","stream":{stream},"messages":[]}}"#);
+            let forward = forward(&config, &body);
+            let limit = forward
+                .header_changes
+                .iter()
+                .find(|(name, _)| *name == PER_TRY_TIMEOUT_HEADER)
+                .and_then(|(_, value)| value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()));
+            assert_eq!(limit.as_deref(), expected, "{model} stream={stream} in {settings}");
+        }
     }
 
     /// `gpt-4o` over OpenAI (Bearer) and Azure (api-key), falling back to Anthropic.

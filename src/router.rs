@@ -32,8 +32,48 @@ pub struct Deployment {
     pub shares: Shares,
     /// `litellm_params.order`: lower first.
     pub order: Option<u32>,
-    /// `litellm_params.timeout`, in seconds.
-    pub timeout: Option<f64>,
+    /// `litellm_params.timeout` and `stream_timeout`.
+    pub timeouts: Timeouts,
+}
+
+/// How long an attempt may take to answer, in seconds: LiteLLM's `timeout`,
+/// and `stream_timeout` for a streamed request.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    pub request: Option<f64>,
+    pub stream: Option<f64>,
+}
+
+impl Timeouts {
+    /// Each one set here, else `defaults`'.
+    fn or(self, defaults: Timeouts) -> Timeouts {
+        Timeouts {
+            request: self.request.or(defaults.request),
+            stream: self.stream.or(defaults.stream),
+        }
+    }
+
+    /// The longer limit of the two for each kind of request; where only one
+    /// has a limit, that one.
+    fn longest(self, other: Timeouts) -> Timeouts {
+        let longer = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Timeouts {
+            request: longer(self.request, other.request),
+            stream: longer(self.for_request(true), other.for_request(true)),
+        }
+    }
+
+    /// The limit for a request, streamed or not: as LiteLLM, a stream's is
+    /// `stream_timeout`, else `timeout`.
+    pub fn for_request(&self, stream: bool) -> Option<f64> {
+        match stream {
+            true => self.stream.or(self.request),
+            false => self.request,
+        }
+    }
 }
 
 /// `litellm_params.weight`, `rpm` and `tpm`: simple-shuffle picks by the
@@ -55,9 +95,10 @@ pub struct Group {
     pub cluster: String,
     /// Its own deployments, then those of its fallbacks, at later priorities.
     pub members: Vec<Member>,
-    /// Seconds per attempt: the longest member's `timeout`, else
-    /// `router_settings.timeout`.
-    pub timeout: Option<f64>,
+    /// Per attempt, whichever deployment it goes to (Envoy takes one limit
+    /// per request): the longest of the members' (each its own, else
+    /// `router_settings`'); a member without one takes the group's.
+    pub timeouts: Timeouts,
     /// Every member's provider takes `stream_options.include_usage`.
     pub inject_stream_usage: bool,
 }
@@ -86,6 +127,8 @@ pub struct Route<'c, 'm> {
     pub group: Option<&'c Group>,
     pub endpoint: &'c Endpoint,
     pub upstream_model: Cow<'m, str>,
+    /// The deployment's, else `router_settings`'; a group's for a group.
+    pub timeouts: Timeouts,
 }
 
 impl Route<'_, '_> {
@@ -96,6 +139,7 @@ impl Route<'_, '_> {
             group: route.group,
             endpoint: route.endpoint,
             upstream_model: Cow::Owned(route.upstream_model.into_owned()),
+            timeouts: route.timeouts,
         }
     }
 }
@@ -187,8 +231,8 @@ pub struct RouterParts {
     /// `router_settings.fallbacks`: (position in the list, group, its
     /// fallback groups in order).
     pub fallbacks: Vec<(usize, String, Vec<String>)>,
-    /// `router_settings.timeout`, in seconds.
-    pub timeout: Option<f64>,
+    /// `router_settings.timeout` and `stream_timeout`.
+    pub default_timeouts: Timeouts,
 }
 
 #[derive(Debug)]
@@ -212,6 +256,7 @@ pub struct Router {
     groups: Vec<Group>,
     /// The group of each deployment a name routes to (the first of its name).
     group_of: Vec<Option<usize>>,
+    default_timeouts: Timeouts,
     by_id: FxHashMap<String, usize>,
 }
 
@@ -227,7 +272,7 @@ impl Router {
             families,
             aliases,
             fallbacks,
-            timeout,
+            default_timeouts,
         } = parts;
         let mut exact = FxHashMap::default();
         let mut pattern_owners = Vec::new();
@@ -267,7 +312,7 @@ impl Router {
                 });
             }
         }
-        let groups = build_groups(&deployments, &named, &exact, &fallbacks, timeout, warnings)?;
+        let groups = build_groups(&deployments, &named, &exact, &fallbacks, default_timeouts, warnings)?;
         let mut group_of = vec![None; deployments.len()];
         for (position, group) in groups.iter().enumerate() {
             let first = group.members.first().map(|m| m.deployment);
@@ -290,6 +335,7 @@ impl Router {
             groups,
             group_of,
             by_id,
+            default_timeouts,
         };
         for alias in aliases {
             if router.route(&alias.target).is_err() {
@@ -428,6 +474,7 @@ impl Router {
             .copied()
             .flatten()
             .and_then(|g| self.groups.get(g));
+        let timeouts = group.map_or(deployment.timeouts.or(self.default_timeouts), |g| g.timeouts);
         let upstream_model = if !deployment.target_has_stars {
             Cow::Borrowed(deployment.upstream_model.as_str())
         } else {
@@ -447,6 +494,7 @@ impl Router {
                 group,
                 endpoint,
                 upstream_model,
+                timeouts,
             }),
             Target::RequestProvider => {
                 let (provider, upstream_model) = self.request_provider(upstream_model).ok_or(NoRoute::NoProvider)?;
@@ -462,6 +510,7 @@ impl Router {
                     group,
                     endpoint,
                     upstream_model,
+                    timeouts,
                 })
             }
         }
@@ -536,7 +585,7 @@ fn build_groups(
     named: &BTreeMap<usize, Vec<usize>>,
     exact: &FxHashMap<String, usize>,
     fallbacks: &[(usize, String, Vec<String>)],
-    timeout: Option<f64>,
+    default_timeouts: Timeouts,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Group>, RouterError> {
     let model_name = |index: usize| deployments.get(index).map_or("", |d| d.model_name.as_str());
@@ -577,8 +626,12 @@ fn build_groups(
             let set = named.get(&set_first).map(Vec::as_slice).unwrap_or_default();
             next_priority = tier(deployments, set, next_priority, &mut members, warnings)?;
         }
-        let timeouts = own.iter().filter_map(|&i| deployments.get(i)?.timeout);
-        let timeout = timeouts.reduce(f64::max).or(timeout);
+        // One limit for every attempt (Envoy reads it once per request).
+        let timeouts = members
+            .iter()
+            .filter_map(|m| Some(deployments.get(m.deployment)?.timeouts.or(default_timeouts)))
+            .reduce(Timeouts::longest)
+            .unwrap_or(default_timeouts);
         let inject_stream_usage = members.iter().all(|m| {
             matches!(deployments.get(m.deployment).map(|d| &d.target),
                 Some(Target::Fixed(endpoint)) if endpoint.provider.inject_stream_usage)
@@ -595,7 +648,7 @@ fn build_groups(
             model_name: model_name(first).to_owned(),
             cluster,
             members,
-            timeout,
+            timeouts,
             inject_stream_usage,
         });
     }

@@ -39,7 +39,8 @@ fn start_upstreams() -> Upstreams {
 }
 
 /// `gpt-4o`: OpenAI first (`order: 1`), Azure next, then the `claude`
-/// group; `shared`: two deployments weighted 3 : 1; `solo`: one
+/// group; `shared`: two deployments weighted 3 : 1; `slow`: one
+/// deployment with a `timeout` and a shorter `stream_timeout`; `solo`: one
 /// deployment with a fallback.
 fn litellm_config(u: &Upstreams, router_settings: &str) -> String {
     let port = |m: &Mock| m.addr.port();
@@ -78,6 +79,13 @@ fn litellm_config(u: &Upstreams, router_settings: &str) -> String {
       api_base: http://127.0.0.1:{light}/v1
       api_key: os.environ/KEY_LIGHT
       weight: 1
+  - model_name: slow
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: http://127.0.0.1:{light}/v1
+      api_key: os.environ/KEY_LIGHT
+      timeout: 4
+      stream_timeout: 1
   - model_name: solo
     litellm_params:
       model: openai/gpt-4.1
@@ -393,4 +401,35 @@ fn cooldown_after(fault: &str) {
         "{fault}: {}",
         ejections.text()
     );
+}
+
+#[test]
+fn timeouts_limit_an_attempt_and_a_stream_has_its_own() {
+    let u = start_upstreams();
+    let stack = start(&u, NO_COOLDOWN);
+    u.light.set_fault(Some(Fault::parse("stall=2000").expect("fault")));
+    // A stream's limit is its time to the first byte: `stream_timeout: 1`.
+    let started = Instant::now();
+    let request = Request::new("POST", "/v1/chat/completions")
+        .header("authorization", format!("Bearer {MASTER_KEY}"))
+        .header("content-type", "application/json")
+        .body(r#"{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}"#);
+    let response = client::send(stack.listener, &request).expect("an answer");
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 504, "{}", response.text());
+    assert!(
+        (Duration::from_millis(900)..Duration::from_millis(1900)).contains(&waited),
+        "{waited:?}"
+    );
+    // The same request unstreamed has `timeout: 4`, and the answer in 2 s.
+    let started = Instant::now();
+    let response = chat(&stack, "slow");
+    assert_eq!(response.status(), 200, "{}", response.text());
+    assert!(started.elapsed() >= Duration::from_millis(2000));
+    // Envoy took the limit from the header and did not pass it on.
+    let received = u.light.received();
+    assert_eq!(received.len(), 2);
+    assert!(received
+        .iter()
+        .all(|r| r.header("x-envoy-upstream-rq-per-try-timeout-ms").is_none()));
 }

@@ -256,10 +256,6 @@ fn group_route(group: &Group, config: &Config, header: &str) -> String {
         .max()
         .unwrap_or(0)
         + 1;
-    let per_try = group
-        .timeout
-        .map(|t| format!("\n                    per_try_timeout: {}", seconds(t)))
-        .unwrap_or_default();
     // Each retry moves on to the next priority (order, then fallbacks);
     // within one, to a deployment not tried yet.
     let next_priority = if priorities > 1 {
@@ -284,7 +280,7 @@ fn group_route(group: &Group, config: &Config, header: &str) -> String {
                   timeout: 600s
                   retry_policy:
                     retry_on: connect-failure,refused-stream,reset,5xx
-                    num_retries: {retries}{per_try}
+                    num_retries: {retries}
                     retry_host_predicate:
                     - name: envoy.retry_host_predicates.previous_hosts
                       typed_config:

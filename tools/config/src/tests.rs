@@ -233,7 +233,7 @@ model_list:
     litellm_params:
       model: openai/a
       api_key: k
-      stream_timeout: 30
+      max_parallel_requests: 30
     model_info: {id: x}
 router_settings:
   routing_strategy: usage-based-routing-v2
@@ -251,7 +251,7 @@ general_settings:
     let output = convert_text(yaml_text, false, &no_env).expect("converts");
     let expected = [
         "config.yaml:18:1: warning: general_settings is given twice",
-        "config.yaml:6:7: warning: model_list[0].litellm_params.stream_timeout is not supported",
+        "config.yaml:6:7: warning: model_list[0].litellm_params.max_parallel_requests is not supported",
         "config.yaml:9:3: warning: router_settings.routing_strategy: `usage-based-routing-v2` is not supported",
         "config.yaml:10:3: warning: router_settings.redis_host is ignored",
         "config.yaml:12:3: warning: litellm_settings.callbacks is ignored",
@@ -268,7 +268,7 @@ general_settings:
     // Only what the filter acts on is carried: no database URL in Envoy.
     assert_eq!(
         output.text,
-        "{\n  \"model_list\": [\n    {\"model_name\": \"a\", \"litellm_params\": {\"model\": \"openai/a\", \"api_key\": \"k\", \"stream_timeout\": 30}, \"model_info\": {\"id\": \"x\"}}\n  ],\n  \"general_settings\": {\"master_key\": \"sk-1234\"}\n}\n"
+        "{\n  \"model_list\": [\n    {\"model_name\": \"a\", \"litellm_params\": {\"model\": \"openai/a\", \"api_key\": \"k\", \"max_parallel_requests\": 30}, \"model_info\": {\"id\": \"x\"}}\n  ],\n  \"general_settings\": {\"master_key\": \"sk-1234\"}\n}\n"
     );
 }
 
@@ -434,13 +434,15 @@ router_settings:
         "group_gpt-4o"
     );
     let retry = &route["retry_policy"];
+    // The time limit of an attempt comes with each request (the filter's
+    // x-envoy-upstream-rq-per-try-timeout-ms), stream or not.
     assert_eq!(
         (
             retry["num_retries"].as_u64(),
-            retry["per_try_timeout"].as_str(),
+            retry.get("per_try_timeout"),
             retry["retry_on"].as_str()
         ),
-        (Some(3), Some("20s"), Some("connect-failure,refused-stream,reset,5xx"))
+        (Some(3), None, Some("connect-failure,refused-stream,reset,5xx"))
     );
     assert_eq!(
         retry["retry_priority"]["name"],
