@@ -153,6 +153,14 @@ impl Counters {
         }
     }
 
+    /// A request forwarded on `route`, with its body's size.
+    fn count_forward(&self, route: usize, body_bytes: usize) {
+        if let (Some(requests), Some(bytes)) = (self.requests.get(route), self.body_bytes.get(route)) {
+            requests.add(1);
+            bytes.add(body_bytes);
+        }
+    }
+
     fn flush(&self, config: &Config) {
         for (route, (model_name, provider)) in config.router.slots().iter().enumerate() {
             let name = |counter| metrics::route_counter(counter, model_name, provider);
@@ -332,12 +340,8 @@ impl HttpContext for Request {
             }
             watch.route = answer.slot.unwrap_or(watch.route);
             watch.upstream_model = answer.upstream_model.unwrap_or_default();
-            let route = watch.route;
-            self.count_forward(route, self.body_size);
+            self.state.counters.count_forward(watch.route, self.body_size);
         }
-        let Some(watch) = self.response.as_mut() else {
-            return Action::Continue;
-        };
         if let Some(framing) = Framing::of_response(&headers) {
             let reader = ResponseReader::new(framing, watch.usage_injected);
             if watch.usage_injected && framing == Framing::Events {
@@ -414,7 +418,7 @@ impl Request {
                 let _ = hostcalls::call_foreign_function("clear_route_cache", None);
                 // A group's request is counted where its answer came from.
                 if !forward.failover {
-                    self.count_forward(forward.slot, self.body_size);
+                    self.state.counters.count_forward(forward.slot, self.body_size);
                 }
                 self.response = Some(Watch {
                     route: forward.slot,
@@ -515,14 +519,6 @@ impl Request {
             h.record(ms, || name(metrics::TIME_PER_OUTPUT_TOKEN));
         }
         Some((usage, time_to_first_token))
-    }
-
-    fn count_forward(&self, route: usize, body_bytes: usize) {
-        let counters = &self.state.counters;
-        if let (Some(requests), Some(bytes)) = (counters.requests.get(route), counters.body_bytes.get(route)) {
-            requests.add(1);
-            bytes.add(body_bytes);
-        }
     }
 }
 

@@ -415,12 +415,7 @@ impl Router {
         let index = *self.by_id.get(id).ok_or(NoRoute::Unknown)?;
         let deployment = self.deployments.get(index).ok_or(NoRoute::Unknown)?;
         let (first, matched) = self.find(model)?;
-        let group = self
-            .group_of
-            .get(first)
-            .copied()
-            .flatten()
-            .and_then(|g| self.groups.get(g));
+        let group = self.group_routed_from(first);
         if !group.is_some_and(|g| g.members.iter().any(|m| m.deployment == index)) {
             return Err(NoRoute::Unknown);
         }
@@ -464,16 +459,16 @@ impl Router {
             .is_some_and(|(prefix, _)| self.known_providers.contains(prefix))
     }
 
+    /// The group that deployment `index` (the first of its name) routes to.
+    fn group_routed_from(&self, index: usize) -> Option<&Group> {
+        self.groups.get((*self.group_of.get(index)?)?)
+    }
+
     /// The route through deployment `index` for `model`, which it matches.
     fn resolve<'c: 'm, 'm>(&'c self, index: usize, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
         let deployment = self.deployments.get(index).ok_or(NoRoute::Unknown)?;
         let first_slot = self.first_slot.get(index).copied().unwrap_or_default();
-        let group = self
-            .group_of
-            .get(index)
-            .copied()
-            .flatten()
-            .and_then(|g| self.groups.get(g));
+        let group = self.group_routed_from(index);
         let timeouts = group.map_or(deployment.timeouts.or(self.default_timeouts), |g| g.timeouts);
         let upstream_model = if !deployment.target_has_stars {
             Cow::Borrowed(deployment.upstream_model.as_str())
