@@ -1,8 +1,18 @@
-//! llm-router: LiteLLM-style wildcard model routing as a proxy-wasm filter.
+//! llm-router: LiteLLM-style model routing as a proxy-wasm filter.
 //!
-//! The pipeline, each stage plain Rust with no host calls except the last:
-//! [`config`] → [`router`] (with [`pattern_set`] and [`pattern`]) → [`body`] → [`decision`] (reading
-//! [`headers`]) → `filter`; on the way back, [`usage`] reads each response and `filter` counts it.
+//! Three paths and a compiler, each plain Rust with no host calls except
+//! [`host`] (docs/architecture.md draws them):
+//! - [`config`] compiles a LiteLLM configuration into the [`model`] types
+//!   and the [`route`] table, once;
+//! - [`request`]: the headers and the body of each request become a
+//!   decision (a local reply, or the rewrite that forwards it), and each
+//!   attempt of a model group its own rewrite;
+//! - [`response`]: each response is read for its token usage as it passes,
+//!   and its outcome (counts, timings, access-log facts) worked out;
+//! - [`host`] reads from Envoy, asks the modules above, applies the answer.
+//!
+//! [`contract`] owns every name shared with Envoy's configuration;
+//! [`headers`] reads the host's serialised header map in place.
 
 // A panic aborts the VM and drops every request on that worker: none may be
 // reachable from a request or a configuration.
@@ -17,21 +27,17 @@
     )
 )]
 
-pub mod body;
 pub mod config;
-pub mod decision;
+pub mod contract;
 pub mod headers;
-pub mod metrics;
-pub mod pattern;
-pub mod pattern_set;
-pub mod router;
-pub mod usage;
-
-#[cfg(all(target_arch = "wasm32", feature = "filter"))]
-mod filter;
+pub mod host;
+pub mod model;
+pub mod request;
+pub mod response;
+pub mod route;
 
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(filter::Root::default()));
+    proxy_wasm::set_root_context(|_| Box::new(host::Root::default()));
 }}

@@ -9,17 +9,44 @@ use std::fs;
 
 use common::*;
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
+// The YAML files are read into JSON values (indexing a missing key gives
+// `null`, as a test wants); JSON is YAML, so one written back is too.
+use serde_json::Value as Yaml;
 
 fn yaml(path: &str) -> Yaml {
-    serde_yaml::from_str(&fs::read_to_string(root().join(path)).expect(path)).expect(path)
+    yaml_docs(path).into_iter().next().expect(path)
 }
 
 fn yaml_docs(path: &str) -> Vec<Yaml> {
     let text = fs::read_to_string(root().join(path)).expect(path);
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).expect(path))
+    yaml_rust2::YamlLoader::load_from_str(&text)
+        .expect(path)
+        .into_iter()
+        .map(json_of)
         .collect()
+}
+
+fn json_of(yaml: yaml_rust2::Yaml) -> Json {
+    use yaml_rust2::Yaml as Y;
+    match yaml {
+        Y::Real(text) => text.parse::<f64>().map_or(Json::String(text), Json::from),
+        Y::Integer(n) => Json::from(n),
+        Y::String(text) => Json::String(text),
+        Y::Boolean(b) => Json::Bool(b),
+        Y::Array(items) => Json::Array(items.into_iter().map(json_of).collect()),
+        Y::Hash(map) => Json::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let key = match json_of(key) {
+                        Json::String(key) => key,
+                        other => other.to_string(),
+                    };
+                    (key, json_of(value))
+                })
+                .collect(),
+        ),
+        Y::Alias(_) | Y::Null | Y::BadValue => Json::Null,
+    }
 }
 
 fn str_at<'y>(value: &'y Yaml, path: &[&str]) -> &'y str {
@@ -33,7 +60,7 @@ fn str_at<'y>(value: &'y Yaml, path: &[&str]) -> &'y str {
 /// The strings of a YAML sequence.
 fn strings(value: &Yaml) -> Vec<&str> {
     value
-        .as_sequence()
+        .as_array()
         .expect("a sequence")
         .iter()
         .filter_map(Yaml::as_str)
@@ -56,7 +83,7 @@ fn istio_filter(docs: &[Yaml]) -> &Yaml {
         .iter()
         .find(|d| d["kind"] == "EnvoyFilter")
         .expect("an EnvoyFilter");
-    let patches = envoy_filter["spec"]["configPatches"].as_sequence().expect("patches");
+    let patches = envoy_filter["spec"]["configPatches"].as_array().expect("patches");
     let patch = patches
         .iter()
         .find(|p| p["applyTo"] == "EXTENSION_CONFIG")
@@ -87,12 +114,11 @@ fn the_istio_wasm_filter_validates_in_envoy() {
     // URL istio-agent would fetch, in place of the local one.
     let docs = yaml_docs("envoy/istio/llm-router.yaml");
     let mut istio_wasm = istio_filter(&docs)["typed_config"].clone();
-    istio_wasm["config"]["vm_config"]["code"] =
-        serde_yaml::from_str(&format!("local: {{ filename: {} }}", wasm_path().display())).expect("yaml");
+    istio_wasm["config"]["vm_config"]["code"] = serde_json::json!({"local": {"filename": wasm_path()}});
     let mut envoy = yaml("envoy/envoy.yaml");
     envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
         ["typed_config"] = istio_wasm;
-    let (ok, output) = validate(&serde_yaml::to_string(&envoy).expect("yaml"), &env());
+    let (ok, output) = validate(&envoy.to_string(), &env());
     assert!(ok, "{output}");
 }
 
@@ -136,7 +162,7 @@ fn the_istio_filter_and_the_demo_carry_the_generated_configuration() {
     // Envoy's buffer leaves the filter room to answer its own 413 first.
     let listener_patch = docs
         .iter()
-        .filter_map(|d| d["spec"]["configPatches"].as_sequence())
+        .filter_map(|d| d["spec"]["configPatches"].as_array())
         .flatten()
         .find(|p| p["applyTo"] == "LISTENER")
         .expect("the Istio buffer patch");
@@ -194,7 +220,7 @@ fn istio_routes_every_cluster_the_filter_sets_to_its_provider() {
     let kind = |k: &'static str| docs.iter().filter(move |d| d["kind"] == k);
     let virtual_service = kind("VirtualService").next().expect("a VirtualService");
     let mut routed = BTreeSet::new();
-    for route in virtual_service["spec"]["http"].as_sequence().expect("routes") {
+    for route in virtual_service["spec"]["http"].as_array().expect("routes") {
         let cluster = str_at(&route["match"][0]["headers"]["x-llm-cluster"], &["exact"]).to_owned();
         let host = str_at(&route["route"][0]["destination"], &["host"]);
         assert_eq!(str_at(&route["rewrite"], &["authority"]), host);
@@ -213,7 +239,7 @@ fn istio_routes_every_cluster_the_filter_sets_to_its_provider() {
     }
     let envoy = yaml("envoy/envoy.yaml");
     let clusters: BTreeSet<String> = envoy["static_resources"]["clusters"]
-        .as_sequence()
+        .as_array()
         .expect("clusters")
         .iter()
         .map(|c| str_at(c, &["name"]).to_owned())
@@ -263,7 +289,7 @@ fn docker_compose_matches_envoy_yaml() {
     // The mocks listen where envoy.yaml's clusters point.
     for (name, addr) in mock_provider::DEFAULT_LISTEN {
         let cluster = envoy_yaml["static_resources"]["clusters"]
-            .as_sequence()
+            .as_array()
             .and_then(|cs| cs.iter().find(|c| c["name"] == name))
             .unwrap_or_else(|| panic!("cluster {name}"));
         let socket =
@@ -280,7 +306,7 @@ fn docker_compose_matches_envoy_yaml() {
 
     // Envoy gets every variable the VM reads; the mocks accept the keys Envoy sends.
     for key in wasm_config(&envoy_yaml)["vm_config"]["environment_variables"]["host_env_keys"]
-        .as_sequence()
+        .as_array()
         .expect("keys")
     {
         let key = key.as_str().expect("name");

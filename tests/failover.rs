@@ -205,7 +205,7 @@ fn order_is_strict_and_each_failure_fails_over_with_the_next_deployments_credent
     }
     assert_eq!((u.openai.requests(), u.azure.requests()), (20, 0));
 
-    let faults = ["429", "500", "503", "reset", "stall=3000"];
+    let faults = ["429", "500", "503", "reset", "stall=6000"];
     for fault in faults {
         let (openai_before, azure_before) = (u.openai.requests(), u.azure.requests());
         u.openai.set_fault(Some(Fault::parse(fault).expect("fault")));
@@ -219,9 +219,10 @@ fn order_is_strict_and_each_failure_fails_over_with_the_next_deployments_credent
         );
         assert!(response.header("x-llm-router-upstream-status").is_none());
         if fault.starts_with("stall") {
-            // The deployment's `timeout: 1` is the attempt's.
+            // The deployment's `timeout: 1` is the attempt's: far less than
+            // the stall, with room for a loaded two-core host.
             assert!(
-                started.elapsed() < Duration::from_millis(2500),
+                started.elapsed() < Duration::from_millis(5000),
                 "{fault}: {:?}",
                 started.elapsed()
             );
@@ -364,7 +365,7 @@ fn a_failing_deployment_cools_down_then_gets_traffic_again() {
 
 fn cooldown_after(fault: &str) {
     let u = start_upstreams();
-    let stack = start(&u, "  allowed_fails: 2\n  cooldown_time: 2\n");
+    let stack = start(&u, "  allowed_fails: 2\n  cooldown_time: 3\n");
     u.heavy.set_fault(Some(Fault::parse(fault).expect("fault")));
     // Two failures in a row take it out; every request still succeeds (retried).
     let mut sent = 0;
@@ -379,7 +380,7 @@ fn cooldown_after(fault: &str) {
         assert_eq!(chat(&stack, "shared").status(), 200, "{fault}");
     }
     assert!(
-        ejected_at.elapsed() < Duration::from_secs(2),
+        ejected_at.elapsed() < Duration::from_secs(3),
         "too slow to check the cooldown"
     );
     assert_eq!(u.heavy.requests(), 2, "{fault}: an ejected deployment gets nothing");
@@ -391,7 +392,7 @@ fn cooldown_after(fault: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        ejected_at.elapsed() >= Duration::from_millis(1900),
+        ejected_at.elapsed() >= Duration::from_millis(2900),
         "{fault}: {:?}",
         ejected_at.elapsed()
     );
@@ -407,7 +408,7 @@ fn cooldown_after(fault: &str) {
 fn timeouts_limit_an_attempt_and_a_stream_has_its_own() {
     let u = start_upstreams();
     let stack = start(&u, NO_COOLDOWN);
-    u.light.set_fault(Some(Fault::parse("stall=2000").expect("fault")));
+    u.light.set_fault(Some(Fault::parse("stall=3000").expect("fault")));
     // A stream's limit is its time to the first byte: `stream_timeout: 1`.
     let started = Instant::now();
     let request = Request::new("POST", "/v1/chat/completions")
@@ -418,14 +419,14 @@ fn timeouts_limit_an_attempt_and_a_stream_has_its_own() {
     let waited = started.elapsed();
     assert_eq!(response.status(), 504, "{}", response.text());
     assert!(
-        (Duration::from_millis(900)..Duration::from_millis(1900)).contains(&waited),
+        (Duration::from_millis(900)..Duration::from_millis(2800)).contains(&waited),
         "{waited:?}"
     );
-    // The same request unstreamed has `timeout: 4`, and the answer in 2 s.
+    // The same request unstreamed has `timeout: 4`, and the answer in 3 s.
     let started = Instant::now();
     let response = chat(&stack, "slow");
     assert_eq!(response.status(), 200, "{}", response.text());
-    assert!(started.elapsed() >= Duration::from_millis(2000));
+    assert!(started.elapsed() >= Duration::from_millis(3000));
     // Envoy took the limit from the header and did not pass it on.
     let received = u.light.received();
     assert_eq!(received.len(), 2);

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::root;
-use llm_router::router::NoRoute;
+use llm_router::route::NoRoute;
 use serde_json::{json, Value};
 
 /// (model_name, model) pairs a case draws its deployments from.
@@ -145,7 +145,7 @@ fn filter_choice(config: &llm_router::config::Config, case: &Case, model: &str) 
     match config.router.route(model) {
         Ok(route) => Some((
             route.deployment.model_name.clone(),
-            Some(route.endpoint.provider.name.clone()),
+            Some(route.provider().name.clone()),
             route.upstream_model.into_owned(),
         )),
         // Reached a `model: "*"` deployment with no provider to send it to.
@@ -188,7 +188,7 @@ fn deliberate(request: &str, ours: &Choice, theirs: &Choice) -> Option<Differenc
         &|_| None,
     )
     .ok()
-    .and_then(|c| c.router.route(request).ok().map(|r| r.endpoint.provider.name.clone()));
+    .and_then(|c| c.router.route(request).ok().map(|r| r.provider().name.clone()));
     let their_provider = theirs.as_ref().and_then(|(_, p, _)| p.clone());
     let our_provider = ours.as_ref().and_then(|(_, p, _)| p.clone());
     if their_provider.is_none() && our_provider.is_some() && our_provider == families_provider {

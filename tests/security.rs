@@ -156,7 +156,7 @@ fn the_wasm_scanner_agrees_with_the_native_one() {
             body.extend(std::iter::repeat_n(b'a', offset));
             body.extend_from_slice(piece);
             body.extend_from_slice(b"tail\"}],\"model\":\"groq/llama3-8b-8192\"}");
-            let native = llm_router::body::find_model(&body).is_ok();
+            let native = llm_router::request::body::find_model(&body).is_ok();
             let request = Request::new("POST", "/v1/chat/completions")
                 .header("content-type", "application/json")
                 .header("authorization", format!("Bearer {MASTER_KEY}"))

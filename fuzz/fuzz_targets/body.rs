@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_router::body::{find_model, include_usage_edit, read, BodyEdit, BodyError};
+use llm_router::request::body::{find_model, include_usage_edit, read, BodyEdit, BodyError};
 use serde_json::Value;
 
 const NEW_MODEL: &str = "provider-model\"\\/\u{1}é";

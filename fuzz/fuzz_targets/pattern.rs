@@ -6,8 +6,8 @@
 use std::cmp::Reverse;
 
 use libfuzzer_sys::fuzz_target;
-use llm_router::pattern::{substitute, Pattern};
-use llm_router::pattern_set::PatternSet;
+use llm_router::route::pattern::{substitute, Pattern};
+use llm_router::route::pattern_set::PatternSet;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -138,7 +138,7 @@ pub fn render_envoy_yaml(plugin_config: &str, mocks: &[(Provider, SocketAddr)]) 
 /// The listener buffer limit of the shipped envoy/envoy.yaml: the default
 /// `max_body_bytes` plus the margin the filter needs to answer first.
 pub const SHIPPED_BUFFER_LIMIT: usize =
-    llm_router::config::DEFAULT_MAX_BODY_BYTES + llm_router::config::ENVOY_BUFFER_MARGIN;
+    llm_router::config::DEFAULT_MAX_BODY_BYTES + llm_router::contract::ENVOY_BUFFER_MARGIN;
 
 fn render_envoy_yaml_with_buffer(plugin_config: &str, mocks: &[(Provider, SocketAddr)], buffer_limit: usize) -> String {
     let mut yaml = fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
@@ -244,7 +244,7 @@ impl Stack {
         );
         Stack::start(StackOptions {
             plugin_config,
-            buffer_limit: max + llm_router::config::ENVOY_BUFFER_MARGIN,
+            buffer_limit: max + llm_router::contract::ENVOY_BUFFER_MARGIN,
             ..StackOptions::default()
         })
     }

@@ -8,10 +8,12 @@
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
-use llm_router::decision::{self, Decision, HeadVerdict};
+use llm_router::config;
 use llm_router::headers::HeaderBlock;
-use llm_router::usage::{Framing, ResponseReader};
-use llm_router::{body, config};
+use llm_router::request::attempt;
+use llm_router::request::body;
+use llm_router::request::decision::{self, Decision, HeadVerdict};
+use llm_router::response::{Framing, ResponseReader};
 use proxy_wasm::traits::{Context, RootContext};
 use serde::Deserialize;
 
@@ -120,12 +122,12 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
     if let Some(deployment) = member.and_then(|m| config.router.deployments().get(m.deployment)) {
         let path = headers.get(":path").unwrap_or_default().to_vec();
         time("attempt: upstream rewrite for one deployment", &mut || {
-            if let Ok(attempt) = decision::on_attempt(
+            if let Ok(attempt) = attempt::on_attempt(
                 &config,
                 &deployment.id,
                 &path,
                 black_box(body),
-                decision::Earlier::Nothing,
+                attempt::Earlier::Nothing,
             ) {
                 if let Some(edit) = attempt.body_edit {
                     black_box(edit.splice(body.to_vec()));

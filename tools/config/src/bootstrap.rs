@@ -6,8 +6,14 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use llm_router::config::{Config, Endpoint, ProviderKey, Scheme, Target, Upstream, ENVOY_BUFFER_MARGIN};
-use llm_router::router::{Deployment, Group, Member};
+use llm_router::config::Config;
+use llm_router::contract::stats::STATS_TAGS;
+use llm_router::contract::{
+    filter_state, DEPLOYMENT_HEADER, ENVOY_BUFFER_MARGIN, METADATA_DEPLOYMENT, METADATA_NAMESPACE, ROOT_ID,
+    UPSTREAM_ROOT_ID,
+};
+use llm_router::model::{Deployment, Endpoint, Scheme, Target, Upstream};
+use llm_router::route::{Group, GroupMember};
 
 use crate::convert::{plugin_text, Conversion};
 use crate::yaml::plain_scalar;
@@ -93,17 +99,7 @@ admin:
 # these rules make them Prometheus labels.
 stats_config:
   stats_tags:
-  - tag_name: route
-    regex: '^wasmcustom\.llm_router_\w+(\.route\.(.+?))\.provider\.'
-  - tag_name: provider
-    regex: '^wasmcustom\.llm_router_\w+\.route\..+?(\.provider\.([^.]+))(?:\.type\.\w+)?$'
-  - tag_name: type
-    regex: '^wasmcustom\.llm_router_tokens_total\..+(\.type\.(\w+))$'
-  - tag_name: code
-    regex: '^wasmcustom\.llm_router_local_replies_total(\.code\.(\w+))$'
-  - tag_name: deployment
-    regex: '^wasmcustom\.llm_router_\w+(\.deployment\.([^.]+))$'
-
+{stats_tags}
 static_resources:
   listeners:
   - name: llm
@@ -132,14 +128,7 @@ static_resources:
                   status: "%RESPONSE_CODE%"
                   duration_ms: "%DURATION%"
                   upstream_cluster: "%UPSTREAM_CLUSTER%"
-                  model: "%FILTER_STATE(wasm.llm_router.model:PLAIN)%"
-                  route: "%FILTER_STATE(wasm.llm_router.route:PLAIN)%"
-                  provider: "%FILTER_STATE(wasm.llm_router.provider:PLAIN)%"
-                  upstream_model: "%FILTER_STATE(wasm.llm_router.upstream_model:PLAIN)%"
-                  input_tokens: "%FILTER_STATE(wasm.llm_router.input_tokens:PLAIN)%"
-                  output_tokens: "%FILTER_STATE(wasm.llm_router.output_tokens:PLAIN)%"
-                  time_to_first_token_ms: "%FILTER_STATE(wasm.llm_router.time_to_first_token_ms:PLAIN)%"
-                  deployment: "%RESP(x-llm-router-deployment)%"
+{access_log_facts}                  deployment: "%RESP({DEPLOYMENT_HEADER})%"
                   attempts: "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"
           route_config:
             name: llm
@@ -157,7 +146,7 @@ static_resources:
                 # The routing header has done its job once the cluster is chosen.
                 request_headers_to_remove: [{header}]
           http_filters:
-          - name: llm-router
+          - name: {ROOT_ID}
 {filter}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
@@ -170,6 +159,8 @@ static_resources:
         listen = socket_address(&options.listen),
         margin_mib = ENVOY_BUFFER_MARGIN >> 20,
         filter = filter(ROOT_ID, 10),
+        stats_tags = stats_tags(),
+        access_log_facts = access_log_facts(),
     );
     for (name, upstream) in config.upstreams() {
         out.push_str(&cluster(name, upstream));
@@ -180,9 +171,21 @@ static_resources:
     out
 }
 
-const ROOT_ID: &str = "llm-router";
-/// The filter's upstream instance (`src/filter.rs` knows it by this root id).
-const UPSTREAM_ROOT_ID: &str = "llm-router-upstream";
+/// Envoy's `stats_tags` for the filter's metric names.
+fn stats_tags() -> String {
+    STATS_TAGS
+        .iter()
+        .map(|(tag, regex)| format!("  - tag_name: {tag}\n    regex: '{regex}'\n"))
+        .collect()
+}
+
+/// The access log's fields read from the filter's state.
+fn access_log_facts() -> String {
+    filter_state::ACCESS_LOG
+        .iter()
+        .map(|(field, key)| format!("                  {field}: \"%FILTER_STATE(wasm.{key}:PLAIN)%\"\n"))
+        .collect()
+}
 
 /// The Wasm filter's `typed_config`, indented by `indent`: the downstream
 /// instance and the groups' upstream one share the VM and the configuration.
@@ -223,14 +226,17 @@ fn wasm_filter(conversion: &Conversion, options: &Options, root_id: &str, indent
 
 /// The members of a group that can be sent to (a deployment missing a
 /// variable answers nothing), with their priorities renumbered from 0.
-fn usable_members<'c>(group: &'c Group, config: &'c Config) -> Vec<(&'c Member, u32, &'c Deployment, &'c Endpoint)> {
-    let usable: Vec<(&Member, &Deployment, &Endpoint)> = group
+fn usable_members<'c>(
+    group: &'c Group,
+    config: &'c Config,
+) -> Vec<(&'c GroupMember, u32, &'c Deployment, &'c Endpoint)> {
+    let usable: Vec<(&GroupMember, &Deployment, &Endpoint)> = group
         .members
         .iter()
         .filter_map(|m| {
             let d = config.router.deployments().get(m.deployment)?;
             match &d.target {
-                Target::Fixed(e) if !matches!(e.key, ProviderKey::Unset { .. }) => Some((m, d, e)),
+                Target::Fixed(e) => Some((m, d, e)),
                 _ => None,
             }
         })
@@ -329,7 +335,7 @@ fn group_cluster(group: &Group, config: &Config, upstream_filter: &str) -> Strin
             hostname: {authority}
           load_balancing_weight: {weight}
           metadata:
-            filter_metadata: {{ llm_router: {{ deployment: {id} }}{tls} }}
+            filter_metadata: {{ {METADATA_NAMESPACE}: {{ {METADATA_DEPLOYMENT}: {id} }}{tls} }}
 "#,
                 address = quoted(host),
                 port = e.upstream.port,
@@ -387,7 +393,7 @@ fn group_cluster(group: &Group, config: &Config, upstream_filter: &str) -> Strin
         explicit_http_config: {{ http_protocol_options: {{}} }}
         # Once per attempt: the chosen deployment's path, key and model.
         http_filters:
-        - name: llm-router-upstream
+        - name: {UPSTREAM_ROOT_ID}
 {upstream_filter}        - name: envoy.filters.http.upstream_codec
           typed_config:
             "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec

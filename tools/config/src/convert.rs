@@ -1,34 +1,18 @@
 //! A LiteLLM config (as JSON) to llm-router's plugin configuration, checked
-//! by the filter's own compiler: what is carried, what is dropped with a
-//! warning, and which environment variables the filter will read.
+//! by the filter's own compiler: what it reads is carried, what it reports
+//! as ignored is dropped (so no secret it does not need reaches Envoy), and
+//! the environment variables it asks for are the filter's.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use llm_router::config::{self, Config, ConfigError};
+use llm_router::config::{self, Config, ConfigError, Document, Warning, WarningKind};
 use serde_json::{Map, Value};
 
-/// The top-level keys the filter's compiler reads: LiteLLM's sections it
-/// knows (it warns about their keys it does not act on) and its own.
-const COMPILED_KEYS: &[&str] = &[
-    "model_list",
-    "general_settings",
-    "router_settings",
-    "litellm_settings",
-    "providers",
-    "cluster_header",
-    "max_body_bytes",
-    "inject_stream_usage",
-];
-
-/// llm-router's own keys, carried as they are.
-const FILTER_KEYS: &[&str] = &["providers", "cluster_header", "max_body_bytes", "inject_stream_usage"];
-
 /// Stands in for every environment variable while the configuration is
-/// checked: keys are read by the filter at run time, not now.
-const PLACEHOLDER: &str = "set-at-run-time";
-/// Stands in for an `os.environ/` api_base in the plugin configuration alone.
-const PLACEHOLDER_API_BASE: &str = "https://set-at-run-time.invalid";
+/// checked (keys are read by the filter at run time, not now). It is a URL,
+/// so it also stands in for an `api_base` left to run time.
+const PLACEHOLDER: &str = "https://set-at-run-time.invalid";
 
 /// Where a problem is in the document, and what it is.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,7 +41,7 @@ pub struct Conversion {
     pub plugin: Map<String, Value>,
     /// The filter's own compilation of it.
     pub config: Config,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Every variable the filter reads at run time (`host_env_keys`).
     pub env_keys: BTreeSet<String>,
 }
@@ -71,78 +55,17 @@ pub enum ApiBaseVariables<'a> {
     Now(&'a dyn Fn(&str) -> Option<String>),
 }
 
-/// Every `api_base` of the document: deployments' and providers'.
-/// Each as (document path, the entry named as the compiler names it, value).
-fn api_bases(litellm: &mut Map<String, Value>) -> Vec<(String, String, &mut Value)> {
-    let mut found = Vec::new();
-    for (section, value) in litellm.iter_mut() {
-        match (section.as_str(), value) {
-            ("model_list", Value::Array(entries)) => {
-                for (i, entry) in entries.iter_mut().enumerate() {
-                    let name = entry.get("model_name").and_then(Value::as_str).unwrap_or_default();
-                    let at = format!("model_list[{i}] (model_name `{name}`)");
-                    if let Some(base) = entry.pointer_mut("/litellm_params/api_base") {
-                        found.push((format!("model_list[{i}].litellm_params.api_base"), at, base));
-                    }
-                }
-            }
-            ("providers", Value::Object(providers)) => {
-                for (name, provider) in providers.iter_mut() {
-                    if let Some(base) = provider.get_mut("api_base") {
-                        found.push((format!("providers.{name}.api_base"), format!("providers.{name}"), base));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    found
-}
-
-/// The LiteLLM document, with `os.environ/` api_bases resolved for the
-/// compiler (`checked`) and for the output (`carried`).
-fn resolve_api_bases(
-    litellm: &Map<String, Value>,
-    variables: &ApiBaseVariables,
-    env_keys: &mut BTreeSet<String>,
-) -> Result<(Map<String, Value>, Map<String, Value>), Problem> {
-    let mut checked = litellm.clone();
-    let mut carried = litellm.clone();
-    let carried_bases = api_bases(&mut carried);
-    for ((path, at, checked_base), (_, _, carried_base)) in api_bases(&mut checked).into_iter().zip(carried_bases) {
-        let Some(var) = checked_base.as_str().and_then(config::env_var).map(str::to_owned) else {
-            continue;
-        };
-        let value = match variables {
-            ApiBaseVariables::AtRunTime => {
-                env_keys.insert(var);
-                PLACEHOLDER_API_BASE.to_owned()
-            }
-            ApiBaseVariables::Now(env) => {
-                let value = env(&var).ok_or_else(|| {
-                    problem(
-                        &path,
-                        format!("{at}: api_base `os.environ/{var}`: {var} is not set, and the Envoy bootstrap needs this address now (its clusters are written out); set it, or write the URL"),
-                    )
-                })?;
-                *carried_base = Value::String(value.clone());
-                value
-            }
-        };
-        *checked_base = Value::String(value);
-    }
-    Ok((checked, carried))
-}
-
-/// `section` with only the keys llm-router acts on, if any is set.
-fn kept_settings(section: Option<&Value>, kept: &[&str]) -> Option<Value> {
-    let settings: Map<String, Value> = section?
-        .as_object()?
-        .iter()
-        .filter(|(key, _)| kept.contains(&key.as_str()))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    (!settings.is_empty()).then_some(Value::Object(settings))
+/// Compiles `document` as the filter would, with every variable it asks
+/// for recorded (and stood in for).
+fn compile(document: &Map<String, Value>) -> Result<(Config, BTreeSet<String>), Problem> {
+    let asked = RefCell::new(BTreeSet::new());
+    let record = |var: &str| {
+        asked.borrow_mut().insert(var.to_owned());
+        Some(PLACEHOLDER.to_owned())
+    };
+    let json = Value::Object(document.clone()).to_string();
+    let config = config::compile_document(json.as_bytes(), Document::LiteLlm, &record)?;
+    Ok((config, asked.into_inner()))
 }
 
 pub fn convert(litellm: &Value, variables: &ApiBaseVariables) -> Result<Conversion, Problem> {
@@ -155,52 +78,100 @@ pub fn convert(litellm: &Value, variables: &ApiBaseVariables) -> Result<Conversi
     if !top.contains_key("model_list") {
         return Err(problem("", "the file has no `model_list`"));
     }
-    let mut warnings = Vec::new();
-    let mut known = Map::new();
-    for (key, value) in top {
-        if COMPILED_KEYS.contains(&key.as_str()) {
-            known.insert(key.clone(), value.clone());
-        } else {
-            warnings.push(format!("{key} is ignored (llm-router does not read this section)"));
+    let (mut config, mut env_keys) = compile(top)?;
+    let mut plugin = top.clone();
+    for warning in config.warnings.iter().filter(|w| w.kind == WarningKind::Ignored) {
+        remove(&mut plugin, &warning.path);
+    }
+    // A section left empty by what was dropped says nothing.
+    plugin.retain(|_, value| !matches!(value, Value::Object(map) if map.is_empty()));
+    if let ApiBaseVariables::Now(env) = variables {
+        if !config.env_addresses.is_empty() {
+            for address in &config.env_addresses {
+                let var = &address.variable;
+                let value = env(var).ok_or_else(|| {
+                    problem(
+                        &address.path,
+                        format!("{}: api_base `os.environ/{var}`: {var} is not set, and the Envoy bootstrap needs this address now (its clusters are written out); set it, or write the URL", address.at),
+                    )
+                })?;
+                if let Some(slot) = value_at(&mut plugin, &address.path) {
+                    *slot = Value::String(value);
+                }
+            }
+            // Compiled again with the addresses in: the clusters are theirs.
+            // The warnings stay the first compilation's, about the user's file.
+            let warnings = std::mem::take(&mut config.warnings);
+            (config, env_keys) = compile(&plugin)?;
+            config.warnings = warnings;
         }
     }
-    let mut env_keys = BTreeSet::new();
-    let (checked, carried) = resolve_api_bases(&known, variables, &mut env_keys)?;
-
-    // The compiler asks for every variable it needs: those are the filter's.
-    let asked = RefCell::new(env_keys);
-    let record = |var: &str| {
-        asked.borrow_mut().insert(var.to_owned());
-        Some(PLACEHOLDER.to_owned())
-    };
-    let json = Value::Object(checked).to_string();
-    let config = config::compile(json.as_bytes(), &record)?;
-    warnings.extend(config.warnings.iter().cloned());
-
-    let mut plugin = Map::new();
-    if let Some(model_list) = carried.get("model_list") {
-        plugin.insert("model_list".into(), model_list.clone());
-    }
-    let sections = [
-        ("router_settings", config::ROUTER_SETTINGS),
-        ("general_settings", config::GENERAL_SETTINGS),
-    ];
-    for (section, kept) in sections {
-        if let Some(settings) = kept_settings(carried.get(section), kept) {
-            plugin.insert(section.into(), settings);
-        }
-    }
-    for key in FILTER_KEYS {
-        if let Some(value) = carried.get(*key) {
-            plugin.insert((*key).into(), value.clone());
-        }
-    }
+    let warnings = std::mem::take(&mut config.warnings);
     Ok(Conversion {
         plugin,
         config,
         warnings,
-        env_keys: asked.into_inner(),
+        env_keys,
     })
+}
+
+/// The steps of a document path: keys, and indexes (`[2]`).
+fn steps(path: &str) -> Vec<Result<&str, usize>> {
+    let mut steps = Vec::new();
+    for part in path.split('.') {
+        let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            steps.push(Ok(key));
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            if let Ok(i) = index.trim_end_matches(']').parse() {
+                steps.push(Err(i));
+            }
+        }
+    }
+    steps
+}
+
+fn step<'v>(value: &'v mut Value, step: &Result<&str, usize>) -> Option<&'v mut Value> {
+    match step {
+        Ok(key) => value.as_object_mut()?.get_mut(*key),
+        Err(index) => value.as_array_mut()?.get_mut(*index),
+    }
+}
+
+/// The value at a document path.
+fn value_at<'v>(document: &'v mut Map<String, Value>, path: &str) -> Option<&'v mut Value> {
+    let steps = steps(path);
+    let (first, rest) = steps.split_first()?;
+    let mut value = document.get_mut(*first.as_ref().ok()?)?;
+    for s in rest {
+        value = step(value, s)?;
+    }
+    Some(value)
+}
+
+/// Removes the key at a document path.
+fn remove(document: &mut Map<String, Value>, path: &str) {
+    let steps = steps(path);
+    let Some((Ok(last), parents)) = steps.split_last() else {
+        return;
+    };
+    let parent = match parents.split_first() {
+        None => Some(document),
+        Some((first, rest)) => {
+            let Some(mut value) = first.as_ref().ok().and_then(|k| document.get_mut(*k)) else {
+                return;
+            };
+            for s in rest {
+                let Some(next) = step(value, s) else { return };
+                value = next;
+            }
+            value.as_object_mut()
+        }
+    };
+    if let Some(parent) = parent {
+        parent.remove(*last);
+    }
 }
 
 /// The plugin configuration as written into files: one line per

@@ -94,23 +94,26 @@ fn run(
     };
     let conversion = convert::convert(&document.value, &variables)
         .map_err(|Problem { path, message }| format!("{}{message}", location(file, &document, &path)))?;
-    let mut diagnostics: Vec<String> = document
+    // Warnings in the order of the file's lines; those about no line last.
+    let mut warnings: Vec<(Option<(usize, usize)>, String)> = document
         .repeated_keys
         .iter()
-        .map(|(path, (line, column))| {
-            format!("{file}:{line}:{column}: warning: {path} is given twice; the last one counts")
+        .map(|(path, at)| (Some(*at), format!("{path} is given twice; the last one counts")))
+        .collect();
+    warnings.extend(
+        conversion
+            .warnings
+            .iter()
+            .map(|warning| (document.position(&warning.path), warning.to_string())),
+    );
+    warnings.sort_by_key(|(at, _)| at.unwrap_or((usize::MAX, 0)));
+    let mut diagnostics: Vec<String> = warnings
+        .into_iter()
+        .map(|(at, warning)| match at {
+            Some((line, column)) => format!("{file}:{line}:{column}: warning: {warning}"),
+            None => format!("{file}: warning: {warning}"),
         })
         .collect();
-    for warning in &conversion.warnings {
-        // Warnings start with the key they are about.
-        let key = warning.split([' ', ':']).next().unwrap_or_default();
-        let at = if document.position(key).is_some() && !key.is_empty() {
-            location(file, &document, key)
-        } else {
-            format!("{file}: ")
-        };
-        diagnostics.push(format!("{at}warning: {warning}"));
-    }
     let text = match envoy {
         Some(options) => {
             let unset: Vec<&str> = conversion

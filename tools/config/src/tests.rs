@@ -249,26 +249,29 @@ general_settings:
   master_key: sk-1234
 ";
     let output = convert_text(yaml_text, false, &no_env).expect("converts");
+    // In the order of the file's lines.
     let expected = [
-        "config.yaml:18:1: warning: general_settings is given twice",
-        "config.yaml:6:7: warning: model_list[0].litellm_params.max_parallel_requests is not supported",
+        "config.yaml:6:7: warning: model_list[0].litellm_params.max_parallel_requests is ignored",
         "config.yaml:9:3: warning: router_settings.routing_strategy: `usage-based-routing-v2` is not supported",
         "config.yaml:10:3: warning: router_settings.redis_host is ignored",
         "config.yaml:12:3: warning: litellm_settings.callbacks is ignored",
-        "config.yaml:19:3: warning: general_settings.master_key is a publicly known example key",
         "config.yaml:16:1: warning: environment_variables is ignored",
+        "config.yaml:18:1: warning: general_settings is given twice",
+        "config.yaml:19:3: warning: general_settings.master_key is a publicly known example key",
     ];
-    for fragment in expected {
+    assert_eq!(output.diagnostics.len(), expected.len(), "{:?}", output.diagnostics);
+    for (diagnostic, fragment) in output.diagnostics.iter().zip(expected) {
         assert!(
-            output.diagnostics.iter().any(|d| d.starts_with(fragment)),
+            diagnostic.starts_with(fragment),
             "{fragment}\nin\n{}",
             output.diagnostics.join("\n")
         );
     }
-    // Only what the filter acts on is carried: no database URL in Envoy.
+    // Only what the filter reads is carried: no database URL, no key the
+    // compiler reported as ignored, no section left empty.
     assert_eq!(
         output.text,
-        "{\n  \"model_list\": [\n    {\"model_name\": \"a\", \"litellm_params\": {\"model\": \"openai/a\", \"api_key\": \"k\", \"max_parallel_requests\": 30}, \"model_info\": {\"id\": \"x\"}}\n  ],\n  \"general_settings\": {\"master_key\": \"sk-1234\"}\n}\n"
+        "{\n  \"model_list\": [\n    {\"model_name\": \"a\", \"litellm_params\": {\"model\": \"openai/a\", \"api_key\": \"k\"}, \"model_info\": {\"id\": \"x\"}}\n  ],\n  \"router_settings\": {\"routing_strategy\": \"usage-based-routing-v2\"},\n  \"general_settings\": {\"master_key\": \"sk-1234\"}\n}\n"
     );
 }
 
@@ -292,7 +295,7 @@ fn the_filters_own_keys_are_carried() {
         "request_headers_to_remove: [x-route]",
         &format!(
             "per_connection_buffer_limit_bytes: {}",
-            1000 + llm_router::config::ENVOY_BUFFER_MARGIN
+            1000 + llm_router::contract::ENVOY_BUFFER_MARGIN
         ),
         "- name: newco",
         "host_env_keys: [NEWCO_API_KEY]",

@@ -10,80 +10,12 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use crate::config::{Endpoint, Target};
-use crate::pattern::{substitute, Pattern};
-use crate::pattern_set::PatternSet;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// One `model_list` entry, compiled.
-#[derive(Debug)]
-pub struct Deployment {
-    /// `model_info.id`, else `<model_name>#<n>` (the n-th entry of that
-    /// name): the deployment's name in metrics and the response header.
-    pub id: String,
-    pub model_name: String,
-    /// `None` for an exact name.
-    pub pattern: Option<Pattern>,
-    /// The target after `<provider>/`; its `*`s take the captures.
-    pub upstream_model: String,
-    pub target_has_stars: bool,
-    pub target: Target,
-    /// Its share of its group's traffic, as LiteLLM reads it.
-    pub shares: Shares,
-    /// `litellm_params.order`: lower first.
-    pub order: Option<u32>,
-    /// `litellm_params.timeout` and `stream_timeout`.
-    pub timeouts: Timeouts,
-}
-
-/// How long an attempt may take to answer, in seconds: LiteLLM's `timeout`,
-/// and `stream_timeout` for a streamed request.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Timeouts {
-    pub request: Option<f64>,
-    pub stream: Option<f64>,
-}
-
-impl Timeouts {
-    /// Each one set here, else `defaults`'.
-    fn or(self, defaults: Timeouts) -> Timeouts {
-        Timeouts {
-            request: self.request.or(defaults.request),
-            stream: self.stream.or(defaults.stream),
-        }
-    }
-
-    /// The longer limit of the two for each kind of request; where only one
-    /// has a limit, that one.
-    fn longest(self, other: Timeouts) -> Timeouts {
-        let longer = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        Timeouts {
-            request: longer(self.request, other.request),
-            stream: longer(self.for_request(true), other.for_request(true)),
-        }
-    }
-
-    /// The limit for a request, streamed or not: as LiteLLM, a stream's is
-    /// `stream_timeout`, else `timeout`.
-    pub fn for_request(&self, stream: bool) -> Option<f64> {
-        match stream {
-            true => self.stream.or(self.request),
-            false => self.request,
-        }
-    }
-}
-
-/// `litellm_params.weight`, `rpm` and `tpm`: simple-shuffle picks by the
-/// first of them any deployment of the group sets.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Shares {
-    pub weight: Option<f64>,
-    pub rpm: Option<f64>,
-    pub tpm: Option<f64>,
-}
+use crate::model::{provider_of, Deployment, Endpoint, Provider, Shares, Target, Timeouts, Unavailable};
+use crate::route::families::Families;
+use crate::route::pattern::substitute;
+use crate::route::pattern_set::PatternSet;
 
 /// A model group: a `model_name` listed more than once, or one with
 /// `fallbacks`. Its requests go to one Envoy cluster with an endpoint per
@@ -94,7 +26,7 @@ pub struct Group {
     pub model_name: String,
     pub cluster: String,
     /// Its own deployments, then those of its fallbacks, at later priorities.
-    pub members: Vec<Member>,
+    pub members: Vec<GroupMember>,
     /// Per attempt, whichever deployment it goes to (Envoy takes one limit
     /// per request): the longest of the members' (each its own, else
     /// `router_settings`'); a member without one takes the group's.
@@ -105,7 +37,7 @@ pub struct Group {
 
 /// One endpoint of a group's cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member {
+pub struct GroupMember {
     /// Index into [`Router::deployments`].
     pub deployment: usize,
     /// Envoy's priority: 0 takes all traffic while any of it is up.
@@ -125,14 +57,20 @@ pub struct Route<'c, 'm> {
     pub deployment: &'c Deployment,
     /// Set when the model routes to a group: Envoy picks its deployment.
     pub group: Option<&'c Group>,
-    pub endpoint: &'c Endpoint,
+    /// Where the request goes, or why it cannot (a variable is unset).
+    pub endpoint: Result<&'c Endpoint, &'c Unavailable>,
     pub upstream_model: Cow<'m, str>,
     /// The deployment's, else `router_settings`'; a group's for a group.
     pub timeouts: Timeouts,
 }
 
-impl Route<'_, '_> {
-    fn into_owned<'c, 'any>(route: Route<'c, '_>) -> Route<'c, 'any> {
+impl<'c> Route<'c, '_> {
+    /// The provider the request goes to.
+    pub fn provider(&self) -> &'c Provider {
+        provider_of(self.endpoint)
+    }
+
+    fn into_owned<'any>(route: Route<'c, '_>) -> Route<'c, 'any> {
         Route {
             slot: route.slot,
             deployment: route.deployment,
@@ -162,48 +100,6 @@ pub struct Alias {
     pub hidden: bool,
 }
 
-/// Model families: bare model names to the provider that serves them.
-#[derive(Debug)]
-pub struct Families {
-    patterns: PatternSet,
-    exact: FxHashMap<String, String>,
-    /// The provider of each pattern, in `patterns` order.
-    owners: Vec<String>,
-}
-
-impl Families {
-    /// `(family, provider)` pairs; a family without `*` is one model.
-    pub fn new<'a>(families: impl Iterator<Item = (&'a str, &'a str)>) -> Families {
-        let mut patterns = Vec::new();
-        let mut owners = Vec::new();
-        let mut exact = FxHashMap::default();
-        for (family, provider) in families {
-            match Pattern::parse(family) {
-                Some(pattern) => {
-                    patterns.push(pattern);
-                    owners.push(provider.to_owned());
-                }
-                None => {
-                    exact.entry(family.to_owned()).or_insert_with(|| provider.to_owned());
-                }
-            }
-        }
-        Families {
-            patterns: PatternSet::new(patterns),
-            exact,
-            owners,
-        }
-    }
-
-    /// The provider of a bare model name, if a family claims it.
-    pub fn provider_of(&self, model: &str) -> Option<&str> {
-        if let Some(provider) = self.exact.get(model) {
-            return Some(provider);
-        }
-        self.owners.get(self.patterns.best_match(model)?).map(String::as_str)
-    }
-}
-
 /// Why a table cannot be built.
 #[derive(Debug)]
 pub enum RouterError {
@@ -223,7 +119,7 @@ pub enum RouterError {
 pub struct RouterParts {
     pub deployments: Vec<Deployment>,
     /// Each provider's default endpoint, for `model: "*"` deployments.
-    pub provider_endpoints: BTreeMap<String, Endpoint>,
+    pub provider_endpoints: BTreeMap<String, Result<Endpoint, Unavailable>>,
     /// Every provider name, endpoint or not (a prefix to leave alone).
     pub known_providers: Vec<String>,
     pub families: Families,
@@ -242,7 +138,7 @@ pub struct Router {
     /// Deployment indexes of the patterns, in `patterns` order.
     pattern_owners: Vec<usize>,
     patterns: PatternSet,
-    provider_endpoints: BTreeMap<String, Endpoint>,
+    provider_endpoints: BTreeMap<String, Result<Endpoint, Unavailable>>,
     known_providers: FxHashSet<String>,
     families: Families,
     aliases: FxHashMap<String, Alias>,
@@ -264,7 +160,7 @@ impl Router {
     /// Builds the table. Entries sharing a `model_name` form a group, as do
     /// names with `fallbacks`; the name routes to its first entry, and to the
     /// group when there is one.
-    pub fn new(parts: RouterParts, warnings: &mut Vec<String>) -> Result<Router, RouterError> {
+    pub fn new(parts: RouterParts, warnings: &mut Vec<(usize, String)>) -> Result<Router, RouterError> {
         let RouterParts {
             deployments,
             provider_endpoints,
@@ -286,9 +182,9 @@ impl Router {
         let mut by_id = FxHashMap::default();
         for (index, d) in deployments.iter().enumerate() {
             first_slot.push(slots.len());
-            match &d.target {
-                Target::Fixed(endpoint) => slots.push((d.model_name.clone(), endpoint.provider.name.clone())),
-                Target::RequestProvider => {
+            match d.target.reach() {
+                Some(reach) => slots.push((d.model_name.clone(), provider_of(reach).name.clone())),
+                None => {
                     slots.extend(provider_endpoints.keys().map(|p| (d.model_name.clone(), p.clone())));
                 }
             }
@@ -354,7 +250,7 @@ impl Router {
     /// `model: "*"` deployment's slots, which no group has).
     pub fn deployment_of_slot(&self, slot: usize) -> Option<&str> {
         let d = self.deployments.get(*self.slot_owners.get(slot)?)?;
-        matches!(d.target, Target::Fixed(_)).then_some(d.id.as_str())
+        d.target.reach().is_some().then_some(d.id.as_str())
     }
 
     /// The metrics slot of the deployment named `id`.
@@ -375,13 +271,14 @@ impl Router {
     /// deployments are reached only through the group's cluster (a name
     /// listed more than once routes to its group, all of its entries
     /// members); a fallback member is reached directly by its own name.
+    /// An unavailable deployment has none.
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         let grouped: FxHashSet<&str> = self.groups.iter().map(|g| g.model_name.as_str()).collect();
         let fixed = self.deployments.iter().filter_map(move |d| match &d.target {
             Target::Fixed(endpoint) if !grouped.contains(d.model_name.as_str()) => Some(endpoint),
-            Target::Fixed(_) | Target::RequestProvider => None,
+            _ => None,
         });
-        fixed.chain(self.provider_endpoints.values())
+        fixed.chain(self.provider_endpoints.values().filter_map(|reach| reach.as_ref().ok()))
     }
 
     /// The provider prefixes a `model: "*"` deployment forwards to.
@@ -482,8 +379,8 @@ impl Router {
                 _ => Cow::Owned(substitute(&deployment.upstream_model, &captures)),
             }
         };
-        match &deployment.target {
-            Target::Fixed(endpoint) => Ok(Route {
+        match deployment.target.reach() {
+            Some(endpoint) => Ok(Route {
                 slot: first_slot,
                 deployment,
                 group,
@@ -491,7 +388,7 @@ impl Router {
                 upstream_model,
                 timeouts,
             }),
-            Target::RequestProvider => {
+            None => {
                 let (provider, upstream_model) = self.request_provider(upstream_model).ok_or(NoRoute::NoProvider)?;
                 let (position, (_, endpoint)) = self
                     .provider_endpoints
@@ -503,7 +400,7 @@ impl Router {
                     slot: first_slot + position,
                     deployment,
                     group,
-                    endpoint,
+                    endpoint: endpoint.as_ref(),
                     upstream_model,
                     timeouts,
                 })
@@ -534,7 +431,7 @@ impl Router {
     pub fn model_object(&self, id: &str) -> Option<Vec<u8>> {
         let owner = match self.deployments.iter().find(|d| d.model_name == id) {
             Some(listed) => Self::owner(listed),
-            None => self.route(id).ok()?.endpoint.provider.name.as_str(),
+            None => self.route(id).ok()?.provider().name.as_str(),
         };
         Some(model_json(id, owner).to_string().into_bytes())
     }
@@ -542,9 +439,9 @@ impl Router {
     /// A listed deployment's `owned_by`: its provider, or `llm-router` for
     /// one that forwards to the request's own provider.
     fn owner(deployment: &Deployment) -> &str {
-        match &deployment.target {
-            Target::Fixed(endpoint) => &endpoint.provider.name,
-            Target::RequestProvider => "llm-router",
+        match deployment.target.reach() {
+            Some(reach) => &provider_of(reach).name,
+            None => "llm-router",
         }
     }
 
@@ -564,7 +461,7 @@ impl Router {
         aliases.sort_by(|a, b| a.name.cmp(&b.name));
         let aliases = aliases.into_iter().filter_map(|alias| {
             let route = self.route(&alias.name).ok()?;
-            Some(model_json(&alias.name, &route.endpoint.provider.name))
+            Some(model_json(&alias.name, &route.provider().name))
         });
         let data: Vec<serde_json::Value> = listed.chain(aliases).collect();
         serde_json::json!({"object": "list", "data": data})
@@ -581,7 +478,7 @@ fn build_groups(
     exact: &FxHashMap<String, usize>,
     fallbacks: &[(usize, String, Vec<String>)],
     default_timeouts: Timeouts,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<(usize, String)>,
 ) -> Result<Vec<Group>, RouterError> {
     let model_name = |index: usize| deployments.get(index).map_or("", |d| d.model_name.as_str());
     let mut fallbacks_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -628,8 +525,8 @@ fn build_groups(
             .reduce(Timeouts::longest)
             .unwrap_or(default_timeouts);
         let inject_stream_usage = members.iter().all(|m| {
-            matches!(deployments.get(m.deployment).map(|d| &d.target),
-                Some(Target::Fixed(endpoint)) if endpoint.provider.inject_stream_usage)
+            let reach = deployments.get(m.deployment).and_then(|d| d.target.reach());
+            reach.is_some_and(|reach| provider_of(reach).inject_stream_usage)
         });
         let base = format!("group_{}", cluster_safe(model_name(first)));
         let mut cluster = base.clone();
@@ -657,8 +554,8 @@ fn tier(
     deployments: &[Deployment],
     set: &[usize],
     base: u32,
-    members: &mut Vec<Member>,
-    warnings: &mut Vec<String>,
+    members: &mut Vec<GroupMember>,
+    warnings: &mut Vec<(usize, String)>,
 ) -> Result<u32, RouterError> {
     let mut listed = Vec::with_capacity(set.len());
     for &index in set {
@@ -678,7 +575,7 @@ fn tier(
     let weights = weights(&listed, warnings);
     for ((index, d), weight) in listed.iter().zip(weights) {
         let position = orders.iter().position(|&o| o == rank(d.order)).unwrap_or_default();
-        members.push(Member {
+        members.push(GroupMember {
             deployment: *index,
             priority: base + position as u32,
             weight,
@@ -691,7 +588,7 @@ fn tier(
 /// simple-shuffle: `weight` if any sets it, else `rpm`, else `tpm`, else
 /// equal. One left without the key its group uses gets the smallest share
 /// (LiteLLM gives it none; Envoy has no weight 0).
-fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<String>) -> Vec<u32> {
+fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<(usize, String)>) -> Vec<u32> {
     let keys: [(&str, fn(&Shares) -> Option<f64>); 3] =
         [("weight", |s| s.weight), ("rpm", |s| s.rpm), ("tpm", |s| s.tpm)];
     let Some((key, read)) = keys
@@ -710,9 +607,12 @@ fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<String>) -> Vec<u
     }
     for ((index, d), share) in listed.iter().zip(&raw) {
         if *share <= 0.0 {
-            warnings.push(format!(
-                "model_list[{index}] (model_name `{}`) has no {key} while others of its name do: it gets the smallest share (1 in 1000)",
-                d.model_name
+            warnings.push((
+                *index,
+                format!(
+                    "model_list[{index}] (model_name `{}`) has no {key} while others of its name do: it gets the smallest share (1 in 1000)",
+                    d.model_name
+                ),
             ));
         }
     }
@@ -748,7 +648,9 @@ mod tests {
         config.router.route(model).ok().map(|r| {
             (
                 r.deployment.model_name.clone(),
-                r.endpoint.cluster.clone(),
+                // An unavailable deployment would go to its provider's own cluster.
+                r.endpoint
+                    .map_or_else(|u| u.provider.cluster.clone(), |e| e.cluster.clone()),
                 r.upstream_model.into_owned(),
             )
         })
@@ -1007,7 +909,7 @@ mod tests {
                 .router
                 .route_via(id, model)
                 .ok()
-                .map(|r| (r.endpoint.provider.name.clone(), r.upstream_model.into_owned()))
+                .map(|r| (r.provider().name.clone(), r.upstream_model.into_owned()))
         };
         let some = |p: &str, m: &str| Some((p.to_owned(), m.to_owned()));
         assert_eq!(via("p/*#1", "p/x"), some("openai", "x"));

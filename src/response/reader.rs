@@ -1,4 +1,4 @@
-//! The response side: token usage read from a response as it streams by.
+//! Token usage read from a response as it streams by.
 //!
 //! A [`ResponseReader`] is fed each piece of a response body as Envoy hands
 //! it over and never keeps the body: it holds a few dozen bytes of parser
@@ -11,13 +11,13 @@
 //!
 //! One change is made to what the client gets: when the filter itself asked
 //! for a streamed usage chunk (`stream_options.include_usage`, see
-//! [`crate::body`]), the event that carries it (empty `choices`, a `usage`
+//! [`crate::request::body`]), the event that carries it (empty `choices`, a `usage`
 //! object) is removed. To remove it, the reader holds back an event's bytes
 //! until it knows the event is not that one (for OpenAI's chunks, as soon as
 //! `choices` shows an element: within the event's first ~150 bytes), and at
 //! most [`MAX_HELD`] bytes of it.
 
-use crate::body::plain_run;
+use crate::request::body::plain_run;
 
 /// The most of one event the reader holds back while deciding whether it is
 /// the usage chunk it must remove; a longer event is let through.
@@ -38,15 +38,6 @@ pub struct Usage {
     pub cached_input: Option<u64>,
     /// Output tokens spent on reasoning (a part of `output`).
     pub reasoning_output: Option<u64>,
-}
-
-/// Time per output token after the first, as OpenTelemetry's
-/// `gen_ai.server.time_per_output_token` defines it: the time from the first
-/// byte of the body to its end, over the output tokens after the first.
-pub fn time_per_output_token(first_byte: std::time::Duration, end: std::time::Duration, output: u64) -> Option<u64> {
-    let after_first = output.checked_sub(1).filter(|&n| n > 0)?;
-    let streaming = end.checked_sub(first_byte)?;
-    u64::try_from(streaming.as_millis() / u128::from(after_first)).ok()
 }
 
 /// How the response body is framed.
@@ -258,7 +249,7 @@ enum Details {
 
 /// What the member whose value comes next means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Member {
+enum KeyMeaning {
     Other,
     /// `usage`, at any depth outside another `usage`.
     Usage,
@@ -319,7 +310,7 @@ struct JsonScan {
     key_len: u8,
     /// The key had an escape or was longer than [`KEY_CAPACITY`]: it matches nothing.
     key_unusual: bool,
-    member: Member,
+    member: KeyMeaning,
     /// The depth of the members of the `usage` object being read (0: none).
     usage_depth: u8,
     /// The depth of the members of the details object being read (0: none).
@@ -344,7 +335,7 @@ impl Default for JsonScan {
             key: [0; KEY_CAPACITY],
             key_len: 0,
             key_unusual: false,
-            member: Member::Other,
+            member: KeyMeaning::Other,
             usage_depth: 0,
             details_depth: 0,
             details: Details::Cached,
@@ -419,7 +410,7 @@ impl JsonScan {
                 let key = self.key;
                 let key = key.get(..usize::from(self.key_len)).unwrap_or_default();
                 self.member = if self.key_unusual {
-                    Member::Other
+                    KeyMeaning::Other
                 } else {
                     self.meaning(key)
                 };
@@ -436,31 +427,31 @@ impl JsonScan {
     }
 
     /// What the key just read means where it stands.
-    fn meaning(&self, key: &[u8]) -> Member {
+    fn meaning(&self, key: &[u8]) -> KeyMeaning {
         if self.depth == self.details_depth {
             return match (self.details, key) {
-                (Details::Cached, b"cached_tokens") => Member::Count(Field::CachedTokens),
-                (Details::Reasoning, b"reasoning_tokens") => Member::Count(Field::ReasoningTokens),
-                _ => Member::Other,
+                (Details::Cached, b"cached_tokens") => KeyMeaning::Count(Field::CachedTokens),
+                (Details::Reasoning, b"reasoning_tokens") => KeyMeaning::Count(Field::ReasoningTokens),
+                _ => KeyMeaning::Other,
             };
         }
         if self.depth == self.usage_depth {
             return match key {
-                b"prompt_tokens" => Member::Count(Field::PromptTokens),
-                b"completion_tokens" => Member::Count(Field::CompletionTokens),
-                b"input_tokens" => Member::Count(Field::InputTokens),
-                b"output_tokens" => Member::Count(Field::OutputTokens),
-                b"cache_read_input_tokens" => Member::Count(Field::CacheRead),
-                b"cache_creation_input_tokens" => Member::Count(Field::CacheCreation),
-                b"prompt_tokens_details" | b"input_tokens_details" => Member::Details(Details::Cached),
-                b"completion_tokens_details" | b"output_tokens_details" => Member::Details(Details::Reasoning),
-                _ => Member::Other,
+                b"prompt_tokens" => KeyMeaning::Count(Field::PromptTokens),
+                b"completion_tokens" => KeyMeaning::Count(Field::CompletionTokens),
+                b"input_tokens" => KeyMeaning::Count(Field::InputTokens),
+                b"output_tokens" => KeyMeaning::Count(Field::OutputTokens),
+                b"cache_read_input_tokens" => KeyMeaning::Count(Field::CacheRead),
+                b"cache_creation_input_tokens" => KeyMeaning::Count(Field::CacheCreation),
+                b"prompt_tokens_details" | b"input_tokens_details" => KeyMeaning::Details(Details::Cached),
+                b"completion_tokens_details" | b"output_tokens_details" => KeyMeaning::Details(Details::Reasoning),
+                _ => KeyMeaning::Other,
             };
         }
         match key {
-            b"usage" if self.usage_depth == 0 => Member::Usage,
-            b"choices" if self.depth == 1 => Member::Choices,
-            _ => Member::Other,
+            b"usage" if self.usage_depth == 0 => KeyMeaning::Usage,
+            b"choices" if self.depth == 1 => KeyMeaning::Choices,
+            _ => KeyMeaning::Other,
         }
     }
 
@@ -527,7 +518,7 @@ impl JsonScan {
     }
 
     fn value_start(&mut self, b: u8) {
-        let member = std::mem::replace(&mut self.member, Member::Other);
+        let member = std::mem::replace(&mut self.member, KeyMeaning::Other);
         match b {
             b'{' | b'[' => {
                 if self.depth >= MAX_DEPTH {
@@ -539,11 +530,11 @@ impl JsonScan {
                 if b == b'{' {
                     self.state = State::ObjectFirst;
                     match member {
-                        Member::Usage => {
+                        KeyMeaning::Usage => {
                             self.usage_depth = self.depth;
                             self.top_usage |= self.depth == 2;
                         }
-                        Member::Details(details) => {
+                        KeyMeaning::Details(details) => {
                             self.details_depth = self.depth;
                             self.details = details;
                         }
@@ -553,7 +544,7 @@ impl JsonScan {
                     self.state = State::ArrayFirst;
                     // The first `choices` decides, so the verdict cannot turn
                     // once given (and is the same however the body is split).
-                    if member == Member::Choices && self.choices == Choices::Unseen {
+                    if member == KeyMeaning::Choices && self.choices == Choices::Unseen {
                         self.choices = Choices::Opening;
                     }
                 }
@@ -562,7 +553,7 @@ impl JsonScan {
             b'0'..=b'9' | b'-' => {
                 self.state = State::Number;
                 self.number_field = match member {
-                    Member::Count(field) => Some(field),
+                    KeyMeaning::Count(field) => Some(field),
                     _ => None,
                 };
                 self.number_unusual = b == b'-';
@@ -1044,15 +1035,6 @@ mod tests {
             &[br#"{"usage":{"prompt_tokens":-3,"completion_tokens":2.5,"input_tokens":99999999999999999999999}}"#],
         );
         assert_eq!((got.input, got.output), (Some(u64::MAX), None));
-    }
-
-    #[test]
-    fn time_per_output_token_counts_the_tokens_after_the_first() {
-        let ms = std::time::Duration::from_millis;
-        assert_eq!(time_per_output_token(ms(100), ms(1100), 11), Some(100));
-        assert_eq!(time_per_output_token(ms(100), ms(1100), 1), None);
-        assert_eq!(time_per_output_token(ms(100), ms(1100), 0), None);
-        assert_eq!(time_per_output_token(ms(200), ms(100), 5), None);
     }
 
     #[test]

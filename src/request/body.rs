@@ -134,7 +134,8 @@ impl BodyEdit {
 
     pub fn with_model(self, span: Range<usize>, model: &str) -> BodyEdit {
         let mut json = Vec::with_capacity(model.len() + 2);
-        write_json_string(&mut json, model);
+        // Writing a string into memory cannot fail.
+        let _ = serde_json::to_writer(&mut json, model);
         self.with(span, json)
     }
 
@@ -197,23 +198,6 @@ impl BodyEdit {
     }
 }
 
-/// Appends `value` as a JSON string literal.
-pub fn write_json_string(out: &mut Vec<u8>, value: &str) {
-    out.push(b'"');
-    for &b in value.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
-}
-
 struct Scanner<'b> {
     bytes: &'b [u8],
     pos: usize,
@@ -221,7 +205,7 @@ struct Scanner<'b> {
 
 /// The top-level members whose values the scanner notes.
 #[derive(Clone, Copy)]
-enum Member {
+enum NotedKey {
     Other,
     Stream,
     Options,
@@ -257,7 +241,7 @@ impl<'b> Scanner<'b> {
         let mut stream = false;
         let mut include_usage = IncludeUsage::NoOptions;
         // The value about to be read is that of this member.
-        let mut member = Member::Other;
+        let mut member = NotedKey::Other;
         // Inside the top-level `stream_options` object.
         let mut in_options = false;
         // One bit per open container, 1 for an object: depth is bounded, so
@@ -272,23 +256,23 @@ impl<'b> Scanner<'b> {
                     let Some(b) = self.peek() else {
                         return Err(self.syntax("a value"));
                     };
-                    let value_of = std::mem::replace(&mut member, Member::Other);
+                    let value_of = std::mem::replace(&mut member, NotedKey::Other);
                     match value_of {
-                        Member::Other => {}
-                        Member::Stream => stream = self.bytes.get(self.pos..self.pos + 4) == Some(b"true"),
-                        Member::Options if b == b'{' => {
+                        NotedKey::Other => {}
+                        NotedKey::Stream => stream = self.bytes.get(self.pos..self.pos + 4) == Some(b"true"),
+                        NotedKey::Options if b == b'{' => {
                             include_usage = IncludeUsage::Missing {
                                 open: self.pos,
                                 empty: true,
                             };
                             in_options = true;
                         }
-                        Member::Options => include_usage = IncludeUsage::Untouchable,
-                        Member::IncludeUsage if self.bytes.get(self.pos..self.pos + 4) == Some(b"true") => {
+                        NotedKey::Options => include_usage = IncludeUsage::Untouchable,
+                        NotedKey::IncludeUsage if self.bytes.get(self.pos..self.pos + 4) == Some(b"true") => {
                             include_usage = IncludeUsage::True;
                         }
-                        Member::IncludeUsage if b == b'{' || b == b'[' => include_usage = IncludeUsage::Untouchable,
-                        Member::IncludeUsage => {
+                        NotedKey::IncludeUsage if b == b'{' || b == b'[' => include_usage = IncludeUsage::Untouchable,
+                        NotedKey::IncludeUsage => {
                             let start = self.pos;
                             self.scalar()?;
                             include_usage = IncludeUsage::Other { span: start..self.pos };
@@ -357,19 +341,19 @@ impl<'b> Scanner<'b> {
                         expect = Expect::Separator;
                     } else {
                         member = match depth {
-                            1 if key.is(self.bytes, "stream") => Member::Stream,
-                            1 if key.is(self.bytes, "stream_options") => Member::Options,
+                            1 if key.is(self.bytes, "stream") => NotedKey::Stream,
+                            1 if key.is(self.bytes, "stream_options") => NotedKey::Options,
                             2 if in_options => {
                                 if let IncludeUsage::Missing { empty, .. } = &mut include_usage {
                                     *empty = false;
                                 }
                                 if key.is(self.bytes, "include_usage") {
-                                    Member::IncludeUsage
+                                    NotedKey::IncludeUsage
                                 } else {
-                                    Member::Other
+                                    NotedKey::Other
                                 }
                             }
-                            _ => Member::Other,
+                            _ => NotedKey::Other,
                         };
                         expect = Expect::Value;
                     }

@@ -3,10 +3,9 @@
 //! sends, so made-up model names cannot multiply the series.
 //!
 //! Envoy keeps Wasm counters under `wasmcustom.` and strips that in
-//! `/stats/prometheus`; the `stats_tags` in envoy/envoy.yaml turn the
-//! `.route.<r>.provider.<p>` and `.code.<c>` parts of a name into labels.
-
-use crate::decision::ErrorKind;
+//! `/stats/prometheus`; the [`STATS_TAGS`] that the generator writes into
+//! the bootstrap turn the `.route.<r>.provider.<p>` and `.code.<c>` parts of
+//! a name into labels.
 
 pub const REQUESTS: &str = "llm_router_requests_total";
 pub const BODY_BYTES: &str = "llm_router_request_body_bytes_total";
@@ -21,43 +20,26 @@ pub const TIME_PER_OUTPUT_TOKEN: &str = "llm_router_time_per_output_token_ms";
 
 /// Per deployment of a group, counted by the upstream filter: attempts
 /// sent, attempts that failed (429, 5xx, or no answer), and attempts that
-/// were a failover (a retry landing there). Indexed by the `ATTEMPT_*`s.
+/// were a failover (a retry landing there).
 pub const ATTEMPT_COUNTERS: [&str; 3] = [
     "llm_router_attempts_total",
     "llm_router_attempt_failures_total",
     "llm_router_failovers_total",
 ];
-pub const ATTEMPT_SENT: usize = 0;
-pub const ATTEMPT_FAILED: usize = 1;
-pub const ATTEMPT_FAILOVER: usize = 2;
 
 /// `<counter>.deployment.<id>`.
 pub fn deployment_counter(counter: &str, id: &str) -> String {
     format!("{counter}.deployment.{}", stat_safe(id))
 }
 
-/// The `type` label of [`TOKENS`], in the order of [`token_counts`].
+/// The `type` label of [`TOKENS`], in the order of
+/// [`crate::response::outcome::Outcome::tokens`].
 pub const TOKEN_TYPES: [&str; 4] = ["input", "output", "cached_input", "reasoning_output"];
-
-/// A usage's counts in [`TOKEN_TYPES`] order.
-pub fn token_counts(usage: &crate::usage::Usage) -> [Option<u64>; 4] {
-    [usage.input, usage.output, usage.cached_input, usage.reasoning_output]
-}
 
 /// `<counter>.route.<model_name>.provider.<provider>.type.<type>`.
 pub fn typed_route_counter(counter: &str, model_name: &str, provider: &str, kind: &str) -> String {
     format!("{}.type.{kind}", route_counter(counter, model_name, provider))
 }
-
-/// The error codes, in one fixed order (an index per code).
-pub const ERROR_KINDS: [ErrorKind; 6] = [
-    ErrorKind::InvalidApiKey,
-    ErrorKind::ModelNotFound,
-    ErrorKind::InvalidRequest,
-    ErrorKind::RequestTooLarge,
-    ErrorKind::UnsupportedMediaType,
-    ErrorKind::ProviderUnavailable,
-];
 
 /// `<counter>.route.<model_name>.provider.<provider>`.
 pub fn route_counter(counter: &str, model_name: &str, provider: &str) -> String {
@@ -69,9 +51,22 @@ pub fn route_counter(counter: &str, model_name: &str, provider: &str) -> String 
 }
 
 /// `llm_router_local_replies_total.code.<code>`.
-pub fn reply_counter(kind: ErrorKind) -> String {
-    format!("{LOCAL_REPLIES}.code.{}", kind.code())
+pub fn reply_counter(code: &str) -> String {
+    format!("{LOCAL_REPLIES}.code.{code}")
 }
+
+/// Envoy's `stats_tags` for the names above: (tag, regex), the first
+/// capture group the part removed from the name, the second the value.
+pub const STATS_TAGS: [(&str, &str); 5] = [
+    ("route", r"^wasmcustom\.llm_router_\w+(\.route\.(.+?))\.provider\."),
+    (
+        "provider",
+        r"^wasmcustom\.llm_router_\w+\.route\..+?(\.provider\.([^.]+))(?:\.type\.\w+)?$",
+    ),
+    ("type", r"^wasmcustom\.llm_router_tokens_total\..+(\.type\.(\w+))$"),
+    ("code", r"^wasmcustom\.llm_router_local_replies_total(\.code\.(\w+))$"),
+    ("deployment", r"^wasmcustom\.llm_router_\w+(\.deployment\.([^.]+))$"),
+];
 
 /// Envoy stat names are `.`-separated tokens: keep a label value to one
 /// token of printable characters so the tag rules can find its end.
@@ -107,7 +102,7 @@ mod tests {
             "llm_router_tokens_total.route.groq/*.provider.groq.type.input"
         );
         assert_eq!(
-            reply_counter(ErrorKind::ModelNotFound),
+            reply_counter("model_not_found"),
             "llm_router_local_replies_total.code.model_not_found"
         );
     }

@@ -1,0 +1,300 @@
+//! Plugin configuration: LiteLLM's `model_list` shape in, a validated and
+//! compiled [`Config`] out. Everything that can be checked is checked here,
+//! once, so the request path only looks things up.
+//!
+//! `raw` is the document as serde reads it, `providers` the provider
+//! table, `deployment` one `model_list` entry, `settings` the sections
+//! around it, `values` LiteLLM's `os.environ/` values; [`Warning`]s say
+//! what was accepted but not acted on.
+
+mod deployment;
+mod providers;
+mod raw;
+mod settings;
+mod values;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::model::{Secret, Target, Upstream};
+use crate::route::families::Families;
+use crate::route::{Router, RouterError, RouterParts};
+
+pub use providers::AZURE_DEFAULT_API_VERSION;
+pub use values::env_var;
+
+/// The default body limit (32 MiB): LLM requests with images are large.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+
+/// The whole compiled configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub router: Router,
+    pub master_key: Option<Secret>,
+    pub cluster_header: String,
+    pub max_body_bytes: usize,
+    /// Add `stream_options.include_usage` to streamed chat and completion
+    /// requests that lack it, so their usage can be counted (the chunk it
+    /// brings is removed from what the client gets).
+    pub inject_stream_usage: bool,
+    /// How Envoy retries and cools down a group's deployments.
+    pub failover: Failover,
+    /// The `GET /v1/models` answer, built once.
+    pub models_reply: Vec<u8>,
+    /// Non-fatal findings to log once (never containing a secret).
+    pub warnings: Vec<Warning>,
+    /// Every `api_base` given as `os.environ/NAME`: an Envoy bootstrap
+    /// needs these addresses when it is written.
+    pub env_addresses: Vec<EnvAddress>,
+}
+
+/// An `api_base` read from the environment, at its document path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvAddress {
+    pub path: String,
+    /// The entry, named for people: `model_list[0] (model_name `a`)`.
+    pub at: String,
+    pub variable: String,
+}
+
+impl Config {
+    /// Every upstream a request is sent to directly, with its cluster name,
+    /// once each, sorted by cluster: what the Envoy bootstrap must define
+    /// besides the groups' clusters, which carry their own endpoints.
+    pub fn upstreams(&self) -> Vec<(&str, &Upstream)> {
+        let mut upstreams: BTreeMap<&str, &Upstream> = BTreeMap::new();
+        for endpoint in self.router.endpoints() {
+            upstreams.entry(&endpoint.cluster).or_insert(&endpoint.upstream);
+        }
+        upstreams.into_iter().collect()
+    }
+}
+
+/// LiteLLM's retry and cooldown settings (`router_settings`), which the
+/// Envoy bootstrap turns into a group route's retry policy and its
+/// cluster's outlier detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failover {
+    /// Attempts after the first.
+    pub num_retries: u32,
+    /// Failures in a row that take a deployment out.
+    pub allowed_fails: u32,
+    /// How long it stays out.
+    pub cooldown_seconds: f64,
+}
+
+/// LiteLLM's defaults (`litellm/constants.py`).
+pub const DEFAULT_NUM_RETRIES: u32 = 2;
+pub const DEFAULT_ALLOWED_FAILS: u32 = 3;
+pub const DEFAULT_COOLDOWN_SECONDS: f64 = 5.0;
+
+/// A configuration that cannot be used. `at` names the entry for people;
+/// `path` is where it sits in the document (`model_list[2].litellm_params.model`),
+/// for a tool to point at the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub at: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "llm-router configuration: {}: {}", self.at, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(path: impl Into<String>, at: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        at: at.into(),
+        problem: problem.into(),
+    }
+}
+
+/// An error about a key, where the path and the name are one.
+fn key_error(key: &str, problem: impl Into<String>) -> ConfigError {
+    error(key, key, problem)
+}
+
+/// Something accepted but not acted on as written, at its document path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Where it is in the document (`model_list[0].litellm_params.rpm`),
+    /// for a tool to point at the line.
+    pub path: String,
+    pub kind: WarningKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarningKind {
+    /// A key llm-router does not read. It is not acted on, and the
+    /// generator does not carry it into Envoy's configuration.
+    Ignored,
+    /// A value llm-router reads but takes otherwise than LiteLLM would; the
+    /// text says how.
+    NotAsWritten(String),
+    /// An environment variable the entry needs is unset in the VM: its
+    /// requests get 503 until it is set.
+    UnsetVariable { entry: String, variable: String },
+    /// The master key is one of LiteLLM's documented example keys.
+    PublicMasterKey,
+}
+
+impl Warning {
+    fn new(path: impl Into<String>, kind: WarningKind) -> Warning {
+        Warning {
+            path: path.into(),
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = &self.path;
+        match &self.kind {
+            WarningKind::Ignored if path == "litellm_settings.master_key" => {
+                write!(f, "{path} is ignored (the client key is general_settings.master_key)")
+            }
+            WarningKind::Ignored if !path.contains(['.', '[']) => {
+                write!(f, "{path} is ignored (llm-router does not read this section)")
+            }
+            WarningKind::Ignored => write!(f, "{path} is ignored"),
+            WarningKind::NotAsWritten(how) => write!(f, "{path}: {how}"),
+            WarningKind::UnsetVariable { entry, variable } => write!(
+                f,
+                "{entry}: environment variable `{variable}` is not set in the Wasm VM; requests for this route get 503 until it is"
+            ),
+            WarningKind::PublicMasterKey => write!(
+                f,
+                "{path} is a publicly known example key (such as sk-1234): anyone can use this router; set a long random key"
+            ),
+        }
+    }
+}
+
+/// What the document is: the filter's own configuration, where a top-level
+/// key it does not know is a mistake; or a LiteLLM `config.yaml`, whose
+/// other sections (`environment_variables`, …) are LiteLLM's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    Plugin,
+    LiteLlm,
+}
+
+/// Parses and compiles the plugin configuration. `env` resolves
+/// `os.environ/NAME` (the VM's environment in Envoy, a map in tests).
+pub fn compile(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    compile_document(json, Document::Plugin, env)
+}
+
+/// [`compile`] for either kind of document.
+pub fn compile_document(
+    json: &[u8],
+    document: Document,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let (raw, ignored) = raw::parse(json, document)?;
+    let mut warnings: Vec<Warning> = ignored
+        .into_iter()
+        .map(|path| Warning::new(path, WarningKind::Ignored))
+        .collect();
+    let providers = providers::provider_table(raw.providers)?;
+    let general = settings::general(raw.general_settings, env, &mut warnings)?;
+    let router_settings = settings::router(raw.router_settings, &mut warnings)?;
+    let cluster_header = settings::cluster_header(raw.cluster_header)?;
+    let max_body_bytes = match raw.max_body_bytes {
+        None => DEFAULT_MAX_BODY_BYTES,
+        Some(0) => return Err(key_error("max_body_bytes", "must be greater than 0")),
+        Some(n) => n,
+    };
+
+    if raw.model_list.is_empty() {
+        return Err(key_error("model_list", "is empty; add at least one deployment"));
+    }
+    let mut deployments = Vec::with_capacity(raw.model_list.len());
+    let mut entries_of_name: HashMap<String, usize> = HashMap::new();
+    let mut env_addresses = Vec::new();
+    for (index, entry) in raw.model_list.into_iter().enumerate() {
+        let nth = entries_of_name.entry(entry.model_name.clone()).or_default();
+        *nth += 1;
+        let deployment = deployment::compile_deployment(entry, index, *nth, &providers, env, &mut env_addresses)?;
+        if let Target::Unavailable(unavailable) = &deployment.target {
+            let path = format!("model_list[{index}]");
+            let entry = format!("{path} (model_name `{}`)", deployment.model_name);
+            let variable = unavailable.variable.clone();
+            warnings.push(Warning::new(path, WarningKind::UnsetVariable { entry, variable }));
+        }
+        deployments.push(deployment);
+    }
+    // A deployment that forwards to the request's own provider needs every
+    // provider's default endpoint, with its conventional key.
+    let passthrough = deployments.iter().any(|d| d.target == Target::RequestProvider);
+    let provider_endpoints = match passthrough {
+        true => providers::default_endpoints(&providers, env)?,
+        false => BTreeMap::new(),
+    };
+    let families = providers.values().flat_map(|p| {
+        p.model_families
+            .iter()
+            .map(move |family| (family.as_str(), p.name.as_str()))
+    });
+    let mut member_warnings = Vec::new();
+    let router = Router::new(
+        RouterParts {
+            deployments,
+            provider_endpoints,
+            known_providers: providers.keys().cloned().collect(),
+            families: Families::new(families),
+            aliases: router_settings.aliases,
+            fallbacks: router_settings.fallbacks,
+            default_timeouts: router_settings.default_timeouts,
+        },
+        &mut member_warnings,
+    )
+    .map_err(router_error)?;
+    warnings.extend(
+        member_warnings
+            .into_iter()
+            .map(|(index, text)| Warning::new(format!("model_list[{index}]"), WarningKind::NotAsWritten(text))),
+    );
+    let models_reply = router.models_reply();
+    Ok(Config {
+        router,
+        master_key: general.master_key,
+        cluster_header,
+        max_body_bytes,
+        inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
+        failover: router_settings.failover,
+        models_reply,
+        warnings,
+        env_addresses,
+    })
+}
+
+fn router_error(e: RouterError) -> ConfigError {
+    match e {
+        RouterError::Alias(alias) => error(
+            format!("router_settings.model_group_alias.{}", alias.name),
+            format!("router_settings.model_group_alias `{}`", alias.name),
+            format!(
+                "its target `{}` matches no model_name (an alias routes as its target)",
+                alias.target
+            ),
+        ),
+        RouterError::Fallback { index, group, problem } => error(
+            format!("router_settings.fallbacks[{index}].{group}"),
+            format!("router_settings.fallbacks[{index}]"),
+            problem,
+        ),
+        RouterError::Member { index, problem } => {
+            error(format!("model_list[{index}]"), format!("model_list[{index}]"), problem)
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

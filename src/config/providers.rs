@@ -1,0 +1,303 @@
+//! The provider table: LiteLLM's providers with their default addresses,
+//! key variables and model families, as data; `providers` in the
+//! configuration overrides or extends it.
+
+use std::collections::BTreeMap;
+
+use crate::config::deployment::endpoint;
+use crate::config::raw::RawProvider;
+use crate::config::values::{check_header_value, Resolved};
+use crate::config::{error, key_error, ConfigError};
+use crate::model::{ApiBase, AuthStyle, Credentials, Endpoint, PathStyle, Provider, Secret, Unavailable};
+
+/// A built-in provider.
+struct Builtin {
+    name: &'static str,
+    api_base: Option<&'static str>,
+    auth: AuthStyle,
+    api_key_env: &'static str,
+    key_optional: bool,
+    families: &'static [&'static str],
+}
+
+const fn openai_compatible(name: &'static str, api_base: &'static str, api_key_env: &'static str) -> Builtin {
+    Builtin {
+        name,
+        api_base: Some(api_base),
+        auth: AuthStyle::Bearer,
+        api_key_env,
+        key_optional: false,
+        families: &[],
+    }
+}
+
+const fn with_families(builtin: Builtin, families: &'static [&'static str]) -> Builtin {
+    Builtin { families, ..builtin }
+}
+
+/// Self-hosted OpenAI-compatible servers: an `api_base` per deployment, a
+/// key only if the server was started with one.
+const fn self_hosted(name: &'static str, api_key_env: &'static str) -> Builtin {
+    Builtin {
+        name,
+        api_base: None,
+        auth: AuthStyle::Bearer,
+        api_key_env,
+        key_optional: true,
+        families: &[],
+    }
+}
+
+/// The built-in provider table, with LiteLLM's names and key variables.
+const BUILTIN_PROVIDERS: &[Builtin] = &[
+    with_families(
+        openai_compatible("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+        &[
+            "gpt-*",
+            "o1*",
+            "o3*",
+            "o4*",
+            "chatgpt-*",
+            "text-embedding-*",
+            "omni-moderation-*",
+            "text-moderation-*",
+            "dall-e-*",
+            "gpt-image-*",
+            "whisper-*",
+            "tts-*",
+            "davinci-*",
+            "babbage-*",
+        ],
+    ),
+    Builtin {
+        name: "anthropic",
+        api_base: Some("https://api.anthropic.com/v1"),
+        auth: AuthStyle::AnthropicKey,
+        api_key_env: "ANTHROPIC_API_KEY",
+        key_optional: false,
+        families: &["claude-*"],
+    },
+    Builtin {
+        name: "azure",
+        api_base: None,
+        auth: AuthStyle::AzureKey,
+        api_key_env: "AZURE_API_KEY",
+        key_optional: false,
+        families: &[],
+    },
+    with_families(
+        openai_compatible(
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+            "GEMINI_API_KEY",
+        ),
+        &["gemini-*", "gemma-*"],
+    ),
+    openai_compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    with_families(
+        openai_compatible("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),
+        &[
+            "mistral-*",
+            "codestral-*",
+            "open-mistral-*",
+            "open-mixtral-*",
+            "ministral-*",
+            "pixtral-*",
+            "magistral-*",
+            "devstral-*",
+        ],
+    ),
+    with_families(
+        openai_compatible("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+        &["deepseek-*"],
+    ),
+    with_families(
+        openai_compatible("xai", "https://api.x.ai/v1", "XAI_API_KEY"),
+        &["grok-*"],
+    ),
+    openai_compatible("together_ai", "https://api.together.xyz/v1", "TOGETHERAI_API_KEY"),
+    openai_compatible(
+        "fireworks_ai",
+        "https://api.fireworks.ai/inference/v1",
+        "FIREWORKS_AI_API_KEY",
+    ),
+    openai_compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    openai_compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY"),
+    openai_compatible("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"),
+    self_hosted("hosted_vllm", "HOSTED_VLLM_API_KEY"),
+    self_hosted("lm_studio", "LM_STUDIO_API_KEY"),
+];
+
+/// Built-in providers not sent `stream_options`: Mistral reports usage in
+/// its last chunk unasked, and its API is strict about parameters.
+const NO_STREAM_OPTIONS: &[&str] = &["mistral"];
+
+/// LiteLLM providers a key swap cannot serve, and what to use instead.
+pub(super) const REFUSED_PROVIDERS: &[(&[&str], &str)] = &[
+    (
+        &["bedrock", "bedrock_converse", "sagemaker", "sagemaker_chat"],
+        "AWS signs every request with SigV4 (a signature over the body and the time), which a filter that swaps keys cannot do; use Bedrock's OpenAI-compatible endpoint as `openai/<model>` with `api_base: https://bedrock-runtime.<region>.amazonaws.com/openai/v1` and a Bedrock API key",
+    ),
+    (
+        &["vertex_ai", "vertex_ai_beta"],
+        "Vertex AI takes short-lived Google OAuth tokens, not an API key; use `gemini/<model>` with a Gemini API key, or Vertex's OpenAI-compatible endpoint as `openai/<model>` with its `api_base`",
+    ),
+    (
+        &["ollama", "ollama_chat"],
+        "Ollama's native API (/api/chat, /api/generate) takes another request shape; use Ollama's OpenAI-compatible endpoint as `hosted_vllm/<model>` (or `openai/<model>`) with `api_base: http://<host>:11434/v1`",
+    ),
+    (
+        &["watsonx", "watsonx_text"],
+        "watsonx takes IAM tokens exchanged from an API key, not the key itself; serve it through a LiteLLM proxy for now",
+    ),
+];
+
+/// The `api-version` Azure gets when neither the deployment nor
+/// `AZURE_API_VERSION` names one: LiteLLM 1.110's default.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2025-02-01-preview";
+
+/// Each provider's own endpoint with its conventional key, for a
+/// `model: "*"` deployment that forwards to the request's own provider.
+pub(super) fn default_endpoints(
+    providers: &BTreeMap<String, Provider>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, Result<Endpoint, Unavailable>>, ConfigError> {
+    let mut endpoints = BTreeMap::new();
+    for provider in providers.values() {
+        let Some(api_base) = &provider.api_base else {
+            continue;
+        };
+        let reach = match default_credentials(provider, env)? {
+            Resolved::Value(credentials) => Ok(endpoint(provider, api_base.clone(), None, credentials, env)),
+            Resolved::Unset(variable) => Err(Unavailable {
+                provider: provider.clone(),
+                variable,
+            }),
+        };
+        endpoints.insert(provider.name.clone(), reach);
+    }
+    Ok(endpoints)
+}
+
+/// The key of a deployment that names none: the provider's conventional
+/// variable, as in LiteLLM; a self-hosted server without it gets no key.
+pub(super) fn default_credentials(
+    provider: &Provider,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved<Credentials>, ConfigError> {
+    let at = format!("environment variable {}", provider.api_key_env);
+    match env(&provider.api_key_env) {
+        Some(key) if !key.is_empty() => {
+            check_header_value(&key, &at, &at)?;
+            Ok(Resolved::Value(credential_headers(provider.auth, key)))
+        }
+        _ if provider.key_optional => Ok(Resolved::Value(Vec::new())),
+        _ => Ok(Resolved::Unset(provider.api_key_env.clone())),
+    }
+}
+
+/// Sent to Anthropic with its key, as its API requires.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The headers that carry `key` upstream. All are kept as [`Secret`]s, so a
+/// `Debug` of the configuration never shows a key.
+pub(super) fn credential_headers(auth: AuthStyle, key: String) -> Credentials {
+    match auth {
+        AuthStyle::Bearer => vec![("authorization", Secret::new(format!("Bearer {key}")))],
+        AuthStyle::AnthropicKey => vec![
+            ("x-api-key", Secret::new(key)),
+            ("anthropic-version", Secret::new(ANTHROPIC_VERSION.to_owned())),
+        ],
+        AuthStyle::AzureKey => vec![("api-key", Secret::new(key))],
+    }
+}
+
+fn builtin_provider(builtin: &Builtin) -> Provider {
+    Provider {
+        name: builtin.name.to_owned(),
+        cluster: builtin.name.to_owned(),
+        api_base: builtin.api_base.and_then(ApiBase::parse),
+        auth: builtin.auth,
+        path_style: match builtin.auth {
+            AuthStyle::AzureKey => PathStyle::AzureDeployments,
+            _ => PathStyle::OpenAi,
+        },
+        api_key_env: builtin.api_key_env.to_owned(),
+        key_optional: builtin.key_optional,
+        inject_stream_usage: !NO_STREAM_OPTIONS.contains(&builtin.name),
+        model_families: builtin.families.iter().map(|&f| f.to_owned()).collect(),
+    }
+}
+
+pub(super) fn provider_table(
+    overrides: BTreeMap<String, RawProvider>,
+) -> Result<BTreeMap<String, Provider>, ConfigError> {
+    let mut table: BTreeMap<String, Provider> = BUILTIN_PROVIDERS
+        .iter()
+        .map(|builtin| (builtin.name.to_owned(), builtin_provider(builtin)))
+        .collect();
+    for (name, raw) in overrides {
+        let path = format!("providers.{name}");
+        if name.is_empty() || name.contains('/') || name.contains('*') {
+            return Err(key_error(
+                &path,
+                "a provider name may not be empty or contain `/` or `*`",
+            ));
+        }
+        let api_base = match raw.api_base {
+            Some(url) => Some(ApiBase::parse(&url).ok_or_else(|| {
+                error(
+                    format!("{path}.api_base"),
+                    &path,
+                    format!("api_base `{url}` is not an http(s) URL (`https://host[:port][/path]`)"),
+                )
+            })?),
+            None => None,
+        };
+        let provider = match table.remove(&name) {
+            Some(builtin) => Provider {
+                cluster: raw.cluster.unwrap_or(builtin.cluster),
+                api_base: api_base.or(builtin.api_base),
+                auth: raw.auth.unwrap_or(builtin.auth),
+                api_key_env: raw.api_key_env.unwrap_or(builtin.api_key_env),
+                inject_stream_usage: raw.inject_stream_usage.unwrap_or(builtin.inject_stream_usage),
+                model_families: raw.model_families.unwrap_or(builtin.model_families),
+                ..builtin
+            },
+            None => Provider {
+                cluster: raw.cluster.unwrap_or_else(|| name.clone()),
+                api_base: Some(api_base.ok_or_else(|| {
+                    key_error(
+                        &path,
+                        "a new provider needs `api_base`, e.g. \"https://api.example.com/v1\"",
+                    )
+                })?),
+                auth: raw.auth.unwrap_or(AuthStyle::Bearer),
+                path_style: PathStyle::OpenAi,
+                api_key_env: raw
+                    .api_key_env
+                    .unwrap_or_else(|| format!("{}_API_KEY", name.to_ascii_uppercase())),
+                key_optional: false,
+                inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
+                model_families: raw.model_families.unwrap_or_default(),
+                name: name.clone(),
+            },
+        };
+        if provider.cluster.is_empty() || provider.cluster.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(error(
+                format!("{path}.cluster"),
+                &path,
+                format!("cluster `{}` is not a valid Envoy cluster name", provider.cluster),
+            ));
+        }
+        if let Some(family) = provider.model_families.iter().find(|f| f.is_empty()) {
+            return Err(error(
+                format!("{path}.model_families"),
+                &path,
+                format!("model family `{family}` is empty"),
+            ));
+        }
+        table.insert(name, provider);
+    }
+    Ok(table)
+}

@@ -1,0 +1,202 @@
+//! LiteLLM's `config.yaml` shapes, as serde reads them. Only the keys
+//! llm-router acts on are fields: every other key is reported by the
+//! compiler as ignored (with its document path), never carried.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::{error, ConfigError, Document};
+use crate::model::AuthStyle;
+
+#[derive(Deserialize)]
+pub(super) struct RawConfig {
+    pub model_list: Vec<RawDeployment>,
+    #[serde(default)]
+    pub general_settings: RawGeneralSettings,
+    #[serde(default)]
+    pub router_settings: RawRouterSettings,
+    /// Known, so not a mistake in the plugin configuration; its keys are
+    /// each reported as ignored.
+    #[serde(default, rename = "litellm_settings")]
+    pub _litellm_settings: RawLitellmSettings,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    pub cluster_header: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub inject_stream_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawDeployment {
+    pub model_name: String,
+    pub litellm_params: RawParams,
+    #[serde(default)]
+    pub model_info: RawModelInfo,
+}
+
+/// LiteLLM's metadata about the model: of it only the deployment's `id`
+/// (its name in metrics and the response header) matters here; cost and
+/// context window are not routing.
+#[derive(Deserialize, Default)]
+pub(super) struct RawModelInfo {
+    pub id: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawParams {
+    pub model: String,
+    pub api_key: Option<String>,
+    pub api_base: Option<String>,
+    pub api_version: Option<String>,
+    /// A group's traffic shares: `weight`, else `rpm`, else `tpm` (LiteLLM's simple-shuffle).
+    pub weight: Option<f64>,
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+    /// Lower first; a higher order only when every lower one is out.
+    pub order: Option<u32>,
+    /// Seconds an attempt may take to answer; `stream_timeout` for a
+    /// streamed request.
+    pub timeout: Option<f64>,
+    pub stream_timeout: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawGeneralSettings {
+    pub master_key: Option<String>,
+}
+
+/// LiteLLM's SDK settings: a section llm-router knows, none of whose keys
+/// it acts on yet (each is reported as ignored).
+#[derive(Deserialize, Default)]
+pub(super) struct RawLitellmSettings {}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawRouterSettings {
+    #[serde(default)]
+    pub model_group_alias: BTreeMap<String, RawAlias>,
+    pub num_retries: Option<u32>,
+    /// `[{"gpt-4o": ["claude-sonnet"]}]`: where a group's requests go when
+    /// all of its deployments fail.
+    #[serde(default)]
+    pub fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+    pub allowed_fails: Option<u32>,
+    pub cooldown_time: Option<f64>,
+    pub timeout: Option<f64>,
+    pub stream_timeout: Option<f64>,
+    pub routing_strategy: Option<String>,
+}
+
+/// LiteLLM's two spellings: `"gpt-4": "gpt-4o"` or `{"model": …, "hidden": true}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawAlias {
+    Target(String),
+    Entry {
+        model: String,
+        #[serde(default)]
+        hidden: bool,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub cluster: Option<String>,
+    pub api_base: Option<String>,
+    pub auth: Option<AuthStyle>,
+    pub api_key_env: Option<String>,
+    pub inject_stream_usage: Option<bool>,
+    pub model_families: Option<Vec<String>>,
+}
+
+/// Reads the document, and the path of every key in it that no field above
+/// takes (`model_list[0].litellm_params.rpm`, `environment_variables`).
+/// In the filter's own configuration a top-level key it does not read is a
+/// mistake, reported before anything else.
+pub(super) fn parse(json: &[u8], document: Document) -> Result<(RawConfig, Vec<String>), ConfigError> {
+    let mut ignored = Vec::new();
+    let mut json = serde_json::Deserializer::from_slice(json);
+    let mut record = |path: serde_ignored::Path| ignored.push(document_path(&path));
+    let tracked = serde_ignored::Deserializer::new(&mut json, &mut record);
+    let parsed: Result<RawConfig, _> = serde_path_to_error::deserialize(tracked);
+    let unknown = ignored.iter().find(|path| !path.contains(['.', '[']));
+    if let (Document::Plugin, Some(key)) = (document, unknown) {
+        return Err(error(
+            key,
+            key,
+            format!("unknown field `{key}`, expected one of {}", expected_keys()),
+        ));
+    }
+    let raw = parsed.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." {
+            "plugin configuration".to_owned()
+        } else {
+            path.clone()
+        };
+        let hint = if inner.is_syntax() || inner.is_eof() {
+            format!(" (expected a JSON object with {})", expected_keys())
+        } else {
+            String::new()
+        };
+        error(path, at, format!("{inner}{hint}"))
+    })?;
+    Ok((raw, ignored))
+}
+
+fn expected_keys() -> String {
+    let keys: Vec<String> = TOP_LEVEL_KEYS.iter().map(|k| format!("`{k}`")).collect();
+    keys.join(", ")
+}
+
+/// serde_ignored's path as this crate writes document paths:
+/// `model_list[0].litellm_params.rpm`.
+fn document_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", document_path(parent)),
+        Path::Map { parent, key } => match document_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            document_path(parent)
+        }
+    }
+}
+
+/// The top-level keys [`RawConfig`] reads, as its derived `Deserialize`
+/// names them to serde.
+static TOP_LEVEL_KEYS: std::sync::LazyLock<&'static [&'static str]> = std::sync::LazyLock::new(fields_of::<RawConfig>);
+
+/// The field names a derived struct `Deserialize` hands to
+/// `deserialize_struct`.
+fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Fields(&'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for &mut Fields {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("fields taken"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = Fields(&[]);
+    let _ = T::deserialize(&mut fields);
+    fields.0
+}

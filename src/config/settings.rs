@@ -1,0 +1,128 @@
+//! The sections around `model_list`: `general_settings` (the client key),
+//! `router_settings` (aliases, failover, timeouts) and llm-router's own
+//! top-level keys.
+
+use crate::config::raw::{RawAlias, RawGeneralSettings, RawRouterSettings};
+use crate::config::values::{
+    check_header_value, check_positive, is_publicly_known_key, is_token_byte, resolve, Resolved,
+};
+use crate::config::{
+    key_error, ConfigError, Failover, Warning, WarningKind, DEFAULT_ALLOWED_FAILS, DEFAULT_COOLDOWN_SECONDS,
+    DEFAULT_NUM_RETRIES,
+};
+use crate::contract::DEFAULT_CLUSTER_HEADER;
+use crate::model::{Secret, Timeouts};
+use crate::route::Alias;
+
+/// What `general_settings` sets.
+pub(super) struct General {
+    pub master_key: Option<Secret>,
+}
+
+pub(super) fn general(
+    raw: RawGeneralSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<Warning>,
+) -> Result<General, ConfigError> {
+    const AT: &str = "general_settings.master_key";
+    let Some(value) = raw.master_key else {
+        return Ok(General { master_key: None });
+    };
+    match resolve(&value, env) {
+        Resolved::Value(key) if !key.is_empty() => {
+            check_header_value(&key, AT, AT)?;
+            if is_publicly_known_key(&key) {
+                warnings.push(Warning::new(AT, WarningKind::PublicMasterKey));
+            }
+            Ok(General {
+                master_key: Some(Secret::new(key)),
+            })
+        }
+        Resolved::Value(_) => Err(key_error(AT, "is empty; set a key or remove `master_key` to disable the client check")),
+        Resolved::Unset(var) => Err(key_error(
+            AT,
+            format!("environment variable `{var}` is not set in the Wasm VM; set it and list it in vm_config.environment_variables.host_env_keys (the filter never runs without a configured master key)"),
+        )),
+    }
+}
+
+/// What `router_settings` sets.
+pub(super) struct RouterSettings {
+    pub aliases: Vec<Alias>,
+    /// `(position in the list, group, its fallback groups in order)`.
+    pub fallbacks: Vec<(usize, String, Vec<String>)>,
+    pub default_timeouts: Timeouts,
+    pub failover: Failover,
+}
+
+pub(super) fn router(raw: RawRouterSettings, warnings: &mut Vec<Warning>) -> Result<RouterSettings, ConfigError> {
+    match raw.routing_strategy.as_deref() {
+        None | Some("simple-shuffle") => {}
+        Some(strategy) => warnings.push(Warning::new(
+            "router_settings.routing_strategy",
+            WarningKind::NotAsWritten(format!(
+                "`{strategy}` is not supported; groups are balanced by weight, rpm or tpm (simple-shuffle)"
+            )),
+        )),
+    }
+    let default_timeouts = Timeouts {
+        request: raw.timeout,
+        stream: raw.stream_timeout,
+    };
+    for (key, value) in [
+        ("timeout", default_timeouts.request),
+        ("stream_timeout", default_timeouts.stream),
+        ("cooldown_time", raw.cooldown_time),
+    ] {
+        let path = format!("router_settings.{key}");
+        check_positive(value, &path, &path, &format!("{path} (seconds)"))?;
+    }
+    let failover = Failover {
+        num_retries: raw.num_retries.unwrap_or(DEFAULT_NUM_RETRIES),
+        allowed_fails: raw.allowed_fails.unwrap_or(DEFAULT_ALLOWED_FAILS).max(1),
+        cooldown_seconds: raw.cooldown_time.unwrap_or(DEFAULT_COOLDOWN_SECONDS),
+    };
+    let aliases = raw
+        .model_group_alias
+        .into_iter()
+        .map(|(name, alias)| match alias {
+            RawAlias::Target(target) => Alias {
+                name,
+                target,
+                hidden: false,
+            },
+            RawAlias::Entry { model, hidden } => Alias {
+                name,
+                target: model,
+                hidden,
+            },
+        })
+        .collect();
+    let fallbacks = raw
+        .fallbacks
+        .into_iter()
+        .enumerate()
+        .flat_map(|(index, entry)| entry.into_iter().map(move |(group, targets)| (index, group, targets)))
+        .collect();
+    Ok(RouterSettings {
+        aliases,
+        fallbacks,
+        default_timeouts,
+        failover,
+    })
+}
+
+/// `cluster_header`, lower-cased; the default when absent.
+pub(super) fn cluster_header(raw: Option<String>) -> Result<String, ConfigError> {
+    let Some(name) = raw else {
+        return Ok(DEFAULT_CLUSTER_HEADER.to_owned());
+    };
+    let lower = name.to_ascii_lowercase();
+    if lower.is_empty() || !lower.bytes().all(is_token_byte) {
+        return Err(key_error(
+            "cluster_header",
+            format!("`{name}` is not a valid header name"),
+        ));
+    }
+    Ok(lower)
+}

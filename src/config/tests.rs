@@ -1,0 +1,426 @@
+use super::*;
+use crate::model::{ApiBase, AuthStyle, Endpoint, Scheme};
+
+pub const SEED: &str = r#"{"model_list": [
+  {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "os.environ/ANTHROPIC_API_KEY"}},
+  {"model_name": "groq/*", "litellm_params": {"model": "groq/*", "api_key": "os.environ/GROQ_API_KEY"}},
+  {"model_name": "fo::*:static::*", "litellm_params": {"model": "openai/fo::*:static::*", "api_key": "os.environ/OPENAI_API_KEY"}}],
+ "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"}}"#;
+
+pub fn test_env(var: &str) -> Option<String> {
+    match var {
+        "ANTHROPIC_API_KEY" => Some("sk-ant-test".into()),
+        "GEMINI_API_KEY" => Some("gemini-test".into()),
+        "GROQ_API_KEY" => Some("gsk-test".into()),
+        "OPENAI_API_KEY" => Some("sk-openai-test".into()),
+        "LITELLM_MASTER_KEY" => Some("sk-router-master".into()),
+        _ => None,
+    }
+}
+
+pub fn compile_test(json: &str) -> Result<Config, ConfigError> {
+    compile(json.as_bytes(), &test_env)
+}
+
+/// The endpoints of a configuration's fixed deployments, in order.
+fn endpoints(config: &Config) -> Vec<&Endpoint> {
+    config
+        .router
+        .deployments()
+        .iter()
+        .filter_map(|d| match &d.target {
+            Target::Fixed(endpoint) => Some(endpoint),
+            Target::Unavailable(_) | Target::RequestProvider => None,
+        })
+        .collect()
+}
+
+/// The variable each unavailable deployment misses, in order.
+fn unset_variables(config: &Config) -> Vec<&str> {
+    config
+        .router
+        .deployments()
+        .iter()
+        .filter_map(|d| match &d.target {
+            Target::Unavailable(unavailable) => Some(unavailable.variable.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn warning_texts(config: &Config) -> Vec<String> {
+    config.warnings.iter().map(Warning::to_string).collect()
+}
+
+#[test]
+fn the_seed_compiles() {
+    let config = compile_test(SEED).expect("seed compiles");
+    assert_eq!(config.cluster_header, "x-llm-cluster");
+    assert_eq!(config.max_body_bytes, 32 << 20);
+    assert_eq!(config.master_key, Some(Secret::new("sk-router-master".into())));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn litellm_extras_are_accepted() {
+    let json = r#"{"model_list": [{"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "rpm": 10, "timeout": 30, "api_key": "sk-lit"}, "model_info": {"id": "x"}, "tpm": 5}],
+      "general_settings": {"database_url": "ignored"}, "litellm_settings": {"drop_params": true}, "router_settings": {}}"#;
+    assert!(compile_test(json).is_ok());
+}
+
+#[test]
+fn errors_name_the_entry() {
+    // (configuration, expected `at`, a fragment of the problem)
+    let rows: &[(&str, &str, &str)] = &[
+        ("not json", "plugin configuration", "expected"),
+        (r#"{"model_lst": []}"#, "model_lst", "unknown field `model_lst`"),
+        (r#"{"model_list": []}"#, "model_list", "is empty"),
+        (
+            r#"{"model_list": [{"model_name": "x"}]}"#,
+            "model_list[0]",
+            "litellm_params",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "", "litellm_params": {"model": "openai/x", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name ``)",
+            "empty",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "gpt-4o", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name `x`)",
+            "names no provider",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "nosuch/gpt", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name `x`)",
+            "unknown provider `nosuch`",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "*", "litellm_params": {"model": "*/x", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name `*`)",
+            "must be literal",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "a/*", "litellm_params": {"model": "openai/*-*", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name `a/*`)",
+            "has 2 `*` but model_name has 1",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "exact", "litellm_params": {"model": "openai/*", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name `exact`)",
+            "has 1 `*` but model_name has 0",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k", "api_base": "ftp://h"}}]}"#,
+            "model_list[0] (model_name `x`)",
+            "not an http(s) URL",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "a\nb"}}]}"#,
+            "model_list[0] (model_name `x`): litellm_params.api_key",
+            "line break",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": ""}}]}"#,
+            "model_list[0] (model_name `x`)",
+            "empty",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "general_settings": {"master_key": "os.environ/NOPE"}}"#,
+            "general_settings.master_key",
+            "`NOPE` is not set",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "general_settings": {"master_key": ""}}"#,
+            "general_settings.master_key",
+            "empty",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "cluster_header": "bad header"}"#,
+            "cluster_header",
+            "not a valid header name",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "max_body_bytes": 0}"#,
+            "max_body_bytes",
+            "greater than 0",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "providers": {"newco": {"cluster": "newco"}}}"#,
+            "providers.newco",
+            "needs `api_base`",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "providers": {"groq": {"clustr": "g"}}}"#,
+            "providers.groq.clustr",
+            "unknown field `clustr`",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "b", "litellm_params": {"model": "bedrock/anthropic.claude-3", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name `b`)",
+            "SigV4",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "v", "litellm_params": {"model": "vertex_ai/gemini-pro"}}]}"#,
+            "model_list[0] (model_name `v`)",
+            "OAuth",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "o", "litellm_params": {"model": "ollama/llama3"}}]}"#,
+            "model_list[0] (model_name `o`)",
+            "OpenAI-compatible endpoint",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "a", "litellm_params": {"model": "azure/gpt-4o", "api_key": "k"}}]}"#,
+            "model_list[0] (model_name `a`)",
+            "set litellm_params.api_base (e.g. `https://<resource>.openai.azure.com`)",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "v", "litellm_params": {"model": "hosted_vllm/m"}}]}"#,
+            "model_list[0] (model_name `v`)",
+            "has no default address",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "all", "litellm_params": {"model": "*"}}]}"#,
+            "model_list[0] (model_name `all`)",
+            "model_name has 0",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "router_settings": {"model_group_alias": {"y": "nowhere"}}}"#,
+            "router_settings.model_group_alias `y`",
+            "`nowhere` matches no model_name",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "router_settings": {"model_group_alias": {"y": {"hidden": true}}}}"#,
+            "router_settings.model_group_alias.y",
+            "did not match any variant",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "providers": {"openai": {"model_families": [""]}}}"#,
+            "providers.openai",
+            "model family `` is empty",
+        ),
+        (
+            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k", "api_base": "https://u:p@h/v1"}}]}"#,
+            "model_list[0] (model_name `x`)",
+            "not an http(s) URL",
+        ),
+    ];
+    for (json, at, fragment) in rows {
+        match compile_test(json) {
+            Ok(_) => panic!("accepted: {json}"),
+            Err(e) => {
+                assert_eq!(e.at, *at, "for {json}: {e}");
+                assert!(
+                    at.starts_with(e.path.split(['.', '[']).next().unwrap_or_default()),
+                    "{e:?}"
+                );
+                assert!(e.problem.contains(fragment), "for {json}: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_unset_provider_key_only_disables_its_deployment() {
+    let json = r#"{"model_list": [{"model_name": "m/*", "litellm_params": {"model": "mistral/*", "api_key": "os.environ/MISSING_KEY"}}, {"model_name": "x", "litellm_params": {"model": "openai/x"}}]}"#;
+    let config = compile_test(json).expect("an unset key is not fatal");
+    assert_eq!(config.warnings.len(), 1);
+    assert_eq!(config.warnings[0].path, "model_list[0]");
+    assert!(warning_texts(&config)[0].contains("MISSING_KEY"));
+    assert_eq!(unset_variables(&config), ["MISSING_KEY"]);
+    // no api_key: the provider's conventional variable, as in LiteLLM
+    assert_eq!(
+        endpoints(&config)[0].credentials,
+        vec![("authorization", Secret::new("Bearer sk-openai-test".into()))]
+    );
+}
+
+#[test]
+fn known_example_master_keys_warn() {
+    let json = r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x"}}], "general_settings": {"master_key": "sk-1234"}}"#;
+    let config = compile_test(json).expect("compiles");
+    assert!(warning_texts(&config).iter().any(|w| w.contains("publicly known")));
+    assert!(warning_texts(&config).iter().all(|w| !w.contains("sk-1234 ")));
+}
+
+#[test]
+fn providers_override_and_extend_the_table() {
+    let json = r#"{"model_list": [
+        {"model_name": "g/*", "litellm_params": {"model": "groq/*", "api_key": "k"}},
+        {"model_name": "n/*", "litellm_params": {"model": "newco/*", "api_key": "k"}},
+        {"model_name": "o", "litellm_params": {"model": "openai/o", "api_key": "k", "api_base": "http://proxy.local:8080/custom/v1/"}}],
+      "providers": {"groq": {"cluster": "groq-egress"}, "newco": {"api_base": "https://api.newco.ai/api/v2", "auth": "x-api-key"}}}"#;
+    let config = compile_test(json).expect("compiles");
+    let d = endpoints(&config);
+    assert_eq!(
+        (d[0].cluster.as_str(), d[0].base_path.as_str()),
+        ("groq-egress", "/openai/v1")
+    );
+    assert_eq!((d[1].cluster.as_str(), d[1].base_path.as_str()), ("newco", "/api/v2"));
+    assert_eq!(d[1].provider.auth, AuthStyle::AnthropicKey);
+    assert_eq!(
+        (d[2].cluster.as_str(), d[2].base_path.as_str()),
+        ("http_proxy.local_8080", "/custom/v1")
+    );
+}
+
+#[test]
+fn stream_usage_injection_is_per_provider() {
+    let json = r#"{"model_list": [
+        {"model_name": "m/*", "litellm_params": {"model": "mistral/*", "api_key": "k"}},
+        {"model_name": "g/*", "litellm_params": {"model": "groq/*", "api_key": "k"}},
+        {"model_name": "o/*", "litellm_params": {"model": "openai/*", "api_key": "k"}}],
+      "providers": {"openai": {"inject_stream_usage": false}}}"#;
+    let config = compile_test(json).expect("compiles");
+    let injects: Vec<bool> = endpoints(&config)
+        .iter()
+        .map(|e| e.provider.inject_stream_usage)
+        .collect();
+    assert_eq!(injects, [false, true, false]);
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let config = compile_test(SEED).expect("seed compiles");
+    let shown = format!("{config:?}");
+    for secret in ["sk-ant-test", "gsk-test", "sk-openai-test", "sk-router-master"] {
+        assert!(!shown.contains(secret));
+    }
+}
+
+#[test]
+fn api_bases() {
+    let https = |host: &str, port, path: &str| {
+        Some(ApiBase {
+            upstream: Upstream {
+                scheme: Scheme::Https,
+                host: host.into(),
+                port,
+            },
+            path: path.into(),
+        })
+    };
+    let http = |host: &str, port, path: &str| {
+        https(host, port, path).map(|mut base| {
+            base.upstream.scheme = Scheme::Http;
+            base
+        })
+    };
+    let rows = [
+        (
+            "https://api.groq.com/openai/v1",
+            https("api.groq.com", 443, "/openai/v1"),
+        ),
+        ("https://api.openai.com/v1/", https("api.openai.com", 443, "/v1")),
+        (
+            "https://My-Endpoint.openai.azure.com/",
+            https("my-endpoint.openai.azure.com", 443, ""),
+        ),
+        ("http://localhost:8080", http("localhost", 8080, "")),
+        ("http://10.0.0.7:8000/v1", http("10.0.0.7", 8000, "/v1")),
+        ("http://[::1]:11434/v1", http("[::1]", 11434, "/v1")),
+        ("https://h:0/v1", None),
+        ("https://h:99999/v1", None),
+        ("https://user:pw@h/v1", None),
+        ("https://h/v1?x=1", None),
+        ("api.openai.com/v1", None),
+        ("ftp://h/v1", None),
+        ("https:///v1", None),
+    ];
+    for (url, expected) in rows {
+        assert_eq!(ApiBase::parse(url), expected, "{url}");
+    }
+}
+
+#[test]
+fn what_is_accepted_but_not_acted_on_is_named() {
+    let json = r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k", "rpm": 10, "timeout": 30}, "model_info": {"id": "1"}, "tpm": 5}],
+      "general_settings": {"master_key": "sk-long-random-key", "database_url": "postgres://u:secret@h/db"},
+      "litellm_settings": {"drop_params": true, "callbacks": ["langfuse"]},
+      "router_settings": {"routing_strategy": "usage-based-routing-v2", "num_retries": 2, "model_group_alias": {}}}"#;
+    let config = compile_test(json).expect("compiles");
+    assert_eq!(
+        warning_texts(&config),
+        [
+            "model_list[0].tpm is ignored",
+            "general_settings.database_url is ignored",
+            "litellm_settings.drop_params is ignored",
+            "litellm_settings.callbacks is ignored",
+            "router_settings.routing_strategy: `usage-based-routing-v2` is not supported; groups are balanced by weight, rpm or tpm (simple-shuffle)",
+        ]
+    );
+    let ignored: Vec<&str> = config
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Ignored)
+        .map(|w| w.path.as_str())
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            "model_list[0].tpm",
+            "general_settings.database_url",
+            "litellm_settings.drop_params",
+            "litellm_settings.callbacks"
+        ]
+    );
+    assert!(warning_texts(&config).iter().all(|w| !w.contains("secret")));
+}
+
+#[test]
+fn every_api_base_host_is_an_upstream_of_its_own() {
+    let json = r#"{"model_list": [
+        {"model_name": "gpt-4o", "litellm_params": {"model": "azure/gpt-4o-prod", "api_base": "https://my-endpoint.openai.azure.com/", "api_version": "2024-10-21", "api_key": "k"}},
+        {"model_name": "llama", "litellm_params": {"model": "hosted_vllm/meta-llama/Llama-3.1-8B-Instruct", "api_base": "http://vllm.internal:8000/v1"}},
+        {"model_name": "local", "litellm_params": {"model": "openai/qwen", "api_base": "http://10.0.0.5:8000/v1", "api_key": "k"}},
+        {"model_name": "also-openai", "litellm_params": {"model": "openai/gpt-4.1", "api_base": "https://api.openai.com/v1"}},
+        {"model_name": "claude-*", "litellm_params": {"model": "anthropic/claude-*"}}]}"#;
+    let config = compile_test(json).expect("compiles");
+    let upstreams: Vec<(&str, String)> = config
+        .upstreams()
+        .into_iter()
+        .map(|(cluster, u)| (cluster, format!("{:?}://{}", u.scheme, u.authority())))
+        .collect();
+    assert_eq!(
+        upstreams,
+        [
+            ("anthropic", "Https://api.anthropic.com".to_owned()),
+            ("http_10.0.0.5_8000", "Http://10.0.0.5:8000".to_owned()),
+            ("http_vllm.internal_8000", "Http://vllm.internal:8000".to_owned()),
+            (
+                "https_my-endpoint.openai.azure.com_443",
+                "Https://my-endpoint.openai.azure.com".to_owned()
+            ),
+            ("openai", "Https://api.openai.com".to_owned()),
+        ]
+    );
+    let endpoints = endpoints(&config);
+    assert_eq!(endpoints[0].credentials, vec![("api-key", Secret::new("k".into()))]);
+    assert_eq!(endpoints[0].api_version.as_deref(), Some("2024-10-21"));
+    // vLLM without a key: none is sent (and none is required)
+    assert_eq!(endpoints[1].credentials, Vec::new());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn settings_from_the_environment() {
+    let env = |var: &str| match var {
+        "AZURE_API_BASE" => Some("https://r.openai.azure.com".to_owned()),
+        "AZURE_API_VERSION" => Some("2024-06-01".to_owned()),
+        _ => test_env(var),
+    };
+    let json = r#"{"model_list": [
+        {"model_name": "a", "litellm_params": {"model": "azure/a", "api_base": "os.environ/AZURE_API_BASE", "api_key": "k"}},
+        {"model_name": "b", "litellm_params": {"model": "azure/b", "api_base": "os.environ/UNSET_BASE", "api_key": "k"}}]}"#;
+    let config = compile(json.as_bytes(), &env).expect("compiles");
+    let endpoints = endpoints(&config);
+    assert_eq!(endpoints[0].cluster, "https_r.openai.azure.com_443");
+    assert_eq!(endpoints[0].api_version.as_deref(), Some("2024-06-01"));
+    assert_eq!(unset_variables(&config), ["UNSET_BASE"]);
+    assert_eq!(config.upstreams().len(), 1, "an unset deployment needs no cluster");
+    assert!(config
+        .warnings
+        .iter()
+        .any(|w| w.path == "model_list[1]" && w.to_string().contains("UNSET_BASE")));
+}

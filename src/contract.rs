@@ -1,0 +1,75 @@
+//! Every name the filter and Envoy's configuration must agree on, with its
+//! one owner here: the generator (`tools/config`) writes Envoy's side from
+//! these constants, the host adapter uses them on the filter's side.
+
+pub mod stats;
+
+/// The Wasm root id of the downstream filter (on the listener).
+pub const ROOT_ID: &str = "llm-router";
+/// The root id of the filter's upstream instance: a model group cluster's
+/// upstream HTTP filter, run once per attempt.
+pub const UPSTREAM_ROOT_ID: &str = "llm-router-upstream";
+
+/// The default header that carries the chosen cluster to Envoy's router
+/// (`cluster_header` on the route).
+pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-cluster";
+
+/// How far above `max_body_bytes` Envoy's own buffer limit
+/// (`per_connection_buffer_limit_bytes`) is set. The filter counts the body
+/// as it arrives and answers its JSON 413 on the first read that passes
+/// `max_body_bytes`; Envoy's buffer must still have room for that read, or
+/// Envoy answers first with its plain-text 413.
+pub const ENVOY_BUFFER_MARGIN: usize = 1 << 20;
+
+/// Envoy's router takes an attempt's time limit from this request header
+/// (and removes it): it runs until the response starts, so a stream's
+/// limit is its time to the first byte. One value for every attempt.
+pub const PER_TRY_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-per-try-timeout-ms";
+/// The response header naming the deployment of a group that answered
+/// (its `model_info.id` or `<model_name>#<n>`, never a key).
+pub const DEPLOYMENT_HEADER: &str = "x-llm-router-deployment";
+/// A provider's 429 crosses Envoy as a 503 with this header: Envoy's
+/// retries and outlier detection act on 5xx, not on 429. The downstream
+/// filter gives the client the 429 back.
+pub const UPSTREAM_STATUS_HEADER: &str = "x-llm-router-upstream-status";
+
+/// The endpoint metadata that names a group member's deployment:
+/// `filter_metadata: { llm_router: { deployment: <id> } }`.
+pub const METADATA_NAMESPACE: &str = "llm_router";
+pub const METADATA_DEPLOYMENT: &str = "deployment";
+/// The same metadata as the upstream filter reads it (a property path).
+pub const DEPLOYMENT_PROPERTY: [&str; 5] = [
+    "xds",
+    "upstream_host_metadata",
+    "filter_metadata",
+    METADATA_NAMESPACE,
+    METADATA_DEPLOYMENT,
+];
+/// Envoy's attempt counter for the request, as the upstream filter reads it.
+pub const ATTEMPT_COUNT_PROPERTY: [&str; 2] = ["upstream", "request_attempt_count"];
+
+/// Filter state the filter writes (`set_property`); Envoy exposes each as
+/// `wasm.<name>`, e.g. `%FILTER_STATE(wasm.llm_router.model:PLAIN)%`.
+pub mod filter_state {
+    pub const MODEL: &str = "llm_router.model";
+    pub const ROUTE: &str = "llm_router.route";
+    pub const PROVIDER: &str = "llm_router.provider";
+    pub const UPSTREAM_MODEL: &str = "llm_router.upstream_model";
+    pub const INPUT_TOKENS: &str = "llm_router.input_tokens";
+    pub const OUTPUT_TOKENS: &str = "llm_router.output_tokens";
+    pub const TIME_TO_FIRST_TOKEN_MS: &str = "llm_router.time_to_first_token_ms";
+    /// Keeps the client's path for the attempts after the first that
+    /// changes it: a request's attempts share one header map.
+    pub const CLIENT_PATH: &str = "llm_router.client_path";
+
+    /// The access-log fields read from filter state: (field, key).
+    pub const ACCESS_LOG: [(&str, &str); 7] = [
+        ("model", MODEL),
+        ("route", ROUTE),
+        ("provider", PROVIDER),
+        ("upstream_model", UPSTREAM_MODEL),
+        ("input_tokens", INPUT_TOKENS),
+        ("output_tokens", OUTPUT_TOKENS),
+        ("time_to_first_token_ms", TIME_TO_FIRST_TOKEN_MS),
+    ];
+}

@@ -1,0 +1,296 @@
+//! The compiled domain: what a configuration becomes and what routing reads.
+//! [`crate::config`] builds these once; [`crate::route`] and
+//! [`crate::request`] only read them.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::route::pattern::Pattern;
+
+/// How a provider expects its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AuthStyle {
+    /// `Authorization: Bearer <key>` (OpenAI and every OpenAI-compatible API).
+    #[serde(rename = "bearer")]
+    Bearer,
+    /// `x-api-key: <key>` plus `anthropic-version`.
+    #[serde(rename = "x-api-key")]
+    AnthropicKey,
+    /// `api-key: <key>` (Azure OpenAI).
+    #[serde(rename = "api-key")]
+    AzureKey,
+}
+
+/// How the client's path becomes the provider's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathStyle {
+    /// The leading `/v1` replaced by the path of `api_base`.
+    OpenAi,
+    /// `/openai/deployments/<deployment>/<operation>?api-version=<version>`.
+    AzureDeployments,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// Where a deployment's requests go: one Envoy cluster per distinct upstream.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Upstream {
+    pub(crate) fn default_port(scheme: Scheme) -> u16 {
+        match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    /// The Host header value: the port only when it is not the scheme's own.
+    pub fn authority(&self) -> String {
+        if self.port == Upstream::default_port(self.scheme) {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The cluster name of an upstream that is not a provider's own.
+    pub(crate) fn cluster_name(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!(
+            "{scheme}_{}_{}",
+            self.host.trim_matches(['[', ']']).replace(':', "-"),
+            self.port
+        )
+    }
+}
+
+/// An `api_base`, split: the upstream, and the path prefix that replaces `/v1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiBase {
+    pub upstream: Upstream,
+    /// Without a trailing `/` (`/openai/v1`, or empty).
+    pub path: String,
+}
+
+impl ApiBase {
+    /// `http(s)://host[:port][/path]`; `None` for anything else (user info,
+    /// a query or a fragment included: none of them can be honoured).
+    pub fn parse(url: &str) -> Option<ApiBase> {
+        let (scheme, rest) = match url.split_once("://")? {
+            ("https", rest) => (Scheme::Https, rest),
+            ("http", rest) => (Scheme::Http, rest),
+            _ => return None,
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (rest.get(..i)?, rest.get(i..)?),
+            None => (rest, ""),
+        };
+        if path.contains(['?', '#']) || authority.contains(['@', '?', '#']) {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, Some(port.parse::<u16>().ok().filter(|&p| p > 0)?)),
+            _ => (authority, None),
+        };
+        let valid_host = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+        if !valid_host {
+            return None;
+        }
+        Some(ApiBase {
+            upstream: Upstream {
+                scheme,
+                host: host.to_ascii_lowercase(),
+                port: port.unwrap_or(Upstream::default_port(scheme)),
+            },
+            path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// One row of the provider table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub name: String,
+    /// The cluster of the provider's own `api_base`.
+    pub cluster: String,
+    /// `None`: every deployment gives its own (Azure, vLLM).
+    pub api_base: Option<ApiBase>,
+    pub auth: AuthStyle,
+    pub path_style: PathStyle,
+    /// The variable LiteLLM reads when a deployment gives no `api_key`.
+    pub api_key_env: String,
+    /// A self-hosted server may take no key: without one, none is sent.
+    pub key_optional: bool,
+    /// The provider takes `stream_options.include_usage` (see
+    /// [`crate::config::Config::inject_stream_usage`]).
+    pub inject_stream_usage: bool,
+    /// Bare model names this provider serves (`gpt-*`), to infer it.
+    pub model_families: Vec<String>,
+}
+
+/// Where and how one deployment's requests are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub provider: Provider,
+    /// The Envoy cluster of `upstream`: the provider's own for its own
+    /// `api_base`, else one named after the upstream.
+    pub cluster: String,
+    pub upstream: Upstream,
+    /// Upstream path prefix that replaces the client's `/v1`.
+    pub base_path: String,
+    /// Azure's `api-version` query value.
+    pub api_version: Option<String>,
+    /// The headers that carry the key upstream, built once: `authorization:
+    /// Bearer <key>`, `x-api-key: <key>` with `anthropic-version`, or
+    /// `api-key: <key>`; none for a keyless self-hosted server.
+    pub credentials: Credentials,
+}
+
+/// The headers that carry a provider key: (name, value).
+pub type Credentials = Vec<(&'static str, Secret)>;
+
+/// A deployment that cannot be sent to: an environment variable it needs
+/// (its key, `api_base` or `api_version`) is unset in the VM. Requests for
+/// it get 503; it has no upstream, so no cluster is made for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    pub provider: Provider,
+    pub variable: String,
+}
+
+/// A secret from the configuration. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub(crate) fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Where a deployment's requests go.
+// Unboxed: there is one per deployment, built once, read on every request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    Fixed(Endpoint),
+    Unavailable(Unavailable),
+    /// `model: "*"`: the provider is the request model's own prefix (or its
+    /// model family).
+    RequestProvider,
+}
+
+impl Target {
+    /// A fixed target's endpoint, or why it has none; `None` for
+    /// [`Target::RequestProvider`].
+    pub fn reach(&self) -> Option<Result<&Endpoint, &Unavailable>> {
+        match self {
+            Target::Fixed(endpoint) => Some(Ok(endpoint)),
+            Target::Unavailable(unavailable) => Some(Err(unavailable)),
+            Target::RequestProvider => None,
+        }
+    }
+}
+
+/// The provider of an endpoint, or of a deployment that has none.
+pub fn provider_of<'c>(reach: Result<&'c Endpoint, &'c Unavailable>) -> &'c Provider {
+    match reach {
+        Ok(endpoint) => &endpoint.provider,
+        Err(unavailable) => &unavailable.provider,
+    }
+}
+
+/// One `model_list` entry, compiled.
+#[derive(Debug)]
+pub struct Deployment {
+    /// `model_info.id`, else `<model_name>#<n>` (the n-th entry of that
+    /// name): the deployment's name in metrics and the response header.
+    pub id: String,
+    pub model_name: String,
+    /// `None` for an exact name.
+    pub pattern: Option<Pattern>,
+    /// The target after `<provider>/`; its `*`s take the captures.
+    pub upstream_model: String,
+    pub target_has_stars: bool,
+    pub target: Target,
+    /// Its share of its group's traffic, as LiteLLM reads it.
+    pub shares: Shares,
+    /// `litellm_params.order`: lower first.
+    pub order: Option<u32>,
+    /// `litellm_params.timeout` and `stream_timeout`.
+    pub timeouts: Timeouts,
+}
+
+/// How long an attempt may take to answer, in seconds: LiteLLM's `timeout`,
+/// and `stream_timeout` for a streamed request.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    pub request: Option<f64>,
+    pub stream: Option<f64>,
+}
+
+impl Timeouts {
+    /// Each one set here, else `defaults`'.
+    pub(crate) fn or(self, defaults: Timeouts) -> Timeouts {
+        Timeouts {
+            request: self.request.or(defaults.request),
+            stream: self.stream.or(defaults.stream),
+        }
+    }
+
+    /// The longer limit of the two for each kind of request; where only one
+    /// has a limit, that one.
+    pub(crate) fn longest(self, other: Timeouts) -> Timeouts {
+        let longer = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Timeouts {
+            request: longer(self.request, other.request),
+            stream: longer(self.for_request(true), other.for_request(true)),
+        }
+    }
+
+    /// The limit for a request, streamed or not: as LiteLLM, a stream's is
+    /// `stream_timeout`, else `timeout`.
+    pub fn for_request(&self, stream: bool) -> Option<f64> {
+        match stream {
+            true => self.stream.or(self.request),
+            false => self.request,
+        }
+    }
+}
+
+/// `litellm_params.weight`, `rpm` and `tpm`: simple-shuffle picks by the
+/// first of them any deployment of the group sets.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Shares {
+    pub weight: Option<f64>,
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+}

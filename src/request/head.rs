@@ -1,0 +1,81 @@
+//! What the request's headers say, gathered in one pass over them.
+
+use crate::headers::HeaderBlock;
+use crate::request::auth::{self, CLIENT_CREDENTIAL_HEADERS};
+
+/// What the head checks read from the headers, gathered in one pass.
+#[derive(Default)]
+pub(crate) struct Head<'h> {
+    pub(crate) method: Option<&'h [u8]>,
+    pub(crate) path: Option<&'h [u8]>,
+    pub(crate) content_length: Option<&'h [u8]>,
+    pub(crate) content_type: Option<&'h [u8]>,
+    pub(crate) content_types: usize,
+    /// A `content-encoding` other than `identity`.
+    pub(crate) encoded: bool,
+    /// An `accept-encoding` other than `identity`.
+    pub(crate) accepts_compressed: bool,
+    /// An `Authorization: Bearer` or `x-api-key` value equals the master key.
+    pub(crate) key_matches: bool,
+    pub(crate) credentials_sent: [bool; CLIENT_CREDENTIAL_HEADERS.len()],
+}
+
+impl<'h> Head<'h> {
+    pub(crate) fn read(headers: &'h HeaderBlock, master_key: Option<&[u8]>) -> Head<'h> {
+        let mut head = Head::default();
+        for (name, value) in headers.iter() {
+            let first = |seen: Option<&'h [u8]>| seen.or(Some(value));
+            match name {
+                b":method" => head.method = first(head.method),
+                b":path" => head.path = first(head.path),
+                b"content-length" => head.content_length = first(head.content_length),
+                b"content-type" => {
+                    head.content_types += 1;
+                    head.content_type = first(head.content_type);
+                }
+                b"content-encoding" => head.encoded |= !value.trim_ascii().eq_ignore_ascii_case(b"identity"),
+                b"accept-encoding" => head.accepts_compressed |= !value.trim_ascii().eq_ignore_ascii_case(b"identity"),
+                _ => {}
+            }
+            if let Some(sent) = auth::credential_index(name).and_then(|i| head.credentials_sent.get_mut(i)) {
+                *sent = true;
+            }
+            let presented = auth::presented_key(name, value);
+            // Every candidate is compared, so timing does not tell which one matched.
+            if let (Some(presented), Some(key)) = (presented, master_key) {
+                head.key_matches |= auth::constant_time_eq(presented, key);
+            }
+        }
+        head
+    }
+
+    /// Whether the body may be read as JSON: `Ok(true)` when it may but the
+    /// provider must be told `application/json`, an error message when it
+    /// must not be read at all.
+    pub(crate) fn media_type(&self) -> Result<bool, &'static str> {
+        if self.encoded {
+            return Err("compressed request bodies cannot be routed: send the body without `content-encoding`");
+        }
+        let Some(value) = self.content_type else {
+            return Ok(true);
+        };
+        if self.content_types > 1 {
+            return Err("more than one `content-type`: send one `content-type: application/json`");
+        }
+        let media = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        let is = |expected: &[u8]| media.eq_ignore_ascii_case(expected);
+        let structured_json = media.len() > b"application/+json".len()
+            && media.get(..12).is_some_and(|s| s.eq_ignore_ascii_case(b"application/"))
+            && media
+                .get(media.len() - 5..)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"+json"));
+        if is(b"application/json") || structured_json {
+            Ok(false)
+        } else if is(b"application/x-www-form-urlencoded") {
+            // What `curl -d` sends by default; the body must still parse as JSON.
+            Ok(true)
+        } else {
+            Err("the body must be JSON: send `content-type: application/json`")
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! What one forwarded response comes to once it ends, as a plain value: its
+//! token counts, whether its usage is unknown, its timings, and the facts
+//! the access log reads from filter state. The host adapter counts and
+//! writes what this says.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use crate::contract::filter_state;
+use crate::response::reader::Usage;
+
+/// When a forwarded request's response arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub forwarded_at: SystemTime,
+    /// The first byte of the body, if any came.
+    pub first_byte_at: Option<SystemTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub usage: Usage,
+    /// Counts in [`crate::contract::stats::TOKEN_TYPES`] order.
+    pub tokens: [Option<u64>; 4],
+    /// The response reported no count at all (compressed, not JSON nor an
+    /// event stream, or a provider error).
+    pub usage_unknown: bool,
+    pub time_to_first_token_ms: Option<u64>,
+    /// For a streamed response that reported its output tokens.
+    pub time_per_output_token_ms: Option<u64>,
+}
+
+impl Outcome {
+    /// `now` is asked only when the per-token time needs the end of the
+    /// stream (a clock read is a host call).
+    pub fn new(usage: Usage, streamed: bool, timing: Timing, now: impl FnOnce() -> Option<SystemTime>) -> Outcome {
+        let tokens = [usage.input, usage.output, usage.cached_input, usage.reasoning_output];
+        let since = |at: SystemTime| at.duration_since(timing.forwarded_at).unwrap_or_default();
+        let first_byte = timing.first_byte_at.map(since);
+        let time_per_output_token_ms = first_byte
+            .filter(|_| streamed)
+            .zip(usage.output)
+            .and_then(|(first, output)| time_per_output_token(first, since(now()?), output));
+        Outcome {
+            usage,
+            tokens,
+            usage_unknown: tokens.iter().all(Option::is_none),
+            time_to_first_token_ms: first_byte.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            time_per_output_token_ms,
+        }
+    }
+
+    /// The filter state the access log reads, `(key, value)`: the names
+    /// always, each number only where it is known (an unset one logs as
+    /// `-`; a number is written only as digits).
+    pub fn access_log_facts<'a>(&self, names: &Names<'a>) -> [(&'static str, Option<Cow<'a, str>>); 7] {
+        let number = |n: Option<u64>| n.map(|n| Cow::Owned(n.to_string()));
+        [
+            (filter_state::MODEL, Some(Cow::Borrowed(names.requested_model))),
+            (filter_state::ROUTE, Some(Cow::Borrowed(names.route))),
+            (filter_state::PROVIDER, Some(Cow::Borrowed(names.provider))),
+            (filter_state::UPSTREAM_MODEL, Some(Cow::Borrowed(names.upstream_model))),
+            (filter_state::INPUT_TOKENS, number(self.usage.input)),
+            (filter_state::OUTPUT_TOKENS, number(self.usage.output)),
+            (
+                filter_state::TIME_TO_FIRST_TOKEN_MS,
+                number(self.time_to_first_token_ms),
+            ),
+        ]
+    }
+}
+
+/// What a response's access-log line names.
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    pub requested_model: &'a str,
+    pub route: &'a str,
+    pub provider: &'a str,
+    pub upstream_model: &'a str,
+}
+
+/// Time per output token after the first, as OpenTelemetry's
+/// `gen_ai.server.time_per_output_token` defines it: the time from the first
+/// byte of the body to its end, over the output tokens after the first.
+pub fn time_per_output_token(first_byte: Duration, end: Duration, output: u64) -> Option<u64> {
+    let after_first = output.checked_sub(1).filter(|&n| n > 0)?;
+    let streaming = end.checked_sub(first_byte)?;
+    u64::try_from(streaming.as_millis() / u128::from(after_first)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    fn usage(input: Option<u64>, output: Option<u64>) -> Usage {
+        Usage {
+            input,
+            output,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn time_per_output_token_counts_the_tokens_after_the_first() {
+        let ms = Duration::from_millis;
+        assert_eq!(time_per_output_token(ms(100), ms(1100), 11), Some(100));
+        assert_eq!(time_per_output_token(ms(100), ms(1100), 1), None);
+        assert_eq!(time_per_output_token(ms(100), ms(1100), 0), None);
+        assert_eq!(time_per_output_token(ms(200), ms(100), 5), None);
+    }
+
+    #[test]
+    fn outcomes() {
+        // (usage, streamed, first byte, end) → (unknown, ttft, per token, clock read)
+        type Row = (
+            Usage,
+            bool,
+            Option<u64>,
+            Option<u64>,
+            (bool, Option<u64>, Option<u64>, bool),
+        );
+        let rows: &[Row] = &[
+            // A JSON reply: no per-token time, so no clock read.
+            (
+                usage(Some(10), Some(5)),
+                false,
+                Some(300),
+                Some(900),
+                (false, Some(300), None, false),
+            ),
+            // A stream: 11 tokens over 1 s after the first byte.
+            (
+                usage(Some(10), Some(11)),
+                true,
+                Some(100),
+                Some(1100),
+                (false, Some(100), Some(100), true),
+            ),
+            // A stream with no output count: no clock read.
+            (
+                usage(Some(10), None),
+                true,
+                Some(100),
+                Some(1100),
+                (false, Some(100), None, false),
+            ),
+            // Nothing reported, no body.
+            (Usage::default(), true, None, Some(1100), (true, None, None, false)),
+            // A clock that went back: no negative times.
+            (
+                usage(None, Some(3)),
+                true,
+                Some(100),
+                Some(50),
+                (false, Some(100), None, true),
+            ),
+        ];
+        for (i, &(usage, streamed, first, end, expected)) in rows.iter().enumerate() {
+            let timing = Timing {
+                forwarded_at: at(0),
+                first_byte_at: first.map(at),
+            };
+            let mut read_clock = false;
+            let outcome = Outcome::new(usage, streamed, timing, || {
+                read_clock = true;
+                end.map(at)
+            });
+            let got = (
+                outcome.usage_unknown,
+                outcome.time_to_first_token_ms,
+                outcome.time_per_output_token_ms,
+                read_clock,
+            );
+            assert_eq!(got, expected, "row {i}");
+            assert_eq!(outcome.tokens[0], usage.input);
+            assert_eq!(outcome.tokens[1], usage.output);
+        }
+    }
+
+    #[test]
+    fn access_log_facts_name_the_route_and_write_numbers_only_when_known() {
+        let timing = Timing {
+            forwarded_at: at(0),
+            first_byte_at: None,
+        };
+        let outcome = Outcome::new(usage(Some(12), None), false, timing, || None);
+        let names = Names {
+            requested_model: "gpt-4o",
+            route: "gpt-*",
+            provider: "openai",
+            upstream_model: "gpt-4o-2024",
+        };
+        let facts: Vec<(&str, Option<String>)> = outcome
+            .access_log_facts(&names)
+            .into_iter()
+            .map(|(k, v)| (k, v.map(Cow::into_owned)))
+            .collect();
+        let expected: Vec<(&str, Option<String>)> = vec![
+            ("llm_router.model", Some("gpt-4o".into())),
+            ("llm_router.route", Some("gpt-*".into())),
+            ("llm_router.provider", Some("openai".into())),
+            ("llm_router.upstream_model", Some("gpt-4o-2024".into())),
+            ("llm_router.input_tokens", Some("12".into())),
+            ("llm_router.output_tokens", None),
+            ("llm_router.time_to_first_token_ms", None),
+        ];
+        assert_eq!(facts, expected);
+    }
+}
