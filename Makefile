@@ -69,8 +69,8 @@ config: generator ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/
 	@$(GENERATOR) $(if $(ENVOY_BOOTSTRAP),--envoy) $(LITELLM)
 
 generate: generator ## Regenerate the shipped Envoy files and examples/llm-router.json from examples/*.yaml
-	$(GENERATOR) --envoy --listen 0.0.0.0:10000 examples/demo.yaml > envoy/envoy.yaml
-	$(GENERATOR) --envoy examples/litellm-config.yaml > envoy/envoy.providers.yaml
+	$(GENERATOR) --envoy --wasm target/wasm32-wasip1/release/llm_router.wasm --listen 0.0.0.0:10000 examples/demo.yaml > envoy/envoy.yaml
+	$(GENERATOR) --envoy --wasm target/wasm32-wasip1/release/llm_router.wasm examples/litellm-config.yaml > envoy/envoy.providers.yaml
 	$(GENERATOR) examples/litellm-config.yaml > examples/llm-router.json
 
 test: lint unit e2e ## Run every test: lints, unit tests (native and in V8), end-to-end tests in Envoy
@@ -85,7 +85,7 @@ node: ## Install Node.js (runs the Wasm unit tests) if it is missing
 	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
 e2e: wasm envoy sdk generator ## End-to-end tests in a real Envoy, real SDKs among the clients
-	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test failover --test oracle --test sdk
+	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test failover --test envoy_errors --test oracle --test sdk
 
 lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and wasm
 	cargo fmt --all -- --check

@@ -141,6 +141,10 @@ pub struct Provider {
     pub inject_stream_usage: bool,
     /// Bare model names this provider serves (`gpt-*`), to infer it.
     pub model_families: Vec<String>,
+    /// Where its OpenAI-compatible API sits under the address users give
+    /// (Ollama's `/v1`), added to a deployment's `api_base` that lacks it;
+    /// empty for most.
+    pub api_suffix: String,
 }
 
 /// Where and how one deployment's requests are sent.
@@ -222,6 +226,26 @@ pub fn provider_of<'c>(reach: Result<&'c Endpoint, &'c Unavailable>) -> &'c Prov
     match reach {
         Ok(endpoint) => &endpoint.provider,
         Err(unavailable) => &unavailable.provider,
+    }
+}
+
+/// A `model_list` entry the filter cannot serve (a provider that needs
+/// request signing or OAuth tokens, an unknown provider, …). Requests for
+/// its model get a JSON error that names the model and `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub model_name: String,
+    /// `None` for an exact name.
+    pub pattern: Option<Pattern>,
+    pub reason: String,
+}
+
+impl Skipped {
+    pub fn serves(&self, model: &str) -> bool {
+        match &self.pattern {
+            Some(pattern) => pattern.matches(model),
+            None => self.model_name == model,
+        }
     }
 }
 

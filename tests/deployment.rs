@@ -170,6 +170,19 @@ fn the_istio_filter_and_the_demo_carry_the_generated_configuration() {
         listener_patch["patch"]["value"]["per_connection_buffer_limit_bytes"].as_u64(),
         Some(SHIPPED_BUFFER_LIMIT as u64)
     );
+    // Envoy's own errors become JSON on the gateway as in the bootstraps.
+    let hcm_patch = docs
+        .iter()
+        .filter_map(|d| d["spec"]["configPatches"].as_array())
+        .flatten()
+        .find(|p| p["applyTo"] == "NETWORK_FILTER")
+        .expect("the Istio local-reply patch");
+    let hcm = &demo["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert!(hcm["local_reply_config"]["mappers"].is_array());
+    assert_eq!(
+        hcm_patch["patch"]["value"]["typed_config"]["local_reply_config"],
+        hcm["local_reply_config"]
+    );
 }
 
 /// A LiteLLM user's config (Azure, vLLM, Ollama, `*`, aliases) becomes a

@@ -294,6 +294,19 @@ fn a_response_the_filter_cannot_read_counts_as_unknown_usage() {
         !lines.iter().any(|l| l.starts_with("llm_router_tokens_total")),
         "{lines:?}"
     );
+    // An error body is no first token: none is logged or counted.
+    let entry = &stack.access_log_entries(1)[0];
+    assert_eq!(entry["status"], 429, "{entry}");
+    let ttft = entry["time_to_first_token_ms"]
+        .as_str()
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(ttft, None, "{entry}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("llm_router_time_to_first_token_ms_count")),
+        "{lines:?}"
+    );
 }
 
 #[test]

@@ -3,14 +3,53 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::providers::{credential_headers, default_credentials, REFUSED_PROVIDERS};
-use crate::config::raw::RawDeployment;
-use crate::config::values::{check_header_value, check_positive, env_var, resolve, Resolved};
-use crate::config::{error, ConfigError, EnvAddress, AZURE_DEFAULT_API_VERSION};
-use crate::model::{
-    ApiBase, Credentials, Deployment, Endpoint, PathStyle, Provider, Shares, Target, Timeouts, Unavailable,
+use crate::config::providers::{
+    credential_headers, default_credentials, openai_compatible_at_api_base, REFUSED_PROVIDERS,
 };
+use crate::config::raw::{RawCredentialValues, RawDeployment};
+use crate::config::values::{check_header_value, check_positive, env_var, resolve, Resolved};
+use crate::config::{error, ConfigError, EnvAddress, Warning, WarningKind, AZURE_DEFAULT_API_VERSION};
+use crate::model::{
+    ApiBase, AuthStyle, Credentials, Deployment, Endpoint, PathStyle, Provider, Shares, Skipped, Target, Timeouts,
+    Unavailable,
+};
+use crate::route::families::Families;
 use crate::route::pattern::Pattern;
+
+/// What one `model_list` entry compiles to.
+// Unboxed: one per entry, built once at configuration and moved on at once.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Compiled {
+    Served(Deployment),
+    /// The filter cannot serve it; the rest of the file is served.
+    Skipped(Skipped),
+}
+
+/// What every entry is compiled against.
+pub(super) struct Context<'a> {
+    pub providers: &'a BTreeMap<String, Provider>,
+    pub families: &'a Families,
+    /// `credential_list`, by `credential_name`.
+    pub credentials: &'a BTreeMap<String, RawCredentialValues>,
+    /// The document path of every key the compiler did not read.
+    pub ignored: &'a [String],
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Azure model-family prefixes LiteLLM strips from the deployment name
+/// (`azure/o_series/<deployment>`): they choose its request shape, not
+/// its path.
+const AZURE_FAMILY_PREFIXES: &[&str] = &["o_series/", "gpt5_series/"];
+
+/// Keys that ask for Entra ID client credentials, which need a token
+/// exchange the filter cannot make.
+const ENTRA_CLIENT_KEYS: &[&str] = &[
+    "client_secret",
+    "tenant_id",
+    "client_id",
+    "azure_username",
+    "azure_password",
+];
 
 /// `model_list[index]`, the `nth` entry of its `model_name`. An `api_base`
 /// read from the environment is noted in `env_addresses`.
@@ -18,15 +57,16 @@ pub(super) fn compile_deployment(
     entry: RawDeployment,
     index: usize,
     nth: usize,
-    providers: &BTreeMap<String, Provider>,
-    env: &dyn Fn(&str) -> Option<String>,
+    cx: &Context,
     env_addresses: &mut Vec<EnvAddress>,
-) -> Result<Deployment, ConfigError> {
+    warnings: &mut Vec<Warning>,
+) -> Result<Compiled, ConfigError> {
     let RawDeployment {
         model_name,
-        litellm_params: params,
+        litellm_params: mut params,
         model_info,
     } = entry;
+    let env = cx.env;
     let entry_path = &format!("model_list[{index}]");
     let at = &format!("{entry_path} (model_name `{model_name}`)");
     let id = deployment_id(model_info.id, &model_name, nth, entry_path, at)?;
@@ -54,6 +94,25 @@ pub(super) fn compile_deployment(
     }
     let pattern = Pattern::parse(&model_name);
     let pattern_stars = pattern.as_ref().map_or(0, Pattern::stars);
+    let skip = |reason: String| {
+        Ok(Compiled::Skipped(Skipped {
+            model_name: model_name.clone(),
+            pattern: pattern.clone(),
+            reason,
+        }))
+    };
+    if let Some(name) = params.litellm_credential_name.take() {
+        let Some(values) = cx.credentials.get(&name) else {
+            return skip(format!(
+                "its litellm_credential_name `{name}` is not in credential_list"
+            ));
+        };
+        // The deployment's own values win over the credential's.
+        params.api_key = params.api_key.or_else(|| values.api_key.clone());
+        params.api_base = params.api_base.or_else(|| values.api_base.clone());
+        params.api_version = params.api_version.or_else(|| values.api_version.clone());
+        params.azure_ad_token = params.azure_ad_token.or_else(|| values.azure_ad_token.clone());
+    }
     if params.model == "*" {
         if pattern_stars != 1 {
             return Err(error(
@@ -62,7 +121,7 @@ pub(super) fn compile_deployment(
                 format!("litellm_params.model `*` forwards what one `*` of model_name matched, but model_name has {pattern_stars}"),
             ));
         }
-        return Ok(Deployment {
+        return Ok(Compiled::Served(Deployment {
             id,
             model_name,
             pattern,
@@ -72,19 +131,10 @@ pub(super) fn compile_deployment(
             shares,
             order,
             timeouts,
-        });
+        }));
     }
-    let (provider_name, model_template) = params.model.split_once('/').ok_or_else(|| {
-        error(
-            &model_path,
-            at,
-            format!(
-                "litellm_params.model `{}` names no provider; write it as `<provider>/<model>`, e.g. `openai/{}`",
-                params.model, params.model
-            ),
-        )
-    })?;
-    if provider_name.contains('*') {
+    let split = params.model.split_once('/');
+    if split.is_some_and(|(provider, _)| provider.contains('*')) {
         return Err(error(
             &model_path,
             at,
@@ -94,20 +144,39 @@ pub(super) fn compile_deployment(
             ),
         ));
     }
-    let provider = providers.get(provider_name).ok_or_else(|| {
-        let problem = match REFUSED_PROVIDERS.iter().find(|(names, _)| names.contains(&provider_name)) {
-            Some((_, why)) => format!("litellm_params.model `{}`: provider `{provider_name}` is not supported: {why}", params.model),
-            None => {
-                let known: Vec<&str> = providers.keys().map(String::as_str).collect();
-                format!(
-                    "litellm_params.model `{}`: unknown provider `{provider_name}`; use one of {} or add it under `providers`",
-                    params.model,
-                    known.join(", ")
-                )
+    // `<provider>/<model>`, else a bare model whose family names its
+    // provider (`gpt-4o`, `claude-3-opus-20240229`), as LiteLLM infers it.
+    let unlisted;
+    let (provider, model_template) = match split {
+        Some((name, rest)) if cx.providers.contains_key(name) => (cx.providers.get(name), rest),
+        _ => match (cx.families.provider_of(&params.model), split) {
+            (Some(name), _) => (cx.providers.get(name), params.model.as_str()),
+            // Not in the table, but given an address: most LiteLLM
+            // providers are OpenAI-compatible there.
+            (None, Some((name, rest)))
+                if params.api_base.is_some() && !REFUSED_PROVIDERS.iter().any(|(names, _)| names.contains(&name)) =>
+            {
+                warnings.push(Warning::new(
+                    model_path.clone(),
+                    WarningKind::NotAsWritten(format!(
+                        "provider `{name}` is not in llm-router's table: served as an OpenAI-compatible API at this api_base, with a bearer key"
+                    )),
+                ));
+                unlisted = openai_compatible_at_api_base(name);
+                (Some(&unlisted), rest)
             }
-        };
-        error(&model_path, at, problem)
-    })?;
+            (None, _) => {
+                return skip(unknown_provider(
+                    &params.model,
+                    split.map(|(name, _)| name),
+                    cx.providers,
+                ))
+            }
+        },
+    };
+    let Some(provider) = provider else {
+        return skip(format!("litellm_params.model `{}` names no provider", params.model));
+    };
     let target_stars = model_template.matches('*').count();
     if target_stars != 0 && target_stars != pattern_stars {
         return Err(error(
@@ -118,6 +187,27 @@ pub(super) fn compile_deployment(
                 params.model
             ),
         ));
+    }
+    let model_template = match provider.path_style {
+        PathStyle::AzureDeployments => AZURE_FAMILY_PREFIXES
+            .iter()
+            .find_map(|prefix| model_template.strip_prefix(prefix))
+            .unwrap_or(model_template),
+        PathStyle::OpenAi => model_template,
+    };
+    let params_prefix = format!("{entry_path}.litellm_params.");
+    let entra_client = cx.ignored.iter().any(|path| {
+        path.strip_prefix(&params_prefix)
+            .is_some_and(|key| ENTRA_CLIENT_KEYS.contains(&key))
+    });
+    if provider.path_style == PathStyle::AzureDeployments
+        && entra_client
+        && params.api_key.is_none()
+        && params.azure_ad_token.is_none()
+    {
+        return skip(
+            "it asks for Entra ID client credentials (tenant_id, client_id, client_secret), which need a token exchange the filter cannot make; give it an `api_key`, or a static `azure_ad_token`".to_owned(),
+        );
     }
     // Settings from the environment (`api_base: os.environ/AZURE_API_BASE`).
     if let Some(variable) = params.api_base.as_deref().and_then(env_var) {
@@ -132,37 +222,47 @@ pub(super) fn compile_deployment(
         Some(Resolved::Value(value)) => Ok(Some(value)),
         Some(Resolved::Unset(var)) => Err(var),
     };
-    let credentials = match params.api_key {
+    // An Azure deployment with a static Entra ID token sends it as a bearer
+    // token in place of `api-key`.
+    let (key, key_name, auth) = match (params.api_key, params.azure_ad_token) {
+        (None, Some(token)) if provider.path_style == PathStyle::AzureDeployments => {
+            (Some(token), "azure_ad_token", AuthStyle::Bearer)
+        }
+        (key, _) => (key, "api_key", provider.auth),
+    };
+    let credentials = match key {
         Some(value) => match resolve(&value, env) {
             Resolved::Value(key) if key.is_empty() => {
                 return Err(error(
-                    format!("{entry_path}.litellm_params.api_key"),
+                    format!("{entry_path}.litellm_params.{key_name}"),
                     at,
-                    "litellm_params.api_key is empty",
+                    format!("litellm_params.{key_name} is empty"),
                 ))
             }
             Resolved::Value(key) => {
                 check_header_value(
                     &key,
-                    &format!("{entry_path}.litellm_params.api_key"),
-                    &format!("{at}: litellm_params.api_key"),
+                    &format!("{entry_path}.litellm_params.{key_name}"),
+                    &format!("{at}: litellm_params.{key_name}"),
                 )?;
-                Resolved::Value(credential_headers(provider.auth, key))
+                Resolved::Value(credential_headers(auth, key))
             }
             Resolved::Unset(var) => Resolved::Unset(var),
         },
         None => default_credentials(provider, env)?,
     };
-    let deployment = |target| Deployment {
-        id: id.clone(),
-        model_name: model_name.clone(),
-        pattern: pattern.clone(),
-        upstream_model: model_template.to_owned(),
-        target_has_stars: target_stars > 0,
-        target,
-        shares,
-        order,
-        timeouts,
+    let deployment = |target| {
+        Compiled::Served(Deployment {
+            id: id.clone(),
+            model_name: model_name.clone(),
+            pattern: pattern.clone(),
+            upstream_model: model_template.to_owned(),
+            target_has_stars: target_stars > 0,
+            target,
+            shares,
+            order,
+            timeouts,
+        })
     };
     let unavailable = |variable| {
         Target::Unavailable(Unavailable {
@@ -180,13 +280,21 @@ pub(super) fn compile_deployment(
         Resolved::Unset(var) => return Ok(deployment(unavailable(var))),
     };
     let api_base = match api_base {
-        Some(url) => ApiBase::parse(&url).ok_or_else(|| {
-            error(
-                format!("{entry_path}.litellm_params.api_base"),
-                at,
-                format!("litellm_params.api_base `{url}` is not an http(s) URL (`https://host[:port][/path]`)"),
-            )
-        })?,
+        Some(url) => {
+            let mut api_base = ApiBase::parse(&url).ok_or_else(|| {
+                error(
+                    format!("{entry_path}.litellm_params.api_base"),
+                    at,
+                    format!("litellm_params.api_base `{url}` is not an http(s) URL (`https://host[:port][/path]`)"),
+                )
+            })?;
+            // Ollama's OpenAI-compatible API is under `/v1` of the address
+            // LiteLLM users give.
+            if !api_base.path.ends_with(&provider.api_suffix) {
+                api_base.path.push_str(&provider.api_suffix);
+            }
+            api_base
+        }
         None => provider.api_base.clone().ok_or_else(|| {
             let example = match provider.path_style {
                 PathStyle::AzureDeployments => "https://<resource>.openai.azure.com",
@@ -209,6 +317,26 @@ pub(super) fn compile_deployment(
         credentials,
         env,
     ))))
+}
+
+/// Why a model's provider is not served: refused (and what to use
+/// instead), unknown, or not inferred from a bare name.
+fn unknown_provider(model: &str, named: Option<&str>, providers: &BTreeMap<String, Provider>) -> String {
+    match named {
+        Some(name) => match REFUSED_PROVIDERS.iter().find(|(names, _)| names.contains(&name)) {
+            Some((_, why)) => format!("litellm_params.model `{model}`: provider `{name}` is not supported: {why}"),
+            None => {
+                let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+                format!(
+                    "litellm_params.model `{model}`: unknown provider `{name}`; give the deployment its `api_base` if it speaks the OpenAI API, use one of {}, or add it under `providers`",
+                    known.join(", ")
+                )
+            }
+        },
+        None => format!(
+            "litellm_params.model `{model}` names no provider and no model family claims it; write it as `<provider>/{model}` (or add a family under `providers.<name>.model_families`)"
+        ),
+    }
 }
 
 /// `model_info.id`, else `<model_name>#<nth>`: the deployment's name in a

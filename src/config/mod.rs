@@ -13,10 +13,11 @@ mod raw;
 mod settings;
 mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use crate::model::{Secret, Target, Upstream};
+use crate::config::deployment::Compiled;
+use crate::model::{Deployment, Secret, Skipped, Target, Upstream};
 use crate::route::families::Families;
 use crate::route::{Router, RouterError, RouterParts};
 
@@ -41,6 +42,8 @@ pub struct Config {
     pub failover: Failover,
     /// The `GET /v1/models` answer, built once.
     pub models_reply: Vec<u8>,
+    /// Entries the filter cannot serve, in list order.
+    pub skipped: Vec<Skipped>,
     /// Non-fatal findings to log once (never containing a secret).
     pub warnings: Vec<Warning>,
     /// Every `api_base` given as `os.environ/NAME`: an Envoy bootstrap
@@ -58,6 +61,12 @@ pub struct EnvAddress {
 }
 
 impl Config {
+    /// The entry that would serve `model` were it servable: asked only for
+    /// a model no route serves.
+    pub fn skipped_entry(&self, model: &str) -> Option<&Skipped> {
+        self.skipped.iter().find(|s| s.serves(model))
+    }
+
     /// Every upstream a request is sent to directly, with its cluster name,
     /// once each, sorted by cluster: what the Envoy bootstrap must define
     /// besides the groups' clusters, which carry their own endpoints.
@@ -141,6 +150,8 @@ pub enum WarningKind {
     UnsetVariable { entry: String, variable: String },
     /// The master key is one of LiteLLM's documented example keys.
     PublicMasterKey,
+    /// An entry the filter cannot serve: left out, the rest served.
+    Skipped { model_name: String, reason: String },
 }
 
 impl Warning {
@@ -168,6 +179,9 @@ impl fmt::Display for Warning {
                 f,
                 "{entry}: environment variable `{variable}` is not set in the Wasm VM; requests for this route get 503 until it is"
             ),
+            WarningKind::Skipped { model_name, reason } => {
+                write!(f, "{path}: model `{model_name}` is not served: {reason}")
+            }
             WarningKind::PublicMasterKey => write!(
                 f,
                 "{path} is a publicly known example key (such as sk-1234): anyone can use this router; set a long random key"
@@ -204,7 +218,7 @@ pub fn compile_document(
         .collect();
     let providers = providers::provider_table(raw.providers)?;
     let general = settings::general(raw.general_settings, env, &mut warnings)?;
-    let router_settings = settings::router(raw.router_settings, &mut warnings)?;
+    let router_settings = settings::router(raw.router_settings, raw.litellm_settings, &mut warnings)?;
     let cluster_header = settings::cluster_header(raw.cluster_header)?;
     let max_body_bytes = match raw.max_body_bytes {
         None => DEFAULT_MAX_BODY_BYTES,
@@ -215,21 +229,63 @@ pub fn compile_document(
     if raw.model_list.is_empty() {
         return Err(key_error("model_list", "is empty; add at least one deployment"));
     }
+    let families = providers.values().flat_map(|p| {
+        p.model_families
+            .iter()
+            .map(move |family| (family.as_str(), p.name.as_str()))
+    });
+    let families = Families::new(families);
+    let credentials: BTreeMap<String, _> = raw
+        .credential_list
+        .into_iter()
+        .map(|c| (c.credential_name, c.credential_values))
+        .collect();
+    let ignored: Vec<String> = warnings.iter().map(|w| w.path.clone()).collect();
+    let context = deployment::Context {
+        providers: &providers,
+        families: &families,
+        credentials: &credentials,
+        ignored: &ignored,
+        env,
+    };
     let mut deployments = Vec::with_capacity(raw.model_list.len());
+    // The model_list position of each deployment (skipped entries have none).
+    let mut list_index = Vec::with_capacity(raw.model_list.len());
+    let mut skipped = Vec::new();
     let mut entries_of_name: HashMap<String, usize> = HashMap::new();
     let mut env_addresses = Vec::new();
     for (index, entry) in raw.model_list.into_iter().enumerate() {
         let nth = entries_of_name.entry(entry.model_name.clone()).or_default();
         *nth += 1;
-        let deployment = deployment::compile_deployment(entry, index, *nth, &providers, env, &mut env_addresses)?;
-        if let Target::Unavailable(unavailable) = &deployment.target {
-            let path = format!("model_list[{index}]");
-            let entry = format!("{path} (model_name `{}`)", deployment.model_name);
-            let variable = unavailable.variable.clone();
-            warnings.push(Warning::new(path, WarningKind::UnsetVariable { entry, variable }));
+        let path = format!("model_list[{index}]");
+        match deployment::compile_deployment(entry, index, *nth, &context, &mut env_addresses, &mut warnings)? {
+            Compiled::Skipped(entry) => {
+                let model = format!("{path}.litellm_params.model");
+                let kind = WarningKind::Skipped {
+                    model_name: entry.model_name.clone(),
+                    reason: entry.reason.clone(),
+                };
+                warnings.push(Warning::new(model, kind));
+                skipped.push(entry);
+            }
+            Compiled::Served(deployment) => {
+                if let Target::Unavailable(unavailable) = &deployment.target {
+                    let entry = format!("{path} (model_name `{}`)", deployment.model_name);
+                    let variable = unavailable.variable.clone();
+                    warnings.push(Warning::new(path, WarningKind::UnsetVariable { entry, variable }));
+                }
+                deployments.push(deployment);
+                list_index.push(index);
+            }
         }
-        deployments.push(deployment);
     }
+    let fallbacks = served_fallbacks(
+        router_settings.fallbacks,
+        router_settings.default_fallbacks,
+        &deployments,
+        &skipped,
+        &mut warnings,
+    );
     // A deployment that forwards to the request's own provider needs every
     // provider's default endpoint, with its conventional key.
     let passthrough = deployments.iter().any(|d| d.target == Target::RequestProvider);
@@ -237,29 +293,25 @@ pub fn compile_document(
         true => providers::default_endpoints(&providers, env)?,
         false => BTreeMap::new(),
     };
-    let families = providers.values().flat_map(|p| {
-        p.model_families
-            .iter()
-            .map(move |family| (family.as_str(), p.name.as_str()))
-    });
+    let entry_path = |index: usize| format!("model_list[{}]", list_index.get(index).copied().unwrap_or(index));
     let mut member_warnings = Vec::new();
     let router = Router::new(
         RouterParts {
             deployments,
             provider_endpoints,
             known_providers: providers.keys().cloned().collect(),
-            families: Families::new(families),
+            families,
             aliases: router_settings.aliases,
-            fallbacks: router_settings.fallbacks,
+            fallbacks,
             default_timeouts: router_settings.default_timeouts,
         },
         &mut member_warnings,
     )
-    .map_err(router_error)?;
+    .map_err(|e| router_error(e, &entry_path))?;
     warnings.extend(
         member_warnings
             .into_iter()
-            .map(|(index, text)| Warning::new(format!("model_list[{index}]"), WarningKind::NotAsWritten(text))),
+            .map(|(index, text)| Warning::new(entry_path(index), WarningKind::NotAsWritten(text))),
     );
     let models_reply = router.models_reply();
     Ok(Config {
@@ -270,12 +322,58 @@ pub fn compile_document(
         inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
         failover: router_settings.failover,
         models_reply,
+        skipped,
         warnings,
         env_addresses,
     })
 }
 
-fn router_error(e: RouterError) -> ConfigError {
+/// The fallbacks as written, less those naming a model whose every entry
+/// was skipped (with a warning already), plus the default fallbacks for
+/// every exact name without its own. A name nowhere in `model_list` stays,
+/// for the router to refuse.
+fn served_fallbacks(
+    listed: Vec<(String, String, Vec<String>)>,
+    defaults: Option<(String, Vec<String>)>,
+    deployments: &[Deployment],
+    skipped: &[Skipped],
+    warnings: &mut Vec<Warning>,
+) -> Vec<(String, String, Vec<String>)> {
+    let served: BTreeSet<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
+    let only_skipped = |name: &str| !served.contains(name) && skipped.iter().any(|s| s.model_name == name);
+    let mut fallbacks = Vec::with_capacity(listed.len());
+    let mut with_own = BTreeSet::new();
+    for (path, group, targets) in listed {
+        let (dropped, kept): (Vec<String>, Vec<String>) = targets.into_iter().partition(|t| only_skipped(t));
+        for target in dropped {
+            warnings.push(Warning::new(
+                format!("{path}.{group}"),
+                WarningKind::NotAsWritten(format!(
+                    "fallback `{target}` is not served (see its entry's warning); left out"
+                )),
+            ));
+        }
+        if !only_skipped(&group) && !kept.is_empty() {
+            with_own.insert(group.clone());
+            fallbacks.push((path, group, kept));
+        }
+    }
+    if let Some((path, targets)) = defaults {
+        let exact = deployments
+            .iter()
+            .filter(|d| d.pattern.is_none() && d.target != Target::RequestProvider);
+        let names: BTreeSet<&str> = exact.map(|d| d.model_name.as_str()).collect();
+        for name in names {
+            if with_own.contains(name) || targets.iter().any(|t| t == name) {
+                continue;
+            }
+            fallbacks.push((path.clone(), name.to_owned(), targets.clone()));
+        }
+    }
+    fallbacks
+}
+
+fn router_error(e: RouterError, entry_path: &dyn Fn(usize) -> String) -> ConfigError {
     match e {
         RouterError::Alias(alias) => error(
             format!("router_settings.model_group_alias.{}", alias.name),
@@ -285,14 +383,8 @@ fn router_error(e: RouterError) -> ConfigError {
                 alias.target
             ),
         ),
-        RouterError::Fallback { index, group, problem } => error(
-            format!("router_settings.fallbacks[{index}].{group}"),
-            format!("router_settings.fallbacks[{index}]"),
-            problem,
-        ),
-        RouterError::Member { index, problem } => {
-            error(format!("model_list[{index}]"), format!("model_list[{index}]"), problem)
-        }
+        RouterError::Fallback { path, group, problem } => error(format!("{path}.{group}"), path, problem),
+        RouterError::Member { index, problem } => error(entry_path(index), entry_path(index), problem),
     }
 }
 

@@ -18,6 +18,8 @@ struct Builtin {
     api_key_env: &'static str,
     key_optional: bool,
     families: &'static [&'static str],
+    /// See [`Provider::api_suffix`].
+    api_suffix: &'static str,
 }
 
 const fn openai_compatible(name: &'static str, api_base: &'static str, api_key_env: &'static str) -> Builtin {
@@ -28,6 +30,7 @@ const fn openai_compatible(name: &'static str, api_base: &'static str, api_key_e
         api_key_env,
         key_optional: false,
         families: &[],
+        api_suffix: "",
     }
 }
 
@@ -45,6 +48,21 @@ const fn self_hosted(name: &'static str, api_key_env: &'static str) -> Builtin {
         api_key_env,
         key_optional: true,
         families: &[],
+        api_suffix: "",
+    }
+}
+
+/// Ollama: a local server by default, its OpenAI-compatible API under `/v1`
+/// of the address LiteLLM users give it, no key unless it sits behind one.
+const fn ollama(name: &'static str) -> Builtin {
+    Builtin {
+        name,
+        api_base: Some("http://localhost:11434/v1"),
+        auth: AuthStyle::Bearer,
+        api_key_env: "OLLAMA_API_KEY",
+        key_optional: true,
+        families: &[],
+        api_suffix: "/v1",
     }
 }
 
@@ -76,6 +94,7 @@ const BUILTIN_PROVIDERS: &[Builtin] = &[
         api_key_env: "ANTHROPIC_API_KEY",
         key_optional: false,
         families: &["claude-*"],
+        api_suffix: "",
     },
     Builtin {
         name: "azure",
@@ -84,6 +103,7 @@ const BUILTIN_PROVIDERS: &[Builtin] = &[
         api_key_env: "AZURE_API_KEY",
         key_optional: false,
         families: &[],
+        api_suffix: "",
     },
     with_families(
         openai_compatible(
@@ -124,8 +144,25 @@ const BUILTIN_PROVIDERS: &[Builtin] = &[
     openai_compatible("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
     openai_compatible("perplexity", "https://api.perplexity.ai", "PERPLEXITYAI_API_KEY"),
     openai_compatible("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY"),
+    openai_compatible("huggingface", "https://router.huggingface.co/v1", "HUGGINGFACE_API_KEY"),
+    openai_compatible("siliconflow", "https://api.siliconflow.cn/v1", "SILICONFLOW_API_KEY"),
+    openai_compatible("zhipu", "https://open.bigmodel.cn/api/paas/v4", "ZHIPU_API_KEY"),
+    openai_compatible(
+        "nvidia_nim",
+        "https://integrate.api.nvidia.com/v1",
+        "NVIDIA_NIM_API_KEY",
+    ),
+    openai_compatible("sambanova", "https://api.sambanova.ai/v1", "SAMBANOVA_API_KEY"),
+    openai_compatible("moonshot", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY"),
+    openai_compatible(
+        "dashscope",
+        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+        "DASHSCOPE_API_KEY",
+    ),
     self_hosted("hosted_vllm", "HOSTED_VLLM_API_KEY"),
     self_hosted("lm_studio", "LM_STUDIO_API_KEY"),
+    ollama("ollama"),
+    ollama("ollama_chat"),
 ];
 
 /// Built-in providers not sent `stream_options`: Mistral reports usage in
@@ -143,10 +180,6 @@ pub(super) const REFUSED_PROVIDERS: &[(&[&str], &str)] = &[
         "Vertex AI takes short-lived Google OAuth tokens, not an API key; use `gemini/<model>` with a Gemini API key, or Vertex's OpenAI-compatible endpoint as `openai/<model>` with its `api_base`",
     ),
     (
-        &["ollama", "ollama_chat"],
-        "Ollama's native API (/api/chat, /api/generate) takes another request shape; use Ollama's OpenAI-compatible endpoint as `hosted_vllm/<model>` (or `openai/<model>`) with `api_base: http://<host>:11434/v1`",
-    ),
-    (
         &["watsonx", "watsonx_text"],
         "watsonx takes IAM tokens exchanged from an API key, not the key itself; serve it through a LiteLLM proxy for now",
     ),
@@ -155,6 +188,24 @@ pub(super) const REFUSED_PROVIDERS: &[(&[&str], &str)] = &[
 /// The `api-version` Azure gets when neither the deployment nor
 /// `AZURE_API_VERSION` names one: LiteLLM 1.110's default.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2025-02-01-preview";
+
+/// A provider the table does not know, named by a deployment that gives
+/// its `api_base`: taken as an OpenAI-compatible API with a bearer key
+/// (`<NAME>_API_KEY` when the deployment names none), as most are.
+pub(super) fn openai_compatible_at_api_base(name: &str) -> Provider {
+    Provider {
+        name: name.to_owned(),
+        cluster: name.to_owned(),
+        api_base: None,
+        auth: AuthStyle::Bearer,
+        path_style: PathStyle::OpenAi,
+        api_key_env: format!("{}_API_KEY", name.to_ascii_uppercase()),
+        key_optional: false,
+        inject_stream_usage: true,
+        model_families: Vec::new(),
+        api_suffix: String::new(),
+    }
+}
 
 /// Each provider's own endpoint with its conventional key, for a
 /// `model: "*"` deployment that forwards to the request's own provider.
@@ -226,6 +277,7 @@ fn builtin_provider(builtin: &Builtin) -> Provider {
         key_optional: builtin.key_optional,
         inject_stream_usage: !NO_STREAM_OPTIONS.contains(&builtin.name),
         model_families: builtin.families.iter().map(|&f| f.to_owned()).collect(),
+        api_suffix: builtin.api_suffix.to_owned(),
     }
 }
 
@@ -280,6 +332,7 @@ pub(super) fn provider_table(
                 key_optional: false,
                 inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
                 model_families: raw.model_families.unwrap_or_default(),
+                api_suffix: String::new(),
                 name: name.clone(),
             },
         };

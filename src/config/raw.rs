@@ -9,18 +9,21 @@ use serde::Deserialize;
 use crate::config::{error, ConfigError, Document};
 use crate::model::AuthStyle;
 
+// A section present but empty (`general_settings:` holding only comments)
+// is YAML's null, which LiteLLM takes as an empty section: so do these.
 #[derive(Deserialize)]
 pub(super) struct RawConfig {
     pub model_list: Vec<RawDeployment>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub general_settings: RawGeneralSettings,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub router_settings: RawRouterSettings,
-    /// Known, so not a mistake in the plugin configuration; its keys are
-    /// each reported as ignored.
-    #[serde(default, rename = "litellm_settings")]
-    pub _litellm_settings: RawLitellmSettings,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub litellm_settings: RawLitellmSettings,
+    /// LiteLLM's shared credentials, named by `litellm_credential_name`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub credential_list: Vec<RawCredential>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub providers: BTreeMap<String, RawProvider>,
     pub cluster_header: Option<String>,
     pub max_body_bytes: Option<usize>,
@@ -31,8 +34,25 @@ pub(super) struct RawConfig {
 pub(super) struct RawDeployment {
     pub model_name: String,
     pub litellm_params: RawParams,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub model_info: RawModelInfo,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawCredential {
+    pub credential_name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub credential_values: RawCredentialValues,
+}
+
+/// The values a credential gives a deployment that names it (those the
+/// deployment sets itself win).
+#[derive(Deserialize, Default)]
+pub(super) struct RawCredentialValues {
+    pub api_key: Option<String>,
+    pub api_base: Option<String>,
+    pub api_version: Option<String>,
+    pub azure_ad_token: Option<String>,
 }
 
 /// LiteLLM's metadata about the model: of it only the deployment's `id`
@@ -49,6 +69,10 @@ pub(super) struct RawParams {
     pub api_key: Option<String>,
     pub api_base: Option<String>,
     pub api_version: Option<String>,
+    /// A static Entra ID token for Azure, sent as `Authorization: Bearer`.
+    pub azure_ad_token: Option<String>,
+    /// A `credential_list` entry's name.
+    pub litellm_credential_name: Option<String>,
     /// A group's traffic shares: `weight`, else `rpm`, else `tpm` (LiteLLM's simple-shuffle).
     pub weight: Option<f64>,
     pub rpm: Option<f64>,
@@ -66,20 +90,34 @@ pub(super) struct RawGeneralSettings {
     pub master_key: Option<String>,
 }
 
-/// LiteLLM's SDK settings: a section llm-router knows, none of whose keys
-/// it acts on yet (each is reported as ignored).
+/// LiteLLM's SDK settings: of these only the Router's failover keys matter
+/// (`router_settings` wins where both set one); every other key is
+/// reported as ignored.
 #[derive(Deserialize, Default)]
-pub(super) struct RawLitellmSettings {}
+pub(super) struct RawLitellmSettings {
+    pub num_retries: Option<u32>,
+    /// Seconds: LiteLLM's default `timeout`.
+    pub request_timeout: Option<f64>,
+    pub allowed_fails: Option<u32>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+    /// Fallbacks for every group that has none of its own.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub default_fallbacks: Vec<String>,
+    /// Fallbacks on a context-window error, which a proxy cannot tell from
+    /// the status alone: read only to say so.
+    pub context_window_fallbacks: Option<serde::de::IgnoredAny>,
+}
 
 #[derive(Deserialize, Default)]
 pub(super) struct RawRouterSettings {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub model_group_alias: BTreeMap<String, RawAlias>,
     pub num_retries: Option<u32>,
     /// `[{"gpt-4o": ["claude-sonnet"]}]`: where a group's requests go when
     /// all of its deployments fail.
-    #[serde(default)]
-    pub fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+    pub fallbacks: Option<Vec<BTreeMap<String, Vec<String>>>>,
+    pub default_fallbacks: Option<Vec<String>>,
     pub allowed_fails: Option<u32>,
     pub cooldown_time: Option<f64>,
     pub timeout: Option<f64>,
@@ -108,6 +146,15 @@ pub(super) struct RawProvider {
     pub api_key_env: Option<String>,
     pub inject_stream_usage: Option<bool>,
     pub model_families: Option<Vec<String>>,
+}
+
+/// `null` read as the type's default.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Reads the document, and the path of every key in it that no field above
@@ -141,7 +188,14 @@ pub(super) fn parse(json: &[u8], document: Document) -> Result<(RawConfig, Vec<S
         } else {
             String::new()
         };
-        error(path, at, format!("{inner}{hint}"))
+        let message = inner.to_string();
+        // A LiteLLM file was turned into JSON by the generator, which points
+        // at the user's line itself: a position in that JSON means nothing.
+        let message = match (document, message.rfind(" at line ")) {
+            (Document::LiteLlm, Some(cut)) => message.get(..cut).unwrap_or(&message).to_owned(),
+            _ => message,
+        };
+        error(path, at, format!("{message}{hint}"))
     })?;
     Ok((raw, ignored))
 }

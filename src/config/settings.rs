@@ -2,7 +2,9 @@
 //! `router_settings` (aliases, failover, timeouts) and llm-router's own
 //! top-level keys.
 
-use crate::config::raw::{RawAlias, RawGeneralSettings, RawRouterSettings};
+use std::collections::BTreeMap;
+
+use crate::config::raw::{RawAlias, RawGeneralSettings, RawLitellmSettings, RawRouterSettings};
 use crate::config::values::{
     check_header_value, check_positive, is_publicly_known_key, is_token_byte, resolve, Resolved,
 };
@@ -49,13 +51,22 @@ pub(super) fn general(
 /// What `router_settings` sets.
 pub(super) struct RouterSettings {
     pub aliases: Vec<Alias>,
-    /// `(position in the list, group, its fallback groups in order)`.
-    pub fallbacks: Vec<(usize, String, Vec<String>)>,
+    /// `(where it is written, group, its fallback groups in order)`.
+    pub fallbacks: Vec<(String, String, Vec<String>)>,
+    /// Fallbacks for every group with none of its own, and where they are
+    /// written.
+    pub default_fallbacks: Option<(String, Vec<String>)>,
     pub default_timeouts: Timeouts,
     pub failover: Failover,
 }
 
-pub(super) fn router(raw: RawRouterSettings, warnings: &mut Vec<Warning>) -> Result<RouterSettings, ConfigError> {
+/// `router_settings`, with the failover keys LiteLLM's Router also takes
+/// from `litellm_settings` where `router_settings` does not set them.
+pub(super) fn router(
+    raw: RawRouterSettings,
+    litellm: RawLitellmSettings,
+    warnings: &mut Vec<Warning>,
+) -> Result<RouterSettings, ConfigError> {
     match raw.routing_strategy.as_deref() {
         None | Some("simple-shuffle") => {}
         Some(strategy) => warnings.push(Warning::new(
@@ -65,21 +76,36 @@ pub(super) fn router(raw: RawRouterSettings, warnings: &mut Vec<Warning>) -> Res
             )),
         )),
     }
+    if litellm.context_window_fallbacks.is_some() {
+        warnings.push(Warning::new(
+            "litellm_settings.context_window_fallbacks",
+            WarningKind::NotAsWritten(
+                "not acted on: a context-window error cannot be told from another 400 without reading the provider's answer".to_owned(),
+            ),
+        ));
+    }
+    let timeout_path = match (raw.timeout, litellm.request_timeout) {
+        (None, Some(_)) => "litellm_settings.request_timeout",
+        _ => "router_settings.timeout",
+    };
     let default_timeouts = Timeouts {
-        request: raw.timeout,
+        request: raw.timeout.or(litellm.request_timeout),
         stream: raw.stream_timeout,
     };
-    for (key, value) in [
-        ("timeout", default_timeouts.request),
-        ("stream_timeout", default_timeouts.stream),
-        ("cooldown_time", raw.cooldown_time),
+    for (path, value) in [
+        (timeout_path, default_timeouts.request),
+        ("router_settings.stream_timeout", default_timeouts.stream),
+        ("router_settings.cooldown_time", raw.cooldown_time),
     ] {
-        let path = format!("router_settings.{key}");
-        check_positive(value, &path, &path, &format!("{path} (seconds)"))?;
+        check_positive(value, path, path, &format!("{path} (seconds)"))?;
     }
     let failover = Failover {
-        num_retries: raw.num_retries.unwrap_or(DEFAULT_NUM_RETRIES),
-        allowed_fails: raw.allowed_fails.unwrap_or(DEFAULT_ALLOWED_FAILS).max(1),
+        num_retries: raw.num_retries.or(litellm.num_retries).unwrap_or(DEFAULT_NUM_RETRIES),
+        allowed_fails: raw
+            .allowed_fails
+            .or(litellm.allowed_fails)
+            .unwrap_or(DEFAULT_ALLOWED_FAILS)
+            .max(1),
         cooldown_seconds: raw.cooldown_time.unwrap_or(DEFAULT_COOLDOWN_SECONDS),
     };
     let aliases = raw
@@ -98,18 +124,40 @@ pub(super) fn router(raw: RawRouterSettings, warnings: &mut Vec<Warning>) -> Res
             },
         })
         .collect();
-    let fallbacks = raw
-        .fallbacks
-        .into_iter()
-        .enumerate()
-        .flat_map(|(index, entry)| entry.into_iter().map(move |(group, targets)| (index, group, targets)))
-        .collect();
+    let (section, fallbacks) = match raw.fallbacks {
+        Some(fallbacks) => ("router_settings", fallbacks),
+        None => ("litellm_settings", litellm.fallbacks),
+    };
+    let fallbacks = listed_fallbacks(section, fallbacks);
+    let default_fallbacks = match (raw.default_fallbacks, litellm.default_fallbacks) {
+        (Some(targets), _) => Some(("router_settings.default_fallbacks".to_owned(), targets)),
+        (None, targets) if !targets.is_empty() => Some(("litellm_settings.default_fallbacks".to_owned(), targets)),
+        (None, _) => None,
+    };
     Ok(RouterSettings {
         aliases,
         fallbacks,
+        default_fallbacks,
         default_timeouts,
         failover,
     })
+}
+
+/// `[{"gpt-4o": ["claude"]}, …]` as `(path, group, targets)`.
+fn listed_fallbacks(
+    section: &str,
+    fallbacks: Vec<BTreeMap<String, Vec<String>>>,
+) -> Vec<(String, String, Vec<String>)> {
+    fallbacks
+        .into_iter()
+        .enumerate()
+        .flat_map(|(index, entry)| {
+            let path = format!("{section}.fallbacks[{index}]");
+            entry
+                .into_iter()
+                .map(move |(group, targets)| (path.clone(), group, targets))
+        })
+        .collect()
 }
 
 /// `cluster_header`, lower-cased; the default when absent.

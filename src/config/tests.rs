@@ -86,16 +86,6 @@ fn errors_name_the_entry() {
             "empty",
         ),
         (
-            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "gpt-4o", "api_key": "k"}}]}"#,
-            "model_list[0] (model_name `x`)",
-            "names no provider",
-        ),
-        (
-            r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "nosuch/gpt", "api_key": "k"}}]}"#,
-            "model_list[0] (model_name `x`)",
-            "unknown provider `nosuch`",
-        ),
-        (
             r#"{"model_list": [{"model_name": "*", "litellm_params": {"model": "*/x", "api_key": "k"}}]}"#,
             "model_list[0] (model_name `*`)",
             "must be literal",
@@ -154,21 +144,6 @@ fn errors_name_the_entry() {
             r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}}], "providers": {"groq": {"clustr": "g"}}}"#,
             "providers.groq.clustr",
             "unknown field `clustr`",
-        ),
-        (
-            r#"{"model_list": [{"model_name": "b", "litellm_params": {"model": "bedrock/anthropic.claude-3", "api_key": "k"}}]}"#,
-            "model_list[0] (model_name `b`)",
-            "SigV4",
-        ),
-        (
-            r#"{"model_list": [{"model_name": "v", "litellm_params": {"model": "vertex_ai/gemini-pro"}}]}"#,
-            "model_list[0] (model_name `v`)",
-            "OAuth",
-        ),
-        (
-            r#"{"model_list": [{"model_name": "o", "litellm_params": {"model": "ollama/llama3"}}]}"#,
-            "model_list[0] (model_name `o`)",
-            "OpenAI-compatible endpoint",
         ),
         (
             r#"{"model_list": [{"model_name": "a", "litellm_params": {"model": "azure/gpt-4o", "api_key": "k"}}]}"#,
@@ -423,4 +398,166 @@ fn settings_from_the_environment() {
         .warnings
         .iter()
         .any(|w| w.path == "model_list[1]" && w.to_string().contains("UNSET_BASE")));
+}
+
+#[test]
+fn entries_that_cannot_be_served_are_skipped_and_named() {
+    // (entry, a fragment of the reason); each beside a served entry.
+    let rows: &[(&str, &str)] = &[
+        (r#"{"model": "bedrock/anthropic.claude-3", "api_key": "k"}"#, "SigV4"),
+        (r#"{"model": "vertex_ai/gemini-pro"}"#, "OAuth"),
+        (
+            r#"{"model": "nosuch/gpt", "api_key": "k"}"#,
+            "unknown provider `nosuch`",
+        ),
+        (
+            r#"{"model": "cohere-rerank-v3", "api_key": "k"}"#,
+            "no model family claims it",
+        ),
+        (
+            r#"{"model": "azure/gpt-4o", "api_base": "https://r.openai.azure.com", "tenant_id": "t", "client_id": "c", "client_secret": "s"}"#,
+            "Entra ID client credentials",
+        ),
+        (
+            r#"{"model": "openai/x", "litellm_credential_name": "nope"}"#,
+            "`nope` is not in credential_list",
+        ),
+    ];
+    for (params, fragment) in rows {
+        let json = format!(
+            r#"{{"model_list": [{{"model_name": "served", "litellm_params": {{"model": "openai/x", "api_key": "k"}}}},
+               {{"model_name": "skipped/*", "litellm_params": {params}}}]}}"#
+        );
+        let config = compile_test(&json).unwrap_or_else(|e| panic!("{params}: {e}"));
+        assert_eq!(config.router.deployments().len(), 1, "{params}");
+        let warning = config
+            .warnings
+            .iter()
+            .find(|w| matches!(w.kind, WarningKind::Skipped { .. }))
+            .unwrap_or_else(|| panic!("{params}: {:?}", config.warnings));
+        assert_eq!(warning.path, "model_list[1].litellm_params.model");
+        assert!(warning.to_string().contains(fragment), "{params}: {warning}");
+        let skipped = config.skipped_entry("skipped/anything").expect("the pattern names it");
+        assert!(skipped.reason.contains(fragment), "{params}");
+        assert!(config.skipped_entry("other").is_none());
+        assert!(!warning.to_string().contains("\"s\""), "no secret in {warning}");
+    }
+}
+
+#[test]
+fn bare_models_take_their_provider_from_the_model_families() {
+    let json = r#"{"model_list": [
+      {"model_name": "gpt-3.5-turbo", "litellm_params": {"model": "gpt-3.5-turbo", "api_key": "k"}},
+      {"model_name": "claude", "litellm_params": {"model": "claude-3-opus-20240229", "api_key": "k"}},
+      {"model_name": "o1", "litellm_params": {"model": "o1-preview", "api_key": "k"}}]}"#;
+    let config = compile_test(json).expect("compiles");
+    let got: Vec<(&str, &str)> = endpoints(&config)
+        .iter()
+        .map(|e| (e.provider.name.as_str(), e.cluster.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("openai", "openai"), ("anthropic", "anthropic"), ("openai", "openai")]
+    );
+    let route = config.router.route("claude").expect("routes");
+    assert_eq!(route.upstream_model, "claude-3-opus-20240229");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn ollama_azure_families_tokens_and_shared_credentials() {
+    let json = r#"{"model_list": [
+      {"model_name": "llama", "litellm_params": {"model": "ollama/llama3", "api_base": "http://10.0.0.9:11434"}},
+      {"model_name": "local", "litellm_params": {"model": "ollama_chat/qwen"}},
+      {"model_name": "o3", "litellm_params": {"model": "azure/o_series/my-o3", "api_base": "https://r.openai.azure.com", "api_key": "k"}},
+      {"model_name": "ad", "litellm_params": {"model": "azure/gpt5_series/g5", "api_base": "https://r.openai.azure.com", "azure_ad_token": "eyJ-token"}},
+      {"model_name": "shared", "litellm_params": {"model": "azure/gpt-4o", "litellm_credential_name": "eu"}}],
+     "credential_list": [{"credential_name": "eu", "credential_values": {"api_key": "eu-key", "api_base": "https://eu.openai.azure.com", "api_version": "2024-10-21"}, "credential_info": {"description": "x"}}]}"#;
+    let config = compile_test(json).expect("compiles");
+    let e = endpoints(&config);
+    assert_eq!(
+        (e[0].upstream.authority(), e[0].base_path.as_str()),
+        ("10.0.0.9:11434".to_owned(), "/v1")
+    );
+    assert!(e[0].credentials.is_empty(), "Ollama takes no key unless given one");
+    assert_eq!((e[1].cluster.as_str(), e[1].base_path.as_str()), ("ollama_chat", "/v1"));
+    let deployment = |name: &str| config.router.route(name).expect("routes").upstream_model.into_owned();
+    assert_eq!(deployment("o3"), "my-o3");
+    assert_eq!(deployment("ad"), "g5");
+    assert_eq!(
+        e[3].credentials,
+        vec![("authorization", Secret::new("Bearer eyJ-token".into()))]
+    );
+    assert_eq!(e[4].credentials, vec![("api-key", Secret::new("eu-key".into()))]);
+    assert_eq!(e[4].upstream.host, "eu.openai.azure.com");
+    assert_eq!(e[4].api_version.as_deref(), Some("2024-10-21"));
+    let ignored: Vec<&str> = config.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(ignored, ["credential_list[0].credential_info"]);
+}
+
+#[test]
+fn litellm_settings_failover_keys_count_where_router_settings_is_silent() {
+    let models = r#""model_list": [
+      {"model_name": "a", "litellm_params": {"model": "openai/a", "api_key": "k"}},
+      {"model_name": "b", "litellm_params": {"model": "openai/b", "api_key": "k"}},
+      {"model_name": "c", "litellm_params": {"model": "openai/c", "api_key": "k"}}]"#;
+    let only_litellm = format!(
+        r#"{{{models}, "litellm_settings": {{"num_retries": 4, "request_timeout": 30, "allowed_fails": 1, "fallbacks": [{{"a": ["b"]}}], "context_window_fallbacks": [{{"a": ["c"]}}]}}}}"#
+    );
+    let config = compile_test(&only_litellm).expect("compiles");
+    assert_eq!(config.failover.num_retries, 4);
+    assert_eq!(config.failover.allowed_fails, 1);
+    assert_eq!(config.router.route("b").expect("routes").timeouts.request, Some(30.0));
+    assert_eq!(config.router.groups().len(), 1, "a falls back to b");
+    assert!(warning_texts(&config)[0].contains("context_window_fallbacks"));
+    let both = format!(
+        r#"{{{models}, "litellm_settings": {{"num_retries": 4, "fallbacks": [{{"a": ["b"]}}]}}, "router_settings": {{"num_retries": 1, "fallbacks": [{{"b": ["c"]}}]}}}}"#
+    );
+    let config = compile_test(&both).expect("compiles");
+    assert_eq!(config.failover.num_retries, 1, "router_settings wins");
+    let groups: Vec<&str> = config.router.groups().iter().map(|g| g.model_name.as_str()).collect();
+    assert_eq!(groups, ["b"]);
+    let defaults = format!(r#"{{{models}, "litellm_settings": {{"default_fallbacks": ["c"]}}}}"#);
+    let config = compile_test(&defaults).expect("compiles");
+    let groups: Vec<&str> = config.router.groups().iter().map(|g| g.model_name.as_str()).collect();
+    assert_eq!(groups, ["a", "b"], "every other name falls back to c");
+}
+
+#[test]
+fn empty_sections_are_empty() {
+    let json = r#"{"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x", "api_key": "k"}, "model_info": null}],
+      "general_settings": null, "litellm_settings": null, "router_settings": null}"#;
+    let config = compile_test(json).expect("compiles");
+    assert!(config.master_key.is_none());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn a_provider_not_in_the_table_is_served_at_its_api_base_as_openai_compatible() {
+    let json = r#"{"model_list": [
+      {"model_name": "sf", "litellm_params": {"model": "siliconflow/Qwen/Qwen2.5-72B-Instruct", "api_key": "k"}},
+      {"model_name": "newco", "litellm_params": {"model": "newco/m-1", "api_key": "k", "api_base": "https://api.newco.example/v1"}},
+      {"model_name": "nobase", "litellm_params": {"model": "newco/m-1", "api_key": "k"}}]}"#;
+    let config = compile_test(json).expect("compiles");
+    let e = endpoints(&config);
+    assert_eq!((e[0].cluster.as_str(), e[0].base_path.as_str()), ("siliconflow", "/v1"));
+    assert_eq!(
+        (
+            e[1].provider.name.as_str(),
+            e[1].upstream.host.as_str(),
+            e[1].base_path.as_str()
+        ),
+        ("newco", "api.newco.example", "/v1")
+    );
+    assert_eq!(
+        e[1].credentials,
+        vec![("authorization", Secret::new("Bearer k".into()))]
+    );
+    let texts = warning_texts(&config);
+    assert!(
+        texts[0].starts_with("model_list[1].litellm_params.model: provider `newco` is not in"),
+        "{texts:?}"
+    );
+    assert!(texts[1].contains("model `nobase` is not served"), "{texts:?}");
+    assert_eq!(texts.len(), 2);
 }

@@ -100,6 +100,7 @@ impl HttpContext for Request {
             return Action::Continue;
         };
         let headers = header_map(RESPONSE_HEADERS);
+        watch.timing.answered = headers.get(":status").is_some_and(|s| s.starts_with(b"2"));
         if watch.failover {
             let answer = group_response(&self.state.config, &headers, &watch.requested_model);
             if let Some(status) = answer.provider_status {
@@ -195,6 +196,7 @@ impl Request {
                     timing: Timing {
                         forwarded_at: self.get_current_time(),
                         first_byte_at: None,
+                        answered: false,
                     },
                     reader: None,
                     counted: false,

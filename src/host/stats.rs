@@ -331,6 +331,7 @@ mod tests {
         let timing = Timing {
             forwarded_at: at(0),
             first_byte_at: Some(at(40)),
+            answered: true,
         };
         let reported = Usage {
             input: Some(7),

@@ -191,6 +191,17 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
     let field = &request_body.model;
     let route = match config.router.route(&field.name) {
         Ok(route) => route,
+        Err(NoRoute::Unknown) if config.skipped_entry(&field.name).is_some() => {
+            let reason = config.skipped_entry(&field.name).map_or("", |s| s.reason.as_str());
+            return Decision::Reply(LocalReply::error(
+                ErrorKind::ModelNotSupported,
+                &format!(
+                    "model `{}` is configured but not served by this router: {reason}",
+                    field.name
+                ),
+                Some("model"),
+            ));
+        }
         Err(NoRoute::Unknown) => {
             return Decision::Reply(LocalReply::error(
                 ErrorKind::ModelNotFound,

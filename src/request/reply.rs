@@ -10,17 +10,21 @@ pub enum ErrorKind {
     RequestTooLarge,
     UnsupportedMediaType,
     ProviderUnavailable,
+    /// The model is configured, but its entry cannot be served by the
+    /// filter (the configuration's warning says why).
+    ModelNotSupported,
 }
 
 impl ErrorKind {
     /// Every kind, in one fixed order (an index per kind, for counters).
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::InvalidApiKey,
         ErrorKind::ModelNotFound,
         ErrorKind::InvalidRequest,
         ErrorKind::RequestTooLarge,
         ErrorKind::UnsupportedMediaType,
         ErrorKind::ProviderUnavailable,
+        ErrorKind::ModelNotSupported,
     ];
 
     /// The position of this kind in [`ErrorKind::ALL`].
@@ -36,6 +40,8 @@ impl ErrorKind {
             ErrorKind::RequestTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::ProviderUnavailable => 503,
+            // A client error: retrying cannot help.
+            ErrorKind::ModelNotSupported => 400,
         }
     }
 
@@ -47,6 +53,7 @@ impl ErrorKind {
             ErrorKind::RequestTooLarge => "request_too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::ProviderUnavailable => "provider_unavailable",
+            ErrorKind::ModelNotSupported => "model_not_supported",
         }
     }
 

@@ -906,3 +906,30 @@ fn each_provider_gets_its_own_request_shape() {
         assert_eq!(json_model(&edited), upstream_model, "{model}");
     }
 }
+
+#[test]
+fn a_skipped_model_is_named_with_the_reason_not_as_unknown() {
+    let config = compile_test(
+        r#"{"model_list": [
+          {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": "k"}},
+          {"model_name": "claude-bedrock", "litellm_params": {"model": "bedrock/anthropic.claude-3"}}]}"#,
+    )
+    .expect("compiles");
+    let reply = |model: &str| match on_request_body(&config, chat(), format!(r#"{{"model":"{model}"}}"#).as_bytes()) {
+        Decision::Reply(reply) => reply,
+        Decision::Forward(_) => panic!("{model} forwarded"),
+    };
+    let skipped = reply("claude-bedrock");
+    assert_eq!(
+        (skipped.status, skipped.error),
+        (400, Some(ErrorKind::ModelNotSupported))
+    );
+    let body: serde_json::Value = serde_json::from_slice(&skipped.body).expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("claude-bedrock") && message.contains("SigV4"),
+        "{message}"
+    );
+    assert_eq!(body["error"]["code"], "model_not_supported");
+    assert_eq!(reply("nosuch").status, 404);
+}

@@ -15,6 +15,9 @@ pub struct Timing {
     pub forwarded_at: SystemTime,
     /// The first byte of the body, if any came.
     pub first_byte_at: Option<SystemTime>,
+    /// The provider answered 2xx: only then is the first byte a first
+    /// token (an error body is not).
+    pub answered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +39,7 @@ impl Outcome {
     pub fn new(usage: Usage, streamed: bool, timing: Timing, now: impl FnOnce() -> Option<SystemTime>) -> Outcome {
         let tokens = [usage.input, usage.output, usage.cached_input, usage.reasoning_output];
         let since = |at: SystemTime| at.duration_since(timing.forwarded_at).unwrap_or_default();
-        let first_byte = timing.first_byte_at.map(since);
+        let first_byte = timing.first_byte_at.filter(|_| timing.answered).map(since);
         let time_per_output_token_ms = first_byte
             .filter(|_| streamed)
             .zip(usage.output)
@@ -163,6 +166,7 @@ mod tests {
             let timing = Timing {
                 forwarded_at: at(0),
                 first_byte_at: first.map(at),
+                answered: true,
             };
             let mut read_clock = false;
             let outcome = Outcome::new(usage, streamed, timing, || {
@@ -182,10 +186,30 @@ mod tests {
     }
 
     #[test]
+    fn an_error_answer_has_no_time_to_first_token() {
+        let timing = Timing {
+            forwarded_at: at(0),
+            first_byte_at: Some(at(30)),
+            answered: false,
+        };
+        let mut read_clock = false;
+        let outcome = Outcome::new(usage(None, Some(5)), true, timing, || {
+            read_clock = true;
+            Some(at(90))
+        });
+        assert_eq!(
+            (outcome.time_to_first_token_ms, outcome.time_per_output_token_ms),
+            (None, None)
+        );
+        assert!(!read_clock);
+    }
+
+    #[test]
     fn access_log_facts_name_the_route_and_write_numbers_only_when_known() {
         let timing = Timing {
             forwarded_at: at(0),
             first_byte_at: None,
+            answered: true,
         };
         let outcome = Outcome::new(usage(Some(12), None), false, timing, || None);
         let names = Names {

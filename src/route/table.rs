@@ -105,9 +105,9 @@ pub struct Alias {
 pub enum RouterError {
     /// An alias whose target routes nowhere.
     Alias(Alias),
-    /// `router_settings.fallbacks[index]`, for `group`.
+    /// The fallbacks at document path `path`, for `group`.
     Fallback {
-        index: usize,
+        path: String,
         group: String,
         problem: String,
     },
@@ -124,9 +124,9 @@ pub struct RouterParts {
     pub known_providers: Vec<String>,
     pub families: Families,
     pub aliases: Vec<Alias>,
-    /// `router_settings.fallbacks`: (position in the list, group, its
-    /// fallback groups in order).
-    pub fallbacks: Vec<(usize, String, Vec<String>)>,
+    /// `fallbacks`: (where they are written, group, its fallback groups in
+    /// order).
+    pub fallbacks: Vec<(String, String, Vec<String>)>,
     /// `router_settings.timeout` and `stream_timeout`.
     pub default_timeouts: Timeouts,
 }
@@ -476,15 +476,15 @@ fn build_groups(
     deployments: &[Deployment],
     named: &BTreeMap<usize, Vec<usize>>,
     exact: &FxHashMap<String, usize>,
-    fallbacks: &[(usize, String, Vec<String>)],
+    fallbacks: &[(String, String, Vec<String>)],
     default_timeouts: Timeouts,
     warnings: &mut Vec<(usize, String)>,
 ) -> Result<Vec<Group>, RouterError> {
     let model_name = |index: usize| deployments.get(index).map_or("", |d| d.model_name.as_str());
     let mut fallbacks_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (index, group, targets) in fallbacks {
+    for (path, group, targets) in fallbacks {
         let fail = |problem: String| RouterError::Fallback {
-            index: *index,
+            path: path.clone(),
             group: group.clone(),
             problem,
         };

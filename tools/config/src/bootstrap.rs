@@ -114,7 +114,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: llm
-          # One JSON line per request, with what the filter left as filter
+{local_replies}          # One JSON line per request, with what the filter left as filter
           # state at the end of the response (tokens as plain numbers).
           access_log:
           - name: envoy.access_loggers.stdout
@@ -142,7 +142,11 @@ static_resources:
                 route:
                   cluster_header: {header}
                   auto_host_rewrite: true
-                  timeout: 600s
+                  # No cap on the whole exchange (a stream may run long, as in
+                  # LiteLLM): an attempt's limit comes with each request
+                  # (`timeout`), and a stream silent for 5 minutes is ended
+                  # (Envoy's stream idle timeout).
+                  timeout: 0s
                 # The routing header has done its job once the cluster is chosen.
                 request_headers_to_remove: [{header}]
           http_filters:
@@ -160,6 +164,7 @@ static_resources:
         margin_mib = ENVOY_BUFFER_MARGIN >> 20,
         filter = filter(ROOT_ID, 10),
         stats_tags = stats_tags(),
+        local_replies = LOCAL_REPLIES,
         access_log_facts = access_log_facts(),
     );
     for (name, upstream) in config.upstreams() {
@@ -170,6 +175,39 @@ static_resources:
     }
     out
 }
+
+/// Envoy's own local replies (no healthy upstream, a connection refused or
+/// reset, a timeout, a body over the buffer) in the OpenAI error shape of
+/// the filter's own, keeping their status. Each mapper matches only what
+/// Envoy itself answers: the filter's replies carry none of these response
+/// flags nor that response code detail, so their JSON is left as it is.
+const LOCAL_REPLIES: &str = r#"          # Envoy's own errors in the OpenAI shape the filter's replies have,
+          # with their status: a client never gets plain text.
+          local_reply_config:
+            mappers:
+            - filter:
+                response_flag_filter: { flags: [UT] }
+              body_format_override:
+                json_format:
+                  error: { message: "%LOCAL_REPLY_BODY%", type: upstream_error, code: upstream_timeout }
+                content_type: application/json
+            - filter:
+                response_flag_filter: { flags: [UH, UF, URX, UC, UR, UO, NC, NR, UMSDR, DPE, UPE] }
+              body_format_override:
+                json_format:
+                  error: { message: "%LOCAL_REPLY_BODY%", type: upstream_error, code: upstream_unavailable }
+                content_type: application/json
+            - filter:
+                extension_filter:
+                  name: envoy.access_loggers.extension_filters.cel
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter
+                    expression: response.code_details == 'request_payload_too_large'
+              body_format_override:
+                json_format:
+                  error: { message: "request body is larger than this router takes", type: invalid_request_error, code: request_too_large }
+                content_type: application/json
+"#;
 
 /// Envoy's `stats_tags` for the filter's metric names.
 fn stats_tags() -> String {
@@ -283,7 +321,7 @@ fn group_route(group: &Group, config: &Config, header: &str) -> String {
                 route:
                   cluster: {cluster}
                   auto_host_rewrite: true
-                  timeout: 600s
+                  timeout: 0s
                   retry_policy:
                     retry_on: connect-failure,refused-stream,reset,5xx
                     num_retries: {retries}

@@ -24,7 +24,8 @@ Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
              the filter, and one cluster per upstream the config names
   --listen   the listener (default 127.0.0.1:10000)
   --admin    Envoy's admin interface (default 127.0.0.1:9901)
-  --wasm     the filter module as Envoy finds it (default target/wasm32-wasip1/release/llm_router.wasm)";
+  --wasm     the filter module as Envoy finds it, used as given (default: the built
+             module, target/wasm32-wasip1/release/llm_router.wasm, as an absolute path)";
 
 struct Arguments {
     envoy: Option<Options>,
@@ -41,14 +42,14 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     let mut path = None;
     let mut listen = Address::parse("127.0.0.1:10000")?;
     let mut admin = Address::parse("127.0.0.1:9901")?;
-    let mut wasm = DEFAULT_WASM.to_owned();
+    let mut wasm = None;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "--envoy" => envoy = true,
             "--listen" => listen = Address::parse(&value("--listen")?)?,
             "--admin" => admin = Address::parse(&value("--admin")?)?,
-            "--wasm" => wasm = value("--wasm")?,
+            "--wasm" => wasm = Some(value("--wasm")?),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag != "-" => return Err(format!("unknown option {flag}")),
             _ if path.is_some() => return Err("one CONFIG.yaml at a time".to_owned()),
@@ -59,12 +60,29 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
         command,
         listen,
         admin,
-        wasm,
+        wasm: wasm.unwrap_or_else(default_wasm),
     });
     Ok(Arguments {
         envoy,
         path: path.filter(|p| p != "-"),
     })
+}
+
+/// The built module as an absolute path, so the bootstrap works from any
+/// directory: under the current directory's `target/` (the repository
+/// root), else beside this program (`target/release/llm-router-config`).
+fn default_wasm() -> String {
+    let beside_generator = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("wasm32-wasip1/release/llm_router.wasm")));
+    let in_cwd = std::env::current_dir().ok().map(|dir| dir.join(DEFAULT_WASM));
+    let found = [in_cwd.clone(), beside_generator]
+        .into_iter()
+        .flatten()
+        .find(|path| path.is_file());
+    found
+        .or(in_cwd)
+        .map_or_else(|| DEFAULT_WASM.to_owned(), |path| path.display().to_string())
 }
 
 /// What to print: the output, and the diagnostics (warnings, notes).
@@ -126,6 +144,12 @@ fn run(
                 diagnostics.push(format!(
                     "note: not set here, and read by the filter from Envoy's environment (a route whose key is missing answers 503): {}",
                     unset.join(", ")
+                ));
+            }
+            if !std::path::Path::new(&options.wasm).is_file() {
+                diagnostics.push(format!(
+                    "note: the filter module {} is not there yet (`make wasm` builds it); Envoy needs it at that path",
+                    options.wasm
                 ));
             }
             bootstrap::bootstrap(&conversion, options)

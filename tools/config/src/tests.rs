@@ -26,11 +26,23 @@ fn convert_text(yaml: &str, envoy: bool, env: &dyn Fn(&str) -> Option<String>) -
 /// (`make generate` runs the same list).
 const GENERATED: &[(&[&str], &str)] = &[
     (
-        &["--envoy", "--listen", "0.0.0.0:10000", "examples/demo.yaml"],
+        &[
+            "--envoy",
+            "--wasm",
+            "target/wasm32-wasip1/release/llm_router.wasm",
+            "--listen",
+            "0.0.0.0:10000",
+            "examples/demo.yaml",
+        ],
         "envoy/envoy.yaml",
     ),
     (
-        &["--envoy", "examples/litellm-config.yaml"],
+        &[
+            "--envoy",
+            "--wasm",
+            "target/wasm32-wasip1/release/llm_router.wasm",
+            "examples/litellm-config.yaml",
+        ],
         "envoy/envoy.providers.yaml",
     ),
     (&["examples/litellm-config.yaml"], "examples/llm-router.json"),
@@ -182,7 +194,11 @@ fn host_env_keys_are_exactly_the_variables_the_filter_reads() {
     }
     // The variables unset where the generator runs are named, once, in one note.
     let output = convert_text(rows[2].0, true, &azure).expect("converts");
-    let notes: Vec<&String> = output.diagnostics.iter().filter(|d| d.starts_with("note:")).collect();
+    let notes: Vec<&String> = output
+        .diagnostics
+        .iter()
+        .filter(|d| d.starts_with("note: not set here"))
+        .collect();
     assert_eq!(notes.len(), 1, "{:?}", output.diagnostics);
     assert!(notes[0].ends_with(": AZURE_API_VERSION"), "{}", notes[0]);
 }
@@ -194,12 +210,12 @@ fn errors_name_the_file_line_and_entry() {
         ("general_settings: {}\n", "config.yaml:1:1: the file has no `model_list`"),
         ("- a\n- b\n", "config.yaml:1:1: the file is not a YAML mapping"),
         (
-            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n  - model_name: gpt-4o\n    litellm_params:\n      model: nosuch/x\n",
-            "config.yaml:7:7: model_list[1] (model_name `gpt-4o`): litellm_params.model `nosuch/x`: unknown provider `nosuch`",
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/a\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/*\n",
+            "config.yaml:7:7: model_list[1] (model_name `gpt-4o`): litellm_params.model `openai/*` has 1 `*` but model_name has 0",
         ),
         (
-            "model_list:\n  - model_name: b\n    litellm_params:\n      model: bedrock/anthropic.claude-3\n",
-            "config.yaml:4:7: model_list[0] (model_name `b`): ",
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, tpm: twenty}\n",
+            "config.yaml:3:39: model_list[0].litellm_params.tpm: invalid type: string \"twenty\", expected f64",
         ),
         (
             "model_list:\n  - model_name: a\n    litellm_params:\n      model: azure/a\n      api_base: os.environ/AZURE_API_BASE\n",
@@ -221,6 +237,10 @@ fn errors_name_the_file_line_and_entry() {
         assert!(
             error.starts_with(expected),
             "{yaml_text}\n{error}\ndoes not start with\n{expected}"
+        );
+        assert!(
+            !error.contains(" at line "),
+            "a position in the generated JSON: {error}"
         );
     }
 }
@@ -455,5 +475,47 @@ router_settings:
     assert_eq!(
         routes.last().and_then(|r| r["route"].get("cluster_header")),
         Some(&serde_json::json!("x-llm-cluster"))
+    );
+}
+
+#[test]
+fn what_cannot_be_served_is_left_out_at_its_line_and_the_rest_served() {
+    let yaml_text = "\
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: gpt-4o, api_key: k, tpm: 20_000}
+  - model_name: claude-bedrock
+    litellm_params:
+      model: bedrock/anthropic.claude-3-sonnet
+      aws_secret_access_key: do-not-copy
+  - model_name: rerank
+    litellm_params: {model: nosuch/rerank-v3}
+general_settings:
+litellm_settings:
+  # nothing here yet
+";
+    let output = convert_text(yaml_text, true, &no_env).expect("converts");
+    let warnings: Vec<&String> = output.diagnostics.iter().filter(|d| d.contains("warning:")).collect();
+    assert!(
+        warnings[0].starts_with(
+            "config.yaml:6:7: warning: model_list[1].litellm_params.model: model `claude-bedrock` is not served: "
+        ),
+        "{warnings:?}"
+    );
+    assert!(warnings[1]
+        .starts_with("config.yaml:7:7: warning: model_list[1].litellm_params.aws_secret_access_key is ignored"));
+    assert!(warnings[2].starts_with("config.yaml:9:22: warning: model_list[2].litellm_params.model: model `rerank`"));
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(
+        !output.text.contains("do-not-copy"),
+        "an ignored secret reached Envoy's configuration"
+    );
+    assert!(output.text.contains(r#""tpm": 20000"#), "{}", output.text);
+    // The skipped entry is carried (less its ignored keys), so that the
+    // filter answers its requests with the reason.
+    assert!(
+        output.text.contains("bedrock/anthropic.claude-3-sonnet"),
+        "{}",
+        output.text
     );
 }

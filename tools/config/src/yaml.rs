@@ -90,6 +90,9 @@ fn join(parent: &str, key: &str) -> String {
 
 /// A plain (unquoted) scalar typed as YAML's core schema types it.
 pub fn plain_scalar(text: &str) -> Value {
+    if let Some(value) = yaml_1_1(text) {
+        return value;
+    }
     match Yaml::from_str(text) {
         Yaml::Integer(n) => Value::Number(n.into()),
         Yaml::Real(real) => real
@@ -101,6 +104,36 @@ pub fn plain_scalar(text: &str) -> Value {
         Yaml::Null => Value::Null,
         _ => Value::String(text.to_owned()),
     }
+}
+
+/// The plain scalars LiteLLM's YAML reader (PyYAML, YAML 1.1) takes for
+/// numbers and booleans where YAML 1.2 sees strings: `20_000`, `1_000.5`,
+/// `yes`/`no`, `on`/`off`.
+fn yaml_1_1(text: &str) -> Option<Value> {
+    match text {
+        "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Some(Value::Bool(true)),
+        "no" | "No" | "NO" | "off" | "Off" | "OFF" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    if !text.contains('_') {
+        return None;
+    }
+    let unsigned = text.trim_start_matches(['-', '+']);
+    let digits_and_underscores = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    let starts_with_digit = unsigned.starts_with(|c: char| c.is_ascii_digit());
+    if !starts_with_digit {
+        return None;
+    }
+    let plain: String = text.chars().filter(|&c| c != '_').collect();
+    if digits_and_underscores(unsigned) {
+        return plain.parse::<i64>().ok().map(|n| Value::Number(n.into()));
+    }
+    let (whole, fraction) = unsigned.split_once('.')?;
+    let fraction_ok = fraction.is_empty() || digits_and_underscores(fraction);
+    if digits_and_underscores(whole) && fraction_ok {
+        return plain.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number);
+    }
+    None
 }
 
 impl Builder {
@@ -271,6 +304,27 @@ impl MarkedEventReceiver for Builder {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn scalars_as_litellms_yaml_reader_takes_them() {
+        let rows: &[(&str, Value)] = &[
+            ("20_000", json!(20000)),
+            ("-1_000", json!(-1000)),
+            ("1_000.5", json!(1000.5)),
+            ("yes", json!(true)),
+            ("Off", json!(false)),
+            ("10", json!(10)),
+            ("0.5", json!(0.5)),
+            ("true", json!(true)),
+            ("gpt_4o", json!("gpt_4o")),
+            ("_1", json!("_1")),
+            ("1_a", json!("1_a")),
+            ("2024_10_21-preview", json!("2024_10_21-preview")),
+        ];
+        for (text, expected) in rows {
+            assert_eq!(&plain_scalar(text), expected, "{text}");
+        }
+    }
 
     #[test]
     fn values_and_where_they_are() {
