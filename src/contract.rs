@@ -58,12 +58,17 @@ pub mod filter_state {
     pub const INPUT_TOKENS: &str = "llm_router.input_tokens";
     pub const OUTPUT_TOKENS: &str = "llm_router.output_tokens";
     pub const TIME_TO_FIRST_TOKEN_MS: &str = "llm_router.time_to_first_token_ms";
+    /// The virtual key's alias and team, written while the request is read
+    /// (before Envoy's rate-limit filter runs), for access logs and
+    /// rate-limit descriptors.
+    pub const KEY_ALIAS: &str = "llm_router.key_alias";
+    pub const TEAM_ID: &str = "llm_router.team_id";
     /// Keeps the client's path for the attempts after the first that
     /// changes it: a request's attempts share one header map.
     pub const CLIENT_PATH: &str = "llm_router.client_path";
 
     /// The access-log fields read from filter state: (field, key).
-    pub const ACCESS_LOG: [(&str, &str); 7] = [
+    pub const ACCESS_LOG: [(&str, &str); 9] = [
         ("model", MODEL),
         ("route", ROUTE),
         ("provider", PROVIDER),
@@ -71,5 +76,7 @@ pub mod filter_state {
         ("input_tokens", INPUT_TOKENS),
         ("output_tokens", OUTPUT_TOKENS),
         ("time_to_first_token_ms", TIME_TO_FIRST_TOKEN_MS),
+        ("key_alias", KEY_ALIAS),
+        ("team_id", TEAM_ID),
     ];
 }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 
 use crate::route::pattern::Pattern;
@@ -249,6 +250,42 @@ impl Skipped {
     }
 }
 
+/// The virtual keys, by the SHA-256 of the key (LiteLLM's stored form):
+/// the plain keys are never kept.
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    pub keys: Vec<VirtualKey>,
+    pub by_hash: FxHashMap<[u8; 32], usize>,
+}
+
+/// One `keys:` entry.
+#[derive(Debug)]
+pub struct VirtualKey {
+    /// `key_alias`, else `key-` and the first 8 hex digits of its hash:
+    /// its name in metrics, logs and errors.
+    pub alias: String,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Seconds since the Unix epoch after which it is refused.
+    pub expires_at: Option<u64>,
+    pub blocked: bool,
+    pub models: Allowlist,
+}
+
+/// What a key may call (`models`), as LiteLLM means it.
+#[derive(Debug, Default)]
+pub struct Allowlist {
+    /// Empty `models`, or `all-proxy-models`.
+    pub all: bool,
+    /// Exact names: a model as requested, or the `model_name` it routes to
+    /// (through an alias or a bare-name family).
+    pub names: FxHashSet<String>,
+    /// `*` patterns, matched whole against both.
+    pub patterns: Vec<Pattern>,
+    /// `model_info.access_groups` names.
+    pub access_groups: FxHashSet<String>,
+}
+
 /// One `model_list` entry, compiled.
 #[derive(Debug)]
 pub struct Deployment {
@@ -268,6 +305,8 @@ pub struct Deployment {
     pub order: Option<u32>,
     /// `litellm_params.timeout` and `stream_timeout`.
     pub timeouts: Timeouts,
+    /// `model_info.access_groups`: names a key's `models` may give.
+    pub access_groups: Vec<String>,
 }
 
 /// How long an attempt may take to answer, in seconds: LiteLLM's `timeout`,

@@ -246,6 +246,16 @@ fn order_is_strict_and_each_failure_fails_over_with_the_next_deployments_credent
         assert_eq!(body_model(&second[0]), "gpt-4o-eu");
         u.openai.set_fault(None);
     }
+    // The access log names the deployment that answered: Azure's provider
+    // and the model it was sent, not the group's first deployment's.
+    let entries = stack.access_log_entries(20 + faults.len());
+    for entry in entries.iter().skip(20) {
+        assert_eq!(
+            (&entry["provider"], &entry["upstream_model"], &entry["deployment"]),
+            (&"azure".into(), &"gpt-4o-eu".into(), &"gpt-4o-azure".into()),
+            "{entry}"
+        );
+    }
     // Both failed: the third attempt is the fallback group's, as Anthropic takes it.
     u.openai.set_fault(Some(Fault::parse("500").expect("fault")));
     u.azure.set_fault(Some(Fault::parse("429").expect("fault")));

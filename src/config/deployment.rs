@@ -70,6 +70,7 @@ pub(super) fn compile_deployment(
     let entry_path = &format!("model_list[{index}]");
     let at = &format!("{entry_path} (model_name `{model_name}`)");
     let id = deployment_id(model_info.id, &model_name, nth, entry_path, at)?;
+    let access_groups = model_info.access_groups;
     let timeouts = Timeouts {
         request: params.timeout,
         stream: params.stream_timeout,
@@ -131,6 +132,7 @@ pub(super) fn compile_deployment(
             shares,
             order,
             timeouts,
+            access_groups: access_groups.clone(),
         }));
     }
     let split = params.model.split_once('/');
@@ -262,6 +264,7 @@ pub(super) fn compile_deployment(
             shares,
             order,
             timeouts,
+            access_groups: access_groups.clone(),
         })
     };
     let unavailable = |variable| {

@@ -8,6 +8,7 @@
 //! what was accepted but not acted on.
 
 mod deployment;
+mod keys;
 mod providers;
 mod raw;
 mod settings;
@@ -17,10 +18,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use crate::config::deployment::Compiled;
-use crate::model::{Deployment, Secret, Skipped, Target, Upstream};
+use crate::model::{Deployment, KeyTable, Secret, Skipped, Target, Upstream};
 use crate::route::families::Families;
 use crate::route::{Router, RouterError, RouterParts};
 
+pub use keys::hash_of;
 pub use providers::AZURE_DEFAULT_API_VERSION;
 pub use values::env_var;
 
@@ -32,6 +34,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
 pub struct Config {
     pub router: Router,
     pub master_key: Option<Secret>,
+    /// Virtual keys (`keys:`); with any, a request needs the master key or one.
+    pub keys: KeyTable,
     pub cluster_header: String,
     pub max_body_bytes: usize,
     /// Add `stream_options.include_usage` to streamed chat and completion
@@ -220,6 +224,7 @@ pub fn compile_document(
     let general = settings::general(raw.general_settings, env, &mut warnings)?;
     let router_settings = settings::router(raw.router_settings, raw.litellm_settings, &mut warnings)?;
     let cluster_header = settings::cluster_header(raw.cluster_header)?;
+    let keys = keys::key_table(raw.keys, env, &mut warnings)?;
     let max_body_bytes = match raw.max_body_bytes {
         None => DEFAULT_MAX_BODY_BYTES,
         Some(0) => return Err(key_error("max_body_bytes", "must be greater than 0")),
@@ -317,6 +322,7 @@ pub fn compile_document(
     Ok(Config {
         router,
         master_key: general.master_key,
+        keys,
         cluster_header,
         max_body_bytes,
         inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),

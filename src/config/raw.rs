@@ -25,6 +25,9 @@ pub(super) struct RawConfig {
     pub credential_list: Vec<RawCredential>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub providers: BTreeMap<String, RawProvider>,
+    /// llm-router's own: virtual keys, with LiteLLM's `/key/generate` names.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub keys: Vec<RawKey>,
     pub cluster_header: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub inject_stream_usage: Option<bool>,
@@ -36,6 +39,40 @@ pub(super) struct RawDeployment {
     pub litellm_params: RawParams,
     #[serde(default, deserialize_with = "null_as_default")]
     pub model_info: RawModelInfo,
+}
+
+/// A virtual key: `key` (a literal or `os.environ/NAME`) or `token` (the
+/// SHA-256 hex LiteLLM stores), and what it may do.
+#[derive(Deserialize)]
+pub(super) struct RawKey {
+    pub key_alias: Option<String>,
+    pub key: Option<String>,
+    pub token: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub models: Vec<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    /// RFC 3339.
+    pub expires: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub blocked: bool,
+    // Read so that they are carried into the plugin configuration (not
+    // reported as ignored), not acted on here. `metadata` is LiteLLM's own.
+    #[serde(rename = "metadata")]
+    pub _metadata: Option<serde::de::IgnoredAny>,
+    // The limits, for `llm-router-limits` and Envoy's rate-limit filter.
+    #[serde(rename = "rpm_limit")]
+    pub _rpm_limit: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "tpm_limit")]
+    pub _tpm_limit: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "max_budget")]
+    pub _max_budget: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "budget_duration")]
+    pub _budget_duration: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "model_rpm_limit")]
+    pub _model_rpm_limit: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "model_tpm_limit")]
+    pub _model_tpm_limit: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -56,11 +93,14 @@ pub(super) struct RawCredentialValues {
 }
 
 /// LiteLLM's metadata about the model: of it only the deployment's `id`
-/// (its name in metrics and the response header) matters here; cost and
-/// context window are not routing.
+/// (its name in metrics and the response header) and its access groups
+/// matter here; cost and context window are not routing.
 #[derive(Deserialize, Default)]
 pub(super) struct RawModelInfo {
     pub id: Option<String>,
+    /// Names a key's `models` may give for this deployment.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub access_groups: Vec<String>,
 }
 
 #[derive(Deserialize)]

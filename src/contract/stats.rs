@@ -14,6 +14,12 @@ pub const TOKENS: &str = "llm_router_tokens_total";
 /// Routed responses whose usage could not be read: compressed, neither JSON
 /// nor an event stream, or reporting none (provider errors).
 pub const USAGE_UNKNOWN: &str = "llm_router_usage_unknown_total";
+/// Per virtual key, labelled by its alias and team only (not crossed with
+/// routes: thousands of keys must not multiply the series).
+pub const KEY_REQUESTS: &str = "llm_router_key_requests_total";
+pub const KEY_TOKENS: &str = "llm_router_key_tokens_total";
+/// The `type` label of [`KEY_TOKENS`].
+pub const KEY_TOKEN_TYPES: [&str; 2] = ["input", "output"];
 /// Histograms, in milliseconds.
 pub const TIME_TO_FIRST_TOKEN: &str = "llm_router_time_to_first_token_ms";
 pub const TIME_PER_OUTPUT_TOKEN: &str = "llm_router_time_per_output_token_ms";
@@ -50,6 +56,15 @@ pub fn route_counter(counter: &str, model_name: &str, provider: &str) -> String 
     )
 }
 
+/// `<counter>.key.<alias>.team.<team>` (`none` without a team).
+pub fn key_counter(counter: &str, alias: &str, team: Option<&str>) -> String {
+    format!(
+        "{counter}.key.{}.team.{}",
+        stat_safe(alias),
+        stat_safe(team.unwrap_or("none"))
+    )
+}
+
 /// `llm_router_local_replies_total.code.<code>`.
 pub fn reply_counter(code: &str) -> String {
     format!("{LOCAL_REPLIES}.code.{code}")
@@ -57,13 +72,21 @@ pub fn reply_counter(code: &str) -> String {
 
 /// Envoy's `stats_tags` for the names above: (tag, regex), the first
 /// capture group the part removed from the name, the second the value.
-pub const STATS_TAGS: [(&str, &str); 5] = [
+pub const STATS_TAGS: [(&str, &str); 7] = [
     ("route", r"^wasmcustom\.llm_router_\w+(\.route\.(.+?))\.provider\."),
     (
         "provider",
         r"^wasmcustom\.llm_router_\w+\.route\..+?(\.provider\.([^.]+))(?:\.type\.\w+)?$",
     ),
-    ("type", r"^wasmcustom\.llm_router_tokens_total\..+(\.type\.(\w+))$"),
+    (
+        "type",
+        r"^wasmcustom\.llm_router_(?:key_)?tokens_total\..+(\.type\.(\w+))$",
+    ),
+    ("key", r"^wasmcustom\.llm_router_key_\w+(\.key\.([^.]+))\.team\."),
+    (
+        "team",
+        r"^wasmcustom\.llm_router_key_\w+\.key\.[^.]+(\.team\.([^.]+))(?:\.type\.\w+)?$",
+    ),
     ("code", r"^wasmcustom\.llm_router_local_replies_total(\.code\.(\w+))$"),
     ("deployment", r"^wasmcustom\.llm_router_\w+(\.deployment\.([^.]+))$"),
 ];

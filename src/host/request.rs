@@ -8,10 +8,11 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use crate::contract::UPSTREAM_STATUS_HEADER;
+use crate::contract::{filter_state, UPSTREAM_STATUS_HEADER};
 use crate::host::ffi::{header_map, send_reply, Envoy, REQUEST_HEADERS, RESPONSE_HEADERS};
 use crate::host::root::State;
 use crate::request::attempt::group_response;
+use crate::request::auth::Caller;
 use crate::request::decision::{self, Decision, HeadVerdict, PendingRequest};
 use crate::request::reply::LocalReply;
 use crate::response::outcome::{Names, Outcome, Timing};
@@ -40,6 +41,8 @@ struct ResponseWatch {
     reader: Option<ResponseReader>,
     /// Counted (at the end of the response, or when the stream goes away).
     counted: bool,
+    /// The virtual key it came with, if any.
+    key: Option<usize>,
 }
 
 impl Request {
@@ -69,7 +72,11 @@ impl HttpContext for Request {
         if headers.contains(&config.cluster_header) {
             self.set_http_request_header(&config.cluster_header, None);
         }
-        match decision::on_request_head(config, headers, end_of_stream) {
+        let now = || {
+            let at = hostcalls::get_current_time().unwrap_or(std::time::UNIX_EPOCH);
+            at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        };
+        match decision::on_request_head(config, headers, end_of_stream, &now) {
             HeadVerdict::Reply(reply) => self.reply(&reply),
             HeadVerdict::ReadBody(pending) => {
                 self.pending = pending;
@@ -187,6 +194,19 @@ impl Request {
                 if !forward.failover {
                     self.state.counters.count_forward(forward.slot, self.body_size);
                 }
+                let key = match forward.caller {
+                    Caller::Key(index) => Some(index),
+                    Caller::Open | Caller::Master => None,
+                };
+                if let Some(vk) = key.and_then(|index| config.keys.keys.get(index)) {
+                    // Now, while the request is read: Envoy's rate-limit
+                    // filter after this one reads them.
+                    self.set_property(vec![filter_state::KEY_ALIAS], Some(vk.alias.as_bytes()));
+                    if let Some(team) = &vk.team_id {
+                        self.set_property(vec![filter_state::TEAM_ID], Some(team.as_bytes()));
+                    }
+                    self.state.counters.count_key_request(key.unwrap_or_default());
+                }
                 self.response = Some(ResponseWatch {
                     route: forward.slot,
                     failover: forward.failover,
@@ -200,6 +220,7 @@ impl Request {
                     },
                     reader: None,
                     counted: false,
+                    key,
                 });
                 Action::Continue
             }
@@ -250,6 +271,9 @@ impl Request {
         state
             .counters
             .count_response(&Envoy, &state.config, watch.route, &outcome);
+        if let Some(key) = watch.key {
+            state.counters.count_key_tokens(key, &outcome);
+        }
         Some(outcome)
     }
 }

@@ -60,9 +60,10 @@ impl RootContext for Root {
         );
         let upstream = self.get_property(vec!["plugin_root_id"]).as_deref() == Some(UPSTREAM_ROOT_ID.as_bytes());
         let slots = config.router.slots().len();
+        let keys = config.keys.keys.len();
         let (counters, attempts) = match upstream {
-            true => (Counters::new(0), AttemptCounters::new(slots)),
-            false => (Counters::new(slots), AttemptCounters::new(0)),
+            true => (Counters::new(0, 0), AttemptCounters::new(slots)),
+            false => (Counters::new(slots, keys), AttemptCounters::new(0)),
         };
         self.state = Some(Rc::new(State {
             config,

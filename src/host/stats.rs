@@ -90,10 +90,12 @@ pub struct Counters {
     replies: [Counter; ErrorKind::ALL.len()],
     time_to_first_token: Vec<Histogram>,
     time_per_output_token: Vec<Histogram>,
+    /// Per virtual key: requests, input tokens, output tokens.
+    keys: Vec<[Counter; 3]>,
 }
 
 impl Counters {
-    pub fn new(routes: usize) -> Counters {
+    pub fn new(routes: usize, keys: usize) -> Counters {
         Counters {
             requests: (0..routes).map(|_| Counter::default()).collect(),
             body_bytes: (0..routes).map(|_| Counter::default()).collect(),
@@ -102,6 +104,22 @@ impl Counters {
             replies: Default::default(),
             time_to_first_token: (0..routes).map(|_| Histogram::default()).collect(),
             time_per_output_token: (0..routes).map(|_| Histogram::default()).collect(),
+            keys: (0..keys).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// A request forwarded for virtual key `key`.
+    pub fn count_key_request(&self, key: usize) {
+        if let Some([requests, _, _]) = self.keys.get(key) {
+            requests.add(1);
+        }
+    }
+
+    /// The tokens of a response to virtual key `key`.
+    pub fn count_key_tokens(&self, key: usize, outcome: &Outcome) {
+        if let Some([_, input, output]) = self.keys.get(key) {
+            input.add(outcome.usage.input.unwrap_or(0));
+            output.add(outcome.usage.output.unwrap_or(0));
         }
     }
 
@@ -174,6 +192,18 @@ impl Counters {
         }
         for (counter, kind) in self.replies.iter().zip(ErrorKind::ALL) {
             counter.flush(host, || stats::reply_counter(kind.code()));
+        }
+        for ([requests, input, output], key) in self.keys.iter().zip(&config.keys.keys) {
+            let team = key.team_id.as_deref();
+            requests.flush(host, || stats::key_counter(stats::KEY_REQUESTS, &key.alias, team));
+            for (counter, kind) in [input, output].into_iter().zip(stats::KEY_TOKEN_TYPES) {
+                counter.flush(host, || {
+                    format!(
+                        "{}.type.{kind}",
+                        stats::key_counter(stats::KEY_TOKENS, &key.alias, team)
+                    )
+                });
+            }
         }
     }
 }
@@ -277,7 +307,7 @@ mod tests {
     fn counts_are_batched_and_each_metric_defined_once() {
         let config = compile_test(SEED).unwrap();
         let envoy = FakeEnvoy::default();
-        let counters = Counters::new(config.router.slots().len());
+        let counters = Counters::new(config.router.slots().len(), 0);
         for _ in 0..100 {
             counters.count_forward(1, 10);
         }
@@ -309,7 +339,7 @@ mod tests {
     fn a_refused_increment_is_kept_for_the_next_flush() {
         let config = compile_test(SEED).unwrap();
         let envoy = FakeEnvoy::default();
-        let counters = Counters::new(config.router.slots().len());
+        let counters = Counters::new(config.router.slots().len(), 0);
         counters.count_forward(0, 1);
         envoy.refuse_increments.set(true);
         counters.flush(&envoy, &config);
@@ -326,7 +356,7 @@ mod tests {
     fn responses_count_tokens_unknown_usage_and_timings() {
         let config = compile_test(SEED).unwrap();
         let envoy = FakeEnvoy::default();
-        let counters = Counters::new(config.router.slots().len());
+        let counters = Counters::new(config.router.slots().len(), 0);
         let at = |ms| SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
         let timing = Timing {
             forwarded_at: at(0),
@@ -374,6 +404,45 @@ mod tests {
                 (ttft, 40)
             ]
         );
+    }
+
+    #[test]
+    fn keys_are_counted_by_alias_and_team_only() {
+        let config = compile_test(
+            r#"{"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/a", "api_key": "k"}}],
+              "keys": [{"key_alias": "team-a-dev", "key": "sk-a", "team_id": "team.a"}, {"key": "sk-b"}]}"#,
+        )
+        .unwrap();
+        let envoy = FakeEnvoy::default();
+        let counters = Counters::new(config.router.slots().len(), config.keys.keys.len());
+        let timing = Timing {
+            forwarded_at: SystemTime::UNIX_EPOCH,
+            first_byte_at: None,
+            answered: true,
+        };
+        let reported = Usage {
+            input: Some(7),
+            output: Some(3),
+            ..Usage::default()
+        };
+        let outcome = Outcome::new(reported, false, timing, || None);
+        counters.count_key_request(0);
+        counters.count_key_request(0);
+        counters.count_key_tokens(0, &outcome);
+        counters.count_key_request(1);
+        counters.flush(&envoy, &config);
+        let a = "key.team-a-dev.team.team_a";
+        assert_eq!(envoy.counter(&format!("llm_router_key_requests_total.{a}")), Some(2));
+        assert_eq!(
+            envoy.counter(&format!("llm_router_key_tokens_total.{a}.type.input")),
+            Some(7)
+        );
+        assert_eq!(
+            envoy.counter(&format!("llm_router_key_tokens_total.{a}.type.output")),
+            Some(3)
+        );
+        let b = format!("key.{}.team.none", config.keys.keys[1].alias);
+        assert_eq!(envoy.counter(&format!("llm_router_key_requests_total.{b}")), Some(1));
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! Client keys: which credential headers the client sent (none of them
-//! reaches a provider) and whether one of them is the master key.
+//! reaches a provider), whether one is the master key or a virtual key, and
+//! what a virtual key may call.
+
+use crate::config::{hash_of, Config};
+use crate::model::VirtualKey;
+use crate::request::head::Head;
+use crate::request::reply::{ErrorKind, LocalReply};
+use crate::route::Route;
 
 /// Client credentials in their usual spellings; none of them reaches a provider.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
@@ -9,13 +16,97 @@ pub(crate) fn credential_index(name: &[u8]) -> Option<usize> {
     CLIENT_CREDENTIAL_HEADERS.iter().position(|c| c.as_bytes() == name)
 }
 
-/// The key a credential header presents: a bearer token or an `x-api-key`.
-pub(crate) fn presented_key<'h>(name: &[u8], value: &'h [u8]) -> Option<&'h [u8]> {
+/// The headers a key may come in: `Authorization: Bearer`, `x-api-key`
+/// (Anthropic's clients), `api-key` (Azure's).
+pub const KEY_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
+
+/// The key a credential header presents, with the header's index in
+/// [`KEY_HEADERS`].
+pub(crate) fn presented_key<'h>(name: &[u8], value: &'h [u8]) -> Option<(usize, &'h [u8])> {
     match name {
-        b"authorization" => strip_bearer(value),
-        b"x-api-key" => Some(value),
+        b"authorization" => Some((0, strip_bearer(value)?)),
+        b"x-api-key" => Some((1, value)),
+        b"api-key" => Some((2, value)),
         _ => None,
     }
+}
+
+/// Who a request comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Caller {
+    /// No client check is configured.
+    #[default]
+    Open,
+    /// The master key: every model.
+    Master,
+    /// A virtual key: its index in the configuration's [`crate::model::KeyTable`].
+    Key(usize),
+}
+
+/// The caller of a request, or the 401 that refuses it. `now` (seconds
+/// since the Unix epoch) is asked only for a key that expires. The message
+/// says why, never the key.
+pub(crate) fn authenticate(config: &Config, head: &Head, now: &dyn Fn() -> u64) -> Result<Caller, LocalReply> {
+    let keys = &config.keys;
+    if config.master_key.is_none() && keys.keys.is_empty() {
+        return Ok(Caller::Open);
+    }
+    if head.key_matches {
+        return Ok(Caller::Master);
+    }
+    let refuse = |why: &str| Err(LocalReply::error(ErrorKind::InvalidApiKey, why, None));
+    let found = head
+        .presented
+        .iter()
+        .flatten()
+        .find_map(|presented| keys.by_hash.get(&hash_of(presented)).copied());
+    let Some(index) = found else {
+        return refuse("missing or invalid client key: send `Authorization: Bearer <key>` or `x-api-key: <key>`");
+    };
+    let Some(key) = keys.keys.get(index) else {
+        return refuse("invalid client key");
+    };
+    if key.blocked {
+        return refuse(&format!("key `{}` is blocked", key.alias));
+    }
+    if key.expires_at.is_some_and(|at| now() >= at) {
+        return refuse(&format!("key `{}` has expired", key.alias));
+    }
+    Ok(Caller::Key(index))
+}
+
+/// Whether `key` may call `requested`, which routes to `route`: an exact
+/// name or a whole-match pattern of its `models`, for the model as asked or
+/// the `model_name` it reached (through an alias or a model family), or an
+/// access group of that deployment.
+pub fn may_call(key: &VirtualKey, requested: &str, route: &Route) -> bool {
+    may_call_deployment(key, requested, route.deployment)
+}
+
+/// [`may_call`] for the deployment a name routes to.
+pub fn may_call_deployment(key: &VirtualKey, requested: &str, deployment: &crate::model::Deployment) -> bool {
+    let list = &key.models;
+    let model_name = deployment.model_name.as_str();
+    list.all
+        || list.names.contains(requested)
+        || list.names.contains(model_name)
+        || list
+            .patterns
+            .iter()
+            .any(|p| p.matches(requested) || p.matches(model_name))
+        || deployment.access_groups.iter().any(|g| list.access_groups.contains(g))
+}
+
+/// The 401 for a model outside a key's `models`, as LiteLLM answers it.
+pub fn access_denied(key: &VirtualKey, requested: &str) -> LocalReply {
+    LocalReply::error(
+        ErrorKind::KeyModelAccessDenied,
+        &format!(
+            "key `{}` may not call model `{requested}` (its `models` do not include it)",
+            key.alias
+        ),
+        Some("model"),
+    )
 }
 
 fn strip_bearer(value: &[u8]) -> Option<&[u8]> {

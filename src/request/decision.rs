@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use crate::config::Config;
 use crate::contract::PER_TRY_TIMEOUT_HEADER;
 use crate::headers::HeaderBlock;
-use crate::request::auth::CLIENT_CREDENTIAL_HEADERS;
+use crate::model::VirtualKey;
+use crate::request::auth::{self, Caller, CLIENT_CREDENTIAL_HEADERS};
 use crate::request::body::{self, BodyEdit, BodyError};
 use crate::request::head::Head;
 use crate::request::reply::{ErrorKind, LocalReply};
@@ -26,6 +27,7 @@ pub enum HeadVerdict {
 pub struct PendingRequest {
     /// The client's headers, as the host gave them.
     pub headers: HeaderBlock,
+    pub caller: Caller,
     /// Which of [`CLIENT_CREDENTIAL_HEADERS`] the client sent.
     pub credentials_sent: [bool; CLIENT_CREDENTIAL_HEADERS.len()],
     /// The client sent no JSON `content-type` (curl's `-d` sends a form
@@ -69,11 +71,19 @@ pub struct Forward<'c> {
     /// The model the client asked for and the one sent upstream, for the access log.
     pub requested_model: String,
     pub upstream_model: String,
+    /// Who sent it, for attribution.
+    pub caller: Caller,
 }
 
 /// Checks everything the headers can tell: the client key, local answers,
-/// media type and declared size.
-pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: bool) -> HeadVerdict {
+/// media type and declared size. `now` (seconds since the Unix epoch) is
+/// asked only for a virtual key that expires.
+pub fn on_request_head(
+    config: &Config,
+    headers: HeaderBlock,
+    end_of_stream: bool,
+    now: &dyn Fn() -> u64,
+) -> HeadVerdict {
     let master_key = config.master_key.as_ref().map(|key| key.expose().as_bytes());
     let head = Head::read(&headers, master_key);
     let method = head.method.unwrap_or_default();
@@ -83,13 +93,10 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
     if method == b"GET" && HEALTH_PATHS.contains(&path_only) {
         return HeadVerdict::Reply(LocalReply::ok(HEALTHY.to_vec()));
     }
-    if master_key.is_some() && !head.key_matches {
-        return HeadVerdict::Reply(LocalReply::error(
-            ErrorKind::InvalidApiKey,
-            "missing or invalid client key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
-            None,
-        ));
-    }
+    let caller = match auth::authenticate(config, &head, now) {
+        Ok(caller) => caller,
+        Err(reply) => return HeadVerdict::Reply(reply),
+    };
     if head.path.is_none() {
         return HeadVerdict::Reply(LocalReply::error(
             ErrorKind::InvalidRequest,
@@ -103,8 +110,8 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
             .unwrap_or(path_only)
             .strip_prefix(b"/models");
         match models {
-            Some(b"" | b"/") => return HeadVerdict::Reply(LocalReply::ok(config.models_reply.clone())),
-            Some(id) => return HeadVerdict::Reply(model_reply(config, id.get(1..).unwrap_or_default())),
+            Some(b"" | b"/") => return HeadVerdict::Reply(LocalReply::ok(models_reply(config, caller))),
+            Some(id) => return HeadVerdict::Reply(model_reply(config, caller, id.get(1..).unwrap_or_default())),
             None => {}
         }
     }
@@ -133,6 +140,7 @@ pub fn on_request_head(config: &Config, headers: HeaderBlock, end_of_stream: boo
     let (credentials_sent, accepts_compressed) = (head.credentials_sent, head.accepts_compressed);
     HeadVerdict::ReadBody(PendingRequest {
         headers,
+        caller,
         credentials_sent,
         declare_json,
         accepts_compressed,
@@ -152,15 +160,39 @@ const HEALTHY: &[u8] = br#"{"status":"healthy"}"#;
 /// `GET /v1/models/{id}`: the model object for a model this router serves,
 /// else 404. The id is percent-decoded (an SDK may encode the `/` of
 /// `groq/llama3-8b-8192`).
-fn model_reply(config: &Config, id: &[u8]) -> LocalReply {
+fn model_reply(config: &Config, caller: Caller, id: &[u8]) -> LocalReply {
     let id = percent_encoding::percent_decode(id).decode_utf8_lossy();
-    match config.router.model_object(&id) {
+    let visible = match key_of(config, caller) {
+        Some(key) => config
+            .router
+            .route(&id)
+            .is_ok_and(|route| auth::may_call(key, &id, &route)),
+        None => true,
+    };
+    match config.router.model_object(&id).filter(|_| visible) {
         Some(object) => LocalReply::ok(object),
         None => LocalReply::error(
             ErrorKind::ModelNotFound,
             &format!("model `{id}` is not served by this router (GET /v1/models lists what is)"),
             Some("model"),
         ),
+    }
+}
+
+/// `GET /v1/models`: everything, or what the caller's key may call.
+fn models_reply(config: &Config, caller: Caller) -> Vec<u8> {
+    match key_of(config, caller) {
+        Some(key) if !key.models.all => config
+            .router
+            .models_reply_where(|id, deployment| auth::may_call_deployment(key, id, deployment)),
+        _ => config.models_reply.clone(),
+    }
+}
+
+fn key_of(config: &Config, caller: Caller) -> Option<&VirtualKey> {
+    match caller {
+        Caller::Key(index) => config.keys.keys.get(index),
+        Caller::Open | Caller::Master => None,
     }
 }
 
@@ -230,6 +262,11 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             ));
         }
     };
+    if let Some(key) = key_of(config, request.caller) {
+        if !auth::may_call(key, &field.name, &route) {
+            return Decision::Reply(auth::access_denied(key, &field.name));
+        }
+    }
     let path = request.headers.get(":path").unwrap_or_default();
     let mut edit = BodyEdit::default();
     let inject_usage = match route.group {
@@ -292,6 +329,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         usage_injected,
         requested_model: field.name.clone().into_owned(),
         upstream_model,
+        caller: request.caller,
     })
 }
 

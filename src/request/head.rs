@@ -17,6 +17,9 @@ pub(crate) struct Head<'h> {
     pub(crate) accepts_compressed: bool,
     /// An `Authorization: Bearer` or `x-api-key` value equals the master key.
     pub(crate) key_matches: bool,
+    /// The key each credential header presents, in
+    /// [`auth::KEY_HEADERS`] order (first of each).
+    pub(crate) presented: [Option<&'h [u8]>; 3],
     pub(crate) credentials_sent: [bool; CLIENT_CREDENTIAL_HEADERS.len()],
 }
 
@@ -40,10 +43,16 @@ impl<'h> Head<'h> {
             if let Some(sent) = auth::credential_index(name).and_then(|i| head.credentials_sent.get_mut(i)) {
                 *sent = true;
             }
-            let presented = auth::presented_key(name, value);
-            // Every candidate is compared, so timing does not tell which one matched.
-            if let (Some(presented), Some(key)) = (presented, master_key) {
-                head.key_matches |= auth::constant_time_eq(presented, key);
+            if let Some((i, key)) = auth::presented_key(name, value) {
+                if let Some(slot) = head.presented.get_mut(i) {
+                    *slot = slot.or(Some(key));
+                }
+                // Every candidate is compared, so timing does not tell which
+                // one matched. The master key comes as a bearer token or
+                // `x-api-key`.
+                if let (Some(master), true) = (master_key, i < 2) {
+                    head.key_matches |= auth::constant_time_eq(key, master);
+                }
             }
         }
         head

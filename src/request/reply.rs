@@ -13,11 +13,13 @@ pub enum ErrorKind {
     /// The model is configured, but its entry cannot be served by the
     /// filter (the configuration's warning says why).
     ModelNotSupported,
+    /// A virtual key asked for a model outside its `models`.
+    KeyModelAccessDenied,
 }
 
 impl ErrorKind {
     /// Every kind, in one fixed order (an index per kind, for counters).
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::InvalidApiKey,
         ErrorKind::ModelNotFound,
         ErrorKind::InvalidRequest,
@@ -25,6 +27,7 @@ impl ErrorKind {
         ErrorKind::UnsupportedMediaType,
         ErrorKind::ProviderUnavailable,
         ErrorKind::ModelNotSupported,
+        ErrorKind::KeyModelAccessDenied,
     ];
 
     /// The position of this kind in [`ErrorKind::ALL`].
@@ -42,6 +45,7 @@ impl ErrorKind {
             ErrorKind::ProviderUnavailable => 503,
             // A client error: retrying cannot help.
             ErrorKind::ModelNotSupported => 400,
+            ErrorKind::KeyModelAccessDenied => 401,
         }
     }
 
@@ -54,12 +58,13 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::ProviderUnavailable => "provider_unavailable",
             ErrorKind::ModelNotSupported => "model_not_supported",
+            ErrorKind::KeyModelAccessDenied => "key_model_access_denied",
         }
     }
 
     pub(crate) fn error_type(self) -> &'static str {
         match self {
-            ErrorKind::InvalidApiKey => "authentication_error",
+            ErrorKind::InvalidApiKey | ErrorKind::KeyModelAccessDenied => "authentication_error",
             ErrorKind::ProviderUnavailable => "service_unavailable",
             _ => "invalid_request_error",
         }

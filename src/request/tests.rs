@@ -26,7 +26,7 @@ fn post(extra: &[(&str, &str)]) -> HeaderBlock {
 }
 
 fn head_status(config: &Config, h: &HeaderBlock, end_of_stream: bool) -> Option<(u32, &'static str)> {
-    match on_request_head(config, h.clone(), end_of_stream) {
+    match on_request_head(config, h.clone(), end_of_stream, &|| 0) {
         HeadVerdict::ReadBody(_) => None,
         HeadVerdict::Reply(r) => Some((r.status, r.error.map_or("", ErrorKind::code))),
     }
@@ -201,7 +201,7 @@ fn local_answers_say_what_they_answer() {
     let ok = ("authorization", "Bearer sk-router-master");
     let reply = |method: &str, path: &str| {
         let h = headers(&[(":method", method), (":path", path), ok]);
-        match on_request_head(&config, h, true) {
+        match on_request_head(&config, h, true, &|| 0) {
             HeadVerdict::Reply(r) => serde_json::from_slice::<serde_json::Value>(&r.body).expect("json"),
             HeadVerdict::ReadBody(_) => panic!("{method} {path} read a body"),
         }
@@ -248,7 +248,7 @@ fn chat() -> PendingRequest {
         ("anthropic-version", "2099-01-01"),
         ("user-agent", "OpenAI/Python"),
     ]);
-    match on_request_head(&config, client, false) {
+    match on_request_head(&config, client, false, &|| 0) {
         HeadVerdict::ReadBody(pending) => pending,
         HeadVerdict::Reply(r) => panic!("replied {} {}", r.status, String::from_utf8_lossy(&r.body)),
     }
@@ -293,7 +293,7 @@ fn bodies_without_a_json_type_are_declared_json_upstream() {
         ok,
         ("content-type", "application/x-www-form-urlencoded"),
     ]);
-    let head = || match on_request_head(&config, curl_default.clone(), false) {
+    let head = || match on_request_head(&config, curl_default.clone(), false, &|| 0) {
         HeadVerdict::ReadBody(pending) => pending,
         HeadVerdict::Reply(_) => panic!("curl's default content type is read"),
     };
@@ -664,7 +664,7 @@ fn streamed_chat_requests_ask_for_usage_and_say_so() {
             ("authorization", "Bearer sk-router-master"),
             ("accept-encoding", "gzip, br"),
         ]);
-        match on_request_head(&seed, h, false) {
+        match on_request_head(&seed, h, false, &|| 0) {
             HeadVerdict::ReadBody(pending) => pending,
             HeadVerdict::Reply(r) => panic!("replied {}", r.status),
         }
@@ -932,4 +932,182 @@ fn a_skipped_model_is_named_with_the_reason_not_as_unknown() {
     );
     assert_eq!(body["error"]["code"], "model_not_supported");
     assert_eq!(reply("nosuch").status, 404);
+}
+
+/// A table with every route kind: exact names, a pattern, a model group,
+/// an alias, the bare-name family, an access group; and keys of each kind.
+const KEYED: &str = r#"{"model_list": [
+  {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": "k"}, "model_info": {"access_groups": ["beta"]}},
+  {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "k"}},
+  {"model_name": "groq/*", "litellm_params": {"model": "groq/*", "api_key": "k"}},
+  {"model_name": "duo", "litellm_params": {"model": "openai/a", "api_key": "k"}},
+  {"model_name": "duo", "litellm_params": {"model": "openai/b", "api_key": "k"}},
+  {"model_name": "openai/*", "litellm_params": {"model": "openai/*", "api_key": "k"}}],
+  "router_settings": {"model_group_alias": {"smart": "gpt-4o"}},
+  "general_settings": {"master_key": "sk-master"},
+  "keys": [
+    {"key_alias": "claude-only", "key": "sk-claude", "models": ["anthropic/*"]},
+    {"key_alias": "by-name", "key": "sk-name", "models": ["gpt-4o", "duo"], "team_id": "team-a"},
+    {"key_alias": "by-group", "key": "sk-group", "models": ["beta"]},
+    {"key_alias": "everything", "key": "sk-all", "models": ["all-proxy-models"]},
+    {"key_alias": "no-list", "key": "sk-open"},
+    {"key_alias": "imported", "token": "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8", "models": ["groq/*"]},
+    {"key_alias": "blocked", "key": "sk-blocked", "blocked": true},
+    {"key_alias": "expiring", "key": "sk-expiring", "expires": "2027-01-01T00:00:00Z"}]}"#;
+
+const EXPIRY: u64 = 1_798_761_600;
+
+fn keyed_head(config: &Config, header: (&str, &str), now: u64) -> Result<Caller, (u32, String)> {
+    let h = post(&[header]);
+    match on_request_head(config, h, false, &|| now) {
+        HeadVerdict::ReadBody(pending) => Ok(pending.caller),
+        HeadVerdict::Reply(r) => {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+            Err((
+                r.status,
+                body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+            ))
+        }
+    }
+}
+
+#[test]
+fn keys_are_looked_up_by_hash_and_refused_with_the_reason() {
+    let config = compile_test(KEYED).expect("compiles");
+    let alias = |caller: Caller| match caller {
+        Caller::Key(i) => config.keys.keys[i].alias.clone(),
+        other => format!("{other:?}"),
+    };
+    // (header, now, the caller's alias or the refusal's fragment)
+    let rows: &[((&str, &str), u64, Result<&str, &str>)] = &[
+        (("authorization", "Bearer sk-claude"), 0, Ok("claude-only")),
+        (("x-api-key", "sk-name"), 0, Ok("by-name")),
+        (("api-key", "sk-group"), 0, Ok("by-group")),
+        (("authorization", "Bearer password"), 0, Ok("imported")),
+        (("authorization", "Bearer sk-master"), 0, Ok("Master")),
+        (("x-api-key", "sk-master"), 0, Ok("Master")),
+        (
+            ("authorization", "Bearer sk-nosuch"),
+            0,
+            Err("missing or invalid client key"),
+        ),
+        (("x-other", "sk-claude"), 0, Err("missing or invalid client key")),
+        (
+            ("authorization", "Bearer sk-blocked"),
+            0,
+            Err("key `blocked` is blocked"),
+        ),
+        (("authorization", "Bearer sk-expiring"), EXPIRY - 1, Ok("expiring")),
+        (
+            ("authorization", "Bearer sk-expiring"),
+            EXPIRY,
+            Err("key `expiring` has expired"),
+        ),
+    ];
+    for (header, now, expected) in rows {
+        let got = keyed_head(&config, *header, *now);
+        match (got, expected) {
+            (Ok(caller), Ok(name)) => assert_eq!(alias(caller), *name, "{header:?}"),
+            (Err((status, message)), Err(fragment)) => {
+                assert_eq!(status, 401, "{header:?}");
+                assert!(message.contains(fragment), "{header:?}: {message}");
+                assert!(!message.contains("sk-"), "no key in {message}");
+            }
+            (got, expected) => panic!("{header:?}: {got:?}, expected {expected:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_keys_models_mean_what_they_mean_in_litellm() {
+    let config = compile_test(KEYED).expect("compiles");
+    let decide = |key: &str, model: &str| {
+        let Ok(caller) = keyed_head(&config, ("authorization", key), 0) else {
+            panic!("{key} refused");
+        };
+        let mut pending = chat();
+        pending.caller = caller;
+        match on_request_body(&config, pending, format!(r#"{{"model":"{model}"}}"#).as_bytes()) {
+            Decision::Forward(_) => Ok(()),
+            Decision::Reply(r) => Err((r.status, r.error)),
+        }
+    };
+    let denied = Err((401, Some(ErrorKind::KeyModelAccessDenied)));
+    // (key, model, allowed)
+    let rows: &[(&str, &str, bool)] = &[
+        ("Bearer sk-claude", "anthropic/claude-3-5-haiku", true),
+        ("Bearer sk-claude", "claude-3-5-haiku", true), // a bare name reaching `anthropic/*`
+        ("Bearer sk-claude", "groq/llama3", false),
+        ("Bearer sk-claude", "gpt-4o", false),
+        ("Bearer sk-name", "gpt-4o", true),
+        ("Bearer sk-name", "smart", true), // an alias of gpt-4o
+        ("Bearer sk-name", "duo", true),   // a model group
+        ("Bearer sk-name", "openai/gpt-4o", false),
+        ("Bearer sk-group", "gpt-4o", true), // access group `beta`
+        ("Bearer sk-group", "duo", false),
+        ("Bearer sk-all", "groq/x", true),
+        ("Bearer sk-open", "duo", true),
+        ("Bearer password", "groq/llama3", true),
+        ("Bearer password", "anthropic/claude", false),
+        ("Bearer sk-master", "groq/llama3", true),
+    ];
+    for &(key, model, allowed) in rows {
+        let expected = if allowed { Ok(()) } else { denied };
+        assert_eq!(decide(key, model), expected, "{key} {model}");
+    }
+    // Patterns match whole, not as LiteLLM's prefix: `anthropic/*` is no
+    // licence for `anthropic-fake/x`, which is not served anyway.
+    assert_eq!(
+        decide("Bearer sk-claude", "anthropic-fake/x").map_err(|e| e.0),
+        Err(404)
+    );
+}
+
+#[test]
+fn the_model_list_shows_what_a_key_may_call() {
+    let config = compile_test(KEYED).expect("compiles");
+    let list = |key: &str, path: &str| {
+        let h = headers(&[(":method", "GET"), (":path", path), ("authorization", key)]);
+        match on_request_head(&config, h, true, &|| 0) {
+            HeadVerdict::Reply(r) => (
+                r.status,
+                serde_json::from_slice::<serde_json::Value>(&r.body).expect("json"),
+            ),
+            HeadVerdict::ReadBody(_) => panic!("answered locally"),
+        }
+    };
+    let ids = |key: &str| -> Vec<String> {
+        let (_, body) = list(key, "/v1/models");
+        body["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|m| m["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(ids("Bearer sk-name"), ["gpt-4o", "duo", "smart"]);
+    assert_eq!(ids("Bearer sk-claude"), ["anthropic/*"]);
+    assert_eq!(ids("Bearer sk-master").len(), 6);
+    assert_eq!(ids("Bearer sk-open"), ids("Bearer sk-master"));
+    assert_eq!(list("Bearer sk-claude", "/v1/models/gpt-4o").0, 404);
+    assert_eq!(list("Bearer sk-name", "/v1/models/gpt-4o").0, 200);
+}
+
+#[test]
+fn keys_without_a_master_key_still_need_a_key_and_none_at_all_need_none() {
+    let only_keys = compile_test(
+        r#"{"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k"}}],
+          "keys": [{"key": "sk-only"}]}"#,
+    )
+    .expect("compiles");
+    assert!(keyed_head(&only_keys, ("x-other", "v"), 0).is_err());
+    assert!(matches!(
+        keyed_head(&only_keys, ("authorization", "Bearer sk-only"), 0),
+        Ok(Caller::Key(0))
+    ));
+    let open = compile_test(
+        r#"{"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k"}}]}"#,
+    )
+    .expect("compiles");
+    assert_eq!(keyed_head(&open, ("x-other", "v"), 0), Ok(Caller::Open));
 }

@@ -448,6 +448,12 @@ impl Router {
     /// The OpenAI `GET /v1/models` list: every model_name as written, then
     /// every alias not marked hidden.
     pub fn models_reply(&self) -> Vec<u8> {
+        self.models_reply_where(|_, _| true)
+    }
+
+    /// The `GET /v1/models` list of what `shown(id, deployment)` lets a
+    /// caller see (`deployment` is the one `id` routes to).
+    pub fn models_reply_where(&self, shown: impl Fn(&str, &Deployment) -> bool) -> Vec<u8> {
         let listed = self
             .deployments
             .iter()
@@ -456,12 +462,13 @@ impl Router {
                 None => self.exact.get(&d.model_name) == Some(index),
                 Some(_) => self.pattern_owners.contains(index),
             })
+            .filter(|(_, d)| shown(&d.model_name, d))
             .map(|(_, d)| model_json(&d.model_name, Self::owner(d)));
         let mut aliases: Vec<&Alias> = self.aliases.values().filter(|a| !a.hidden).collect();
         aliases.sort_by(|a, b| a.name.cmp(&b.name));
         let aliases = aliases.into_iter().filter_map(|alias| {
             let route = self.route(&alias.name).ok()?;
-            Some(model_json(&alias.name, &route.provider().name))
+            shown(&alias.name, route.deployment).then(|| model_json(&alias.name, &route.provider().name))
         });
         let data: Vec<serde_json::Value> = listed.chain(aliases).collect();
         serde_json::json!({"object": "list", "data": data})

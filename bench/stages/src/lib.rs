@@ -64,7 +64,7 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
     };
     let body = case.body.as_bytes();
     let headers = HeaderBlock::from_pairs(case.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
-    let head = || match decision::on_request_head(&config, headers.clone(), false) {
+    let head = || match decision::on_request_head(&config, headers.clone(), false, &|| 0) {
         HeadVerdict::ReadBody(pending) => Some(pending),
         HeadVerdict::Reply(_) => None,
     };

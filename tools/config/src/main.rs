@@ -9,6 +9,7 @@ mod bootstrap;
 mod convert;
 mod yaml;
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
@@ -134,16 +135,32 @@ fn run(
         .collect();
     let text = match envoy {
         Some(options) => {
-            let unset: Vec<&str> = conversion
+            // A self-hosted server's key (vLLM, Ollama) is optional: without
+            // it none is sent, and its routes still work.
+            let optional: BTreeSet<&str> = conversion
+                .config
+                .router
+                .endpoints()
+                .map(|e| &e.provider)
+                .filter(|p| p.key_optional)
+                .map(|p| p.api_key_env.as_str())
+                .collect();
+            let (optional_unset, unset): (Vec<&str>, Vec<&str>) = conversion
                 .env_keys
                 .iter()
                 .filter(|key| env(key).is_none())
                 .map(String::as_str)
-                .collect();
+                .partition(|key| optional.contains(key));
             if !unset.is_empty() {
                 diagnostics.push(format!(
                     "note: not set here, and read by the filter from Envoy's environment (a route whose key is missing answers 503): {}",
                     unset.join(", ")
+                ));
+            }
+            if !optional_unset.is_empty() {
+                diagnostics.push(format!(
+                    "note: optional, not set here (a self-hosted server's key; without it none is sent): {}",
+                    optional_unset.join(", ")
                 ));
             }
             if !std::path::Path::new(&options.wasm).is_file() {

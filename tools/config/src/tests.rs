@@ -519,3 +519,20 @@ litellm_settings:
         output.text
     );
 }
+
+#[test]
+fn an_optional_key_is_not_said_to_answer_503() {
+    let yaml_text = "model_list:\n  - model_name: local\n    litellm_params: {model: hosted_vllm/llama, api_base: http://10.0.0.7:8000/v1}\n  - model_name: gpt\n    litellm_params: {model: openai/gpt-4o}\n";
+    let output = convert_text(yaml_text, true, &no_env).expect("converts");
+    let notes: Vec<&String> = output.diagnostics.iter().filter(|d| d.starts_with("note:")).collect();
+    assert!(
+        notes.iter().any(|n| n.contains("answers 503): OPENAI_API_KEY")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("note: optional") && n.ends_with(": HOSTED_VLLM_API_KEY")),
+        "{notes:?}"
+    );
+}
