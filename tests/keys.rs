@@ -171,3 +171,108 @@ fn each_key_reaches_its_models_only_and_is_attributed() {
         lines.join("\n")
     );
 }
+
+/// A config with one virtual key, `alias: key`, for the rotation test.
+fn one_key_config(u: &Upstreams, alias: &str, key: &str) -> String {
+    format!(
+        r#"model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_key: os.environ/OPENAI_API_KEY, api_base: "http://127.0.0.1:{openai}/v1"}}
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+keys:
+  - {{key_alias: {alias}, token: {token}}}
+"#,
+        openai = u.openai.addr.port(),
+        token = hex_sha256(key),
+    )
+}
+
+#[test]
+fn keys_rotate_without_restarting_envoy() {
+    let u = start_upstreams();
+    let out = scratch_dir();
+    let wasm = wasm_path();
+    // As a user runs it: the same command on the same file, edited.
+    let config_path = out.join("config.yaml");
+    let generate = |config: &str| {
+        std::fs::write(&config_path, config).expect("write config");
+        let args = [
+            "--envoy",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--wasm",
+            wasm.to_str().expect("utf-8 path"),
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ];
+        let run = std::process::Command::new(generator_binary())
+            .args(args)
+            .arg(&config_path)
+            .env_clear()
+            .output()
+            .expect("the generator runs");
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success() && run.stdout.is_empty(), "{stderr}");
+        stderr
+    };
+    generate(&one_key_config(&u, "old-key", "sk-old-0000"));
+    let bootstrap = std::fs::read_to_string(out.join("envoy.yaml")).expect("envoy.yaml");
+    assert!(bootstrap.contains("config_discovery"), "{bootstrap}");
+    let stack = Stack::launch(&bootstrap, &env(), Vec::new(), 2);
+    let pid = stack.pid();
+    assert_eq!(chat(&stack, bearer("sk-old-0000"), "gpt-4o").status(), 200);
+    assert_eq!(chat(&stack, bearer("sk-new-1111"), "gpt-4o").status(), 401);
+
+    // Requests keep flowing during the swap; none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listener = stack.listener;
+    let traffic = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 5_000 {
+                let request = Request::new("POST", "/v1/chat/completions")
+                    .header("authorization", format!("Bearer {MASTER_KEY}"))
+                    .header("content-type", "application/json")
+                    .body(r#"{"model":"gpt-4o","messages":[]}"#);
+                statuses.push(send(listener, &request).status());
+            }
+            statuses
+        })
+    };
+    let stderr = generate(&one_key_config(&u, "new-key", "sk-new-1111"));
+    assert!(
+        !stderr.contains("restart Envoy"),
+        "only the filter's configuration changed: {stderr}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while chat(&stack, bearer("sk-new-1111"), "gpt-4o").status() != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key never worked:\n{}",
+            stack.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let refused = chat(&stack, bearer("sk-old-0000"), "gpt-4o");
+    assert_eq!(error_code(&refused), (401, "invalid_api_key".to_owned()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = traffic.join().expect("traffic");
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "a request failed during the swap: {statuses:?}"
+    );
+    assert_eq!(stack.pid(), pid);
+    let reloads = stack
+        .admin_get("/stats?filter=extension_config_discovery.*config_reload$")
+        .text();
+    assert!(
+        reloads.lines().any(|l| l.ends_with(": 1") || l.ends_with(": 2")),
+        "{reloads}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

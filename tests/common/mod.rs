@@ -182,7 +182,7 @@ fn render_envoy_yaml_with_buffer(plugin_config: &str, mocks: &[(Provider, Socket
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
-fn scratch_dir() -> PathBuf {
+pub fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "llm-router-e2e-{}-{}",
         std::process::id(),
@@ -349,6 +349,11 @@ impl Stack {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Envoy's process id: the same one after a configuration reload.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log_text(&self) -> String {

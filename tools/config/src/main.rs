@@ -7,6 +7,7 @@
 
 mod bootstrap;
 mod convert;
+mod keys;
 mod yaml;
 
 use std::collections::BTreeSet;
@@ -17,7 +18,8 @@ use bootstrap::{Address, Options, DEFAULT_WASM};
 use convert::{ApiBaseVariables, Problem};
 
 const USAGE: &str = "\
-usage: llm-router-config [--envoy [--listen HOST:PORT] [--admin HOST:PORT] [--wasm PATH]] [CONFIG.yaml]
+usage: llm-router-config [--envoy [--listen HOST:PORT] [--admin HOST:PORT] [--wasm PATH] [--out DIR]] [CONFIG.yaml]
+       llm-router-config keys new|import … (`llm-router-config keys` says how)
 
 Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
   (default)  prints llm-router's plugin configuration (JSON)
@@ -26,7 +28,10 @@ Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
   --listen   the listener (default 127.0.0.1:10000)
   --admin    Envoy's admin interface (default 127.0.0.1:9901)
   --wasm     the filter module as Envoy finds it, used as given (default: the built
-             module, target/wasm32-wasip1/release/llm_router.wasm, as an absolute path)";
+             module, target/wasm32-wasip1/release/llm_router.wasm, as an absolute path)
+  --out      writes DIR/envoy.yaml and the filter's configuration as DIR/llm-router.json,
+             which Envoy watches: run the same command again after editing CONFIG.yaml
+             (keys added, removed, blocked) and Envoy applies it without a restart";
 
 struct Arguments {
     envoy: Option<Options>,
@@ -44,6 +49,7 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     let mut listen = Address::parse("127.0.0.1:10000")?;
     let mut admin = Address::parse("127.0.0.1:9901")?;
     let mut wasm = None;
+    let mut out = None;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
@@ -51,17 +57,24 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
             "--listen" => listen = Address::parse(&value("--listen")?)?,
             "--admin" => admin = Address::parse(&value("--admin")?)?,
             "--wasm" => wasm = Some(value("--wasm")?),
+            "--out" => out = Some(value("--out")?),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag != "-" => return Err(format!("unknown option {flag}")),
             _ if path.is_some() => return Err("one CONFIG.yaml at a time".to_owned()),
             _ => path = Some(arg),
         }
     }
-    let envoy = envoy.then_some(Options {
+    if out.is_some() && !envoy {
+        return Err("--out goes with --envoy".to_owned());
+    }
+    // Absolute: Envoy watches the file from wherever it runs.
+    let out = out.map(|dir| std::path::absolute(&dir).unwrap_or_else(|_| dir.into()));
+    let envoy = envoy.then(|| Options {
         command,
         listen,
         admin,
         wasm: wasm.unwrap_or_else(default_wasm),
+        discovery: out.as_ref().map(|dir| dir.join(FILTER_FILE)),
     });
     Ok(Arguments {
         envoy,
@@ -86,9 +99,14 @@ fn default_wasm() -> String {
         .map_or_else(|| DEFAULT_WASM.to_owned(), |path| path.display().to_string())
 }
 
+/// The filter's configuration file under `--out DIR`.
+const FILTER_FILE: &str = "llm-router.json";
+
 /// What to print: the output, and the diagnostics (warnings, notes).
 struct Output {
     text: String,
+    /// With `--out`: the filter's configuration file.
+    filter_file: Option<String>,
     diagnostics: Vec<String>,
 }
 
@@ -173,11 +191,22 @@ fn run(
         }
         None => convert::plugin_text(&conversion.plugin),
     };
-    Ok(Output { text, diagnostics })
+    let filter_file = envoy
+        .filter(|options| options.discovery.is_some())
+        .map(|options| bootstrap::discovery_file(&conversion, options));
+    Ok(Output {
+        text,
+        filter_file,
+        diagnostics,
+    })
 }
 
 fn main() -> ExitCode {
-    let arguments = match arguments(std::env::args().skip(1).collect()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("keys") {
+        return keys_command(&args[1..]);
+    }
+    let arguments = match arguments(args) {
         Ok(arguments) => arguments,
         Err(problem) => {
             if !problem.is_empty() {
@@ -197,18 +226,80 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let env = |var: &str| std::env::var(var).ok();
-    match run(file, &text, arguments.envoy.as_ref(), &env) {
-        Ok(output) => {
-            for line in output.diagnostics {
-                eprintln!("llm-router-config: {line}");
+    let output = match run(file, &text, arguments.envoy.as_ref(), &env) {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("llm-router-config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for line in &output.diagnostics {
+        eprintln!("llm-router-config: {line}");
+    }
+    let discovery = arguments.envoy.as_ref().and_then(|o| o.discovery.as_deref());
+    match (discovery, &output.filter_file) {
+        (Some(filter_path), Some(filter_file)) => match write_out(filter_path, &output.text, filter_file) {
+            Ok(notes) => {
+                for note in notes {
+                    eprintln!("llm-router-config: {note}");
+                }
+                ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("llm-router-config: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ => {
             // A closed pipe (`| head`) is not an error worth a panic.
             let _ = std::io::stdout().write_all(output.text.as_bytes());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("llm-router-config: {e}");
-            ExitCode::FAILURE
+    }
+}
+
+/// `--out DIR`: the bootstrap beside the filter's configuration, each
+/// written whole and renamed into place (Envoy never reads half a file).
+fn write_out(filter_path: &std::path::Path, bootstrap: &str, filter_file: &str) -> Result<Vec<String>, String> {
+    let dir = filter_path.parent().ok_or("--out needs a directory")?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bootstrap_path = dir.join("envoy.yaml");
+    let mut notes = Vec::new();
+    match std::fs::read_to_string(&bootstrap_path) {
+        Ok(old) if old != bootstrap => notes.push(format!(
+            "note: {} changed (listener, clusters or model groups): restart Envoy for that part; the filter's configuration is applied without one",
+            bootstrap_path.display()
+        )),
+        _ => {}
+    }
+    for (path, content) in [(bootstrap_path.as_path(), bootstrap), (filter_path, filter_file)] {
+        let staged = path.with_extension("tmp");
+        std::fs::write(&staged, content)
+            .and_then(|()| std::fs::rename(&staged, path))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    notes.push(format!(
+        "wrote {} and {} (Envoy reloads the latter when it changes)",
+        bootstrap_path.display(),
+        filter_path.display()
+    ));
+    Ok(notes)
+}
+
+fn keys_command(args: &[String]) -> ExitCode {
+    let read = |path: &str| std::fs::read_to_string(path);
+    match keys::run(args, &read) {
+        Ok(printed) => {
+            eprintln!("llm-router-config: {}", printed.note);
+            let _ = std::io::stdout().write_all(printed.entries.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            if !problem.is_empty() {
+                eprintln!("llm-router-config: {problem}");
+            }
+            eprintln!("{}", keys::USAGE);
+            ExitCode::from(2)
         }
     }
 }
