@@ -17,6 +17,7 @@ floor run next to it and the median ratios. Before the load, bench/stages
 times the filter's own stages inside Envoy's V8 with no traffic.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -40,6 +41,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 PROVIDERS = ["openai", "anthropic", "groq"]
 TABLE_SIZES = {"filter5": 5, "filter5000": 5000}
+# The keyed listeners: how many virtual keys each table has.
+KEYS = {"keys10": 10, "keys10000": 10_000}
 # The two-deployment group's cluster (two endpoints on the same upstream).
 GROUP_CLUSTER = "group_pair"
 # The Envoy under test gets a core of its own; the upstream Envoy and wrk share
@@ -82,6 +85,20 @@ def route_table(size):
     return {"model_list": entries[:size], "general_settings": {"master_key": MASTER_KEY}}
 
 
+def keyed_table(keys):
+    """The 5-route table with `keys` virtual keys (as their SHA-256, LiteLLM's
+    stored form), each limited to `groq/*` and in one of ten teams."""
+    table = route_table(5)
+    table["keys"] = [{"key_alias": f"key-{i}", "token": hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest(),
+                      "models": ["groq/*"], "team_id": f"team-{i % 10}"} for i in range(keys)]
+    return table
+
+
+def bench_key(target):
+    """The key wrk sends to a listener: a virtual key from the middle of a keyed table."""
+    return f"sk-bench-{KEYS[target] // 2}" if target in KEYS else MASTER_KEY
+
+
 def group_table():
     """The 5-route table plus `pair`, a model group of two deployments."""
     table = route_table(5)
@@ -94,6 +111,8 @@ def group_table():
 
 def table(target):
     """The plugin configuration of an llm-router listener."""
+    if target in KEYS:
+        return keyed_table(KEYS[target])
     return group_table() if target.startswith("group") else route_table(TABLE_SIZES[target])
 
 
@@ -204,7 +223,7 @@ def router_config(ports, admin_port, upstream_port):
         listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
         listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]))], route),
         listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]))], route),
-    ] + groups
+    ] + [listener(name, ports[name], [wasm_filter(keyed_table(keys))], route) for name, keys in KEYS.items()] + groups
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
@@ -251,9 +270,9 @@ def body_file(workdir, size, model):
     return path
 
 
-def wrk(port, body, cluster, seconds, router_pid, reply=""):
+def wrk(port, body, cluster, seconds, router_pid, reply="", key=MASTER_KEY):
     """(requests/s, p50, p99, CPU microseconds the router spent per request)."""
-    env = dict(os.environ, BODY_FILE=body, MASTER_KEY=MASTER_KEY, CLUSTER=cluster or "", REPLY=reply)
+    env = dict(os.environ, BODY_FILE=body, MASTER_KEY=key, CLUSTER=cluster or "", REPLY=reply)
     cpu_before = cpu_seconds(router_pid)
     out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s",
                           os.path.join(ROOT, "bench/post.lua"), f"http://127.0.0.1:{port}/v1/chat/completions"],
@@ -271,7 +290,8 @@ def wrk(port, body, cluster, seconds, router_pid, reply=""):
 
 def main():
     workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
-    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "group", "group_null"]}
+    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "group", "group_null"]
+             + list(KEYS)}
     upstream_port = free_port()
     procs = []
     try:
@@ -287,28 +307,31 @@ def main():
             ("1 KiB, reply with usage", 1024, "groq/llama3-8b-8192", "filter5", "usage"),
             ("1 KiB, 2-deployment group", 1024, "pair", "group", ""),
             ("1 KiB, group, null upstream", 1024, "pair", "group_null", ""),
+            ("1 KiB, a key of 10", 1024, "groq/llama3-8b-8192", "keys10", ""),
+            ("1 KiB, a key of 10,000", 1024, "groq/llama3-8b-8192", "keys10000", ""),
             ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5", ""),
             ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5", ""),
         ]
         only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]
         selected = [s for s in scenarios if not only or any(o in s[0] for o in only)]
         bodies = {label: body_file(workdir, size, model) for label, size, model, _, _ in selected}
-        stages = stage_timings(workdir, [(label, bodies[label], model, table(target))
+        stages = stage_timings(workdir, [(label, bodies[label], model, table(target), bench_key(target))
                                          for label, size, model, target, reply in selected
                                          if size <= 100 * 1024 and not reply and target != "group_null"])
         rows = []
         for label, size, model, target, reply in selected if ROUNDS > 0 else []:
             body = bodies[label]
             cluster = "groq"
+            key = bench_key(target)
             for port, header in ((ports["floor"], cluster), (ports["null"], cluster), (ports["calls"], None),
                                  (ports[target], None)):
-                wrk(port, body, header, 1, router.pid, reply)  # warm-up: connections, VM, caches
+                wrk(port, body, header, 1, router.pid, reply, key)  # warm-up: connections, VM, caches
             runs = []
             for _ in range(ROUNDS):
-                floor = wrk(ports["floor"], body, cluster, SECONDS, router.pid, reply)
-                null = wrk(ports["null"], body, cluster, SECONDS, router.pid, reply)
-                calls = wrk(ports["calls"], body, None, SECONDS, router.pid, reply)
-                filtered = wrk(ports[target], body, None, SECONDS, router.pid, reply)
+                floor = wrk(ports["floor"], body, cluster, SECONDS, router.pid, reply, key)
+                null = wrk(ports["null"], body, cluster, SECONDS, router.pid, reply, key)
+                calls = wrk(ports["calls"], body, None, SECONDS, router.pid, reply, key)
+                filtered = wrk(ports[target], body, None, SECONDS, router.pid, reply, key)
                 runs.append((floor, null, calls, filtered))
             rows.append((label, runs))
         report(rows, cold, stages)
@@ -337,13 +360,14 @@ def stage_timings(workdir, cases):
     {(case label, stage): nanoseconds per call}."""
     if not cases:
         return {}
-    headers = [(":authority", "127.0.0.1"), (":path", "/v1/chat/completions"), (":method", "POST"),
-               (":scheme", "http"), ("content-type", "application/json"), ("authorization", f"Bearer {MASTER_KEY}"),
-               ("x-forwarded-proto", "http"), ("x-request-id", "4b1e2f8a-4c9b-4f0e-9d1c-2a7e6b3c5d10")]
+    def headers(key):
+        return [(":authority", "127.0.0.1"), (":path", "/v1/chat/completions"), (":method", "POST"),
+                (":scheme", "http"), ("content-type", "application/json"), ("authorization", f"Bearer {key}"),
+                ("x-forwarded-proto", "http"), ("x-request-id", "4b1e2f8a-4c9b-4f0e-9d1c-2a7e6b3c5d10")]
     plugin = [{"label": label, "config": config, "body": open(body).read(), "model": model,
-               "headers": headers + [("content-length", str(os.path.getsize(body)))],
+               "headers": headers(key) + [("content-length", str(os.path.getsize(body)))],
                "reply": USAGE_REPLY, "stream": stream_reply(100)}
-              for label, body, model, config in cases]
+              for label, body, model, config, key in cases]
     filter_ = wasm_filter(json.dumps(plugin), STAGES_WASM)
     config = {"static_resources": {"listeners": [listener("stages", free_port(), [filter_],
                                                           {"match": {"prefix": "/"}, "direct_response": {"status": 200}})]}}

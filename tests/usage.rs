@@ -192,19 +192,6 @@ fn usage_latency_and_the_access_log_match_what_the_providers_sent() {
     }
 
     let total: u64 = responses.values().sum();
-    let lines = scrape_until(&stack, |lines| {
-        let counted: u64 = lines
-            .iter()
-            .filter(|l| l.starts_with("llm_router_time_to_first_token_ms_count"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum();
-        counted == total && lines.iter().any(|l| l.starts_with("llm_router_tokens_total"))
-    });
-    let tokens: Vec<String> = lines
-        .iter()
-        .filter(|l| l.starts_with("llm_router_tokens_total"))
-        .cloned()
-        .collect();
     let want: Vec<String> = expected
         .iter()
         .map(|((route, provider, kind), n)| {
@@ -213,7 +200,24 @@ fn usage_latency_and_the_access_log_match_what_the_providers_sent() {
         .collect();
     let mut want_sorted = want.clone();
     want_sorted.sort();
-    assert_eq!(tokens, want_sorted);
+    let token_lines = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("llm_router_tokens_total"))
+            .cloned()
+            .collect()
+    };
+    // Counters reach Envoy once a second and histograms at its stats flush:
+    // wait for both, the tokens to the last one.
+    let lines = scrape_until(&stack, |lines| {
+        let counted: u64 = lines
+            .iter()
+            .filter(|l| l.starts_with("llm_router_time_to_first_token_ms_count"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        counted == total && token_lines(lines) == want_sorted
+    });
+    assert_eq!(token_lines(&lines), want_sorted);
     for (route, n) in &responses {
         let provider = CASES
             .iter()

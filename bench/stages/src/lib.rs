@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use llm_router::config;
 use llm_router::headers::HeaderBlock;
-use llm_router::request::attempt;
 use llm_router::request::body;
 use llm_router::request::decision::{self, Decision, HeadVerdict};
+use llm_router::request::{attempt, auth};
 use llm_router::response::{Framing, ResponseReader};
 use proxy_wasm::traits::{Context, RootContext};
 use serde::Deserialize;
@@ -108,6 +108,18 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
     time("route: exact names, then patterns", &mut || {
         black_box(config.router.route(black_box(&case.model)).is_ok());
     });
+    // A virtual key's own work: its hash, the lookup, its model allowlist.
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    if let (false, Ok(route)) = (config.keys.keys.is_empty(), config.router.route(&case.model)) {
+        time("auth: key hash, lookup, model allowlist", &mut || {
+            let found = config.keys.by_hash.get(&config::hash_of(black_box(presented)));
+            let key = found.and_then(|&i| config.keys.keys.get(i));
+            black_box(key.is_some_and(|key| auth::may_call(key, &case.model, &route)));
+        });
+    }
     time("whole: head, body decision, model splice", &mut || {
         let Some(pending) = head() else { return };
         if let Decision::Forward(forward) = decision::on_request_body(&config, pending, black_box(body)) {
