@@ -192,24 +192,14 @@ keys:
 fn keys_rotate_without_restarting_envoy() {
     let u = start_upstreams();
     let out = scratch_dir();
-    let wasm = wasm_path();
     // As a user runs it: the same command on the same file, edited.
     let config_path = out.join("config.yaml");
     let generate = |config: &str| {
         std::fs::write(&config_path, config).expect("write config");
-        let args = [
-            "--envoy",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--wasm",
-            wasm.to_str().expect("utf-8 path"),
-            "--out",
-            out.to_str().expect("utf-8 path"),
-        ];
         let run = std::process::Command::new(generator_binary())
-            .args(args)
+            .args(test_bootstrap_args())
+            .arg("--out")
+            .arg(&out)
             .arg(&config_path)
             .env_clear()
             .output()

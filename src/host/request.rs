@@ -12,7 +12,6 @@ use crate::contract::{filter_state, UPSTREAM_STATUS_HEADER};
 use crate::host::ffi::{header_map, send_reply, Envoy, REQUEST_HEADERS, RESPONSE_HEADERS};
 use crate::host::root::State;
 use crate::request::attempt::group_response;
-use crate::request::auth::Caller;
 use crate::request::decision::{self, Decision, HeadVerdict, PendingRequest};
 use crate::request::reply::LocalReply;
 use crate::response::outcome::{Names, Outcome, Timing};
@@ -194,18 +193,15 @@ impl Request {
                 if !forward.failover {
                     self.state.counters.count_forward(forward.slot, self.body_size);
                 }
-                let key = match forward.caller {
-                    Caller::Key(index) => Some(index),
-                    Caller::Open | Caller::Master => None,
-                };
-                if let Some(vk) = key.and_then(|index| config.keys.keys.get(index)) {
+                let key = forward.caller.key();
+                if let Some((index, vk)) = key.and_then(|index| Some((index, config.keys.keys.get(index)?))) {
                     // Now, while the request is read: Envoy's rate-limit
                     // filter after this one reads them.
                     self.set_property(vec![filter_state::KEY_ALIAS], Some(vk.alias.as_bytes()));
                     if let Some(team) = &vk.team_id {
                         self.set_property(vec![filter_state::TEAM_ID], Some(team.as_bytes()));
                     }
-                    self.state.counters.count_key_request(key.unwrap_or_default());
+                    self.state.counters.count_key_request(index);
                 }
                 self.response = Some(ResponseWatch {
                     route: forward.slot,

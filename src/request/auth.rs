@@ -3,10 +3,9 @@
 //! what a virtual key may call.
 
 use crate::config::{hash_of, Config};
-use crate::model::VirtualKey;
+use crate::model::{Deployment, VirtualKey};
 use crate::request::head::Head;
 use crate::request::reply::{ErrorKind, LocalReply};
-use crate::route::Route;
 
 /// Client credentials in their usual spellings; none of them reaches a provider.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
@@ -43,6 +42,16 @@ pub enum Caller {
     Key(usize),
 }
 
+impl Caller {
+    /// The virtual key's index, for a request that came with one.
+    pub fn key(self) -> Option<usize> {
+        match self {
+            Caller::Key(index) => Some(index),
+            Caller::Open | Caller::Master => None,
+        }
+    }
+}
+
 /// The caller of a request, or the 401 that refuses it. `now` (seconds
 /// since the Unix epoch) is asked only for a key that expires. The message
 /// says why, never the key.
@@ -55,10 +64,12 @@ pub(crate) fn authenticate(config: &Config, head: &Head, now: &dyn Fn() -> u64) 
         return Ok(Caller::Master);
     }
     let refuse = |why: &str| Err(LocalReply::error(ErrorKind::InvalidApiKey, why, None));
+    // No hash where there is no virtual key to find (a master key alone).
     let found = head
         .presented
         .iter()
         .flatten()
+        .filter(|_| !keys.keys.is_empty())
         .find_map(|presented| keys.by_hash.get(&hash_of(presented)).copied());
     let Some(index) = found else {
         return refuse("missing or invalid client key: send `Authorization: Bearer <key>` or `x-api-key: <key>`");
@@ -75,16 +86,11 @@ pub(crate) fn authenticate(config: &Config, head: &Head, now: &dyn Fn() -> u64) 
     Ok(Caller::Key(index))
 }
 
-/// Whether `key` may call `requested`, which routes to `route`: an exact
-/// name or a whole-match pattern of its `models`, for the model as asked or
-/// the `model_name` it reached (through an alias or a model family), or an
-/// access group of that deployment.
-pub fn may_call(key: &VirtualKey, requested: &str, route: &Route) -> bool {
-    may_call_deployment(key, requested, route.deployment)
-}
-
-/// [`may_call`] for the deployment a name routes to.
-pub fn may_call_deployment(key: &VirtualKey, requested: &str, deployment: &crate::model::Deployment) -> bool {
+/// Whether `key` may call `requested`, which routes to `deployment`: an
+/// exact name or a whole-match pattern of its `models`, for the model as
+/// asked or the `model_name` it reached (through an alias or a model
+/// family), or an access group of that deployment.
+pub fn may_call(key: &VirtualKey, requested: &str, deployment: &Deployment) -> bool {
     let list = &key.models;
     let model_name = deployment.model_name.as_str();
     list.all

@@ -166,7 +166,7 @@ fn model_reply(config: &Config, caller: Caller, id: &[u8]) -> LocalReply {
         Some(key) => config
             .router
             .route(&id)
-            .is_ok_and(|route| auth::may_call(key, &id, &route)),
+            .is_ok_and(|route| auth::may_call(key, &id, route.deployment)),
         None => true,
     };
     match config.router.model_object(&id).filter(|_| visible) {
@@ -184,16 +184,13 @@ fn models_reply(config: &Config, caller: Caller) -> Vec<u8> {
     match key_of(config, caller) {
         Some(key) if !key.models.all => config
             .router
-            .models_reply_where(|id, deployment| auth::may_call_deployment(key, id, deployment)),
+            .models_reply_where(|id, deployment| auth::may_call(key, id, deployment)),
         _ => config.models_reply.clone(),
     }
 }
 
 fn key_of(config: &Config, caller: Caller) -> Option<&VirtualKey> {
-    match caller {
-        Caller::Key(index) => config.keys.keys.get(index),
-        Caller::Open | Caller::Master => None,
-    }
+    config.keys.keys.get(caller.key()?)
 }
 
 /// The reply for a body over `max_body_bytes`.
@@ -263,7 +260,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         }
     };
     if let Some(key) = key_of(config, request.caller) {
-        if !auth::may_call(key, &field.name, &route) {
+        if !auth::may_call(key, &field.name, route.deployment) {
             return Decision::Reply(auth::access_denied(key, &field.name));
         }
     }

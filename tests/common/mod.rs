@@ -59,19 +59,28 @@ pub fn run_generator(args: &[&str], litellm_yaml: &str, env: &[(&str, &str)]) ->
     )
 }
 
-/// `llm-router-config --envoy` for a test: the listener and admin on port
-/// 0, the built filter. (bootstrap, standard error); fails if it fails.
-pub fn generate_test_bootstrap(litellm_yaml: &str, env: &[(&str, &str)]) -> (String, String) {
-    let wasm = wasm_path();
-    let args = [
+/// The generator's arguments for a test bootstrap: the listener and admin
+/// on port 0, the built filter.
+pub fn test_bootstrap_args() -> Vec<String> {
+    let wasm = wasm_path().to_str().expect("utf-8 path").to_owned();
+    [
         "--envoy",
         "--listen",
         "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
         "--wasm",
-        wasm.to_str().expect("utf-8 path"),
-    ];
+        &wasm,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `llm-router-config --envoy` for a test ([`test_bootstrap_args`]).
+/// (bootstrap, standard error); fails if it fails.
+pub fn generate_test_bootstrap(litellm_yaml: &str, env: &[(&str, &str)]) -> (String, String) {
+    let args = test_bootstrap_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, bootstrap, stderr) = run_generator(&args, litellm_yaml, env);
     assert!(ok, "{stderr}");
     (bootstrap, stderr)
