@@ -15,14 +15,27 @@ GENERATOR     := target/release/llm-router-config
 UNUSED_CALLBACKS := proxy_on_done proxy_on_log
 
 .DEFAULT_GOAL := help
-.PHONY: help toolchain node wasm mock generator generate envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean
+.PHONY: help toolchain node wasm mock limits redis generator generate envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-toolchain: ## Install the pinned Rust toolchain and the wasm32-wasip1 target
+toolchain: ## Install the pinned Rust toolchain, the wasm32-wasip1 target, and libclang
 	@rustup toolchain install >/dev/null 2>&1 || rustup show active-toolchain >/dev/null
 	@rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
+	@# llm-router-limits builds limitador, whose Redis storage needs RocksDB built
+	@# too (limitador 0.11-0.14 do not compile it without): its bindings need libclang.
+	@ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || (apt-get install -y libclang-dev \
+	  || (apt-get update && apt-get install -y libclang-dev)) >/dev/null \
+	  || { echo "llm-router-limits needs libclang (Debian package libclang-dev)"; exit 1; }
+
+limits: toolchain ## Build llm-router-limits, the rate-limit service for keys' rpm, tpm and budgets
+	cargo build -p llm-router-limits
+
+redis: ## Install redis-server (llm-router-limits shares counts through it; the limits tests start one)
+	@command -v redis-server >/dev/null || (apt-get install -y redis-server \
+	  || (apt-get update && apt-get install -y redis-server)) >/dev/null \
+	  || { echo "the limits tests need redis-server (Debian package redis-server)"; exit 1; }
 
 wasm: toolchain ## Build the filter (release .wasm)
 	cargo build --target wasm32-wasip1 --release
@@ -45,8 +58,8 @@ $(VENV)/.sdks: $(ENVOY) Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(SDKS)
 	@touch $@
 
-demo: wasm mock envoy sdk ## Start Envoy + filter + mock providers on :10000, route the seed's requests, call it with the SDKs
-	ENVOY=$(ENVOY) MOCK=$(MOCK) scripts/demo.sh
+demo: wasm mock limits envoy sdk ## Start Envoy + filter + mock providers on :10000, route the seed's requests, call it with the SDKs
+	ENVOY=$(ENVOY) MOCK=$(MOCK) LIMITS=target/debug/llm-router-limits scripts/demo.sh
 
 run: wasm envoy generator ## Run a LiteLLM config on real providers: make run [LITELLM=config.yaml] (keys from your environment)
 	@if [ -n "$(LITELLM)" ]; then \
@@ -72,6 +85,7 @@ generate: generator ## Regenerate the shipped Envoy files and examples/llm-route
 	$(GENERATOR) --envoy --wasm target/wasm32-wasip1/release/llm_router.wasm --listen 0.0.0.0:10000 examples/demo.yaml > envoy/envoy.yaml
 	$(GENERATOR) --envoy --wasm target/wasm32-wasip1/release/llm_router.wasm examples/litellm-config.yaml > envoy/envoy.providers.yaml
 	$(GENERATOR) examples/litellm-config.yaml > examples/llm-router.json
+	$(GENERATOR) --envoy --wasm target/wasm32-wasip1/release/llm_router.wasm --listen 0.0.0.0:10001 --admin 127.0.0.1:9902 examples/limits.yaml > envoy/envoy.limits.yaml
 
 test: lint unit e2e ## Run every test: lints, unit tests (native and in V8), end-to-end tests in Envoy
 
@@ -84,8 +98,8 @@ node: ## Install Node.js (runs the Wasm unit tests) if it is missing
 	@command -v node >/dev/null || (apt-get install -y nodejs || (apt-get update && apt-get install -y nodejs)) >/dev/null \
 	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
-e2e: wasm envoy sdk generator ## End-to-end tests in a real Envoy, real SDKs among the clients
-	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test failover --test envoy_errors --test keys --test oracle --test sdk
+e2e: wasm envoy sdk generator limits redis ## End-to-end tests in a real Envoy, real SDKs among the clients
+	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test failover --test envoy_errors --test keys --test limits --test oracle --test sdk
 
 lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and wasm
 	cargo fmt --all -- --check
@@ -93,7 +107,7 @@ lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and w
 	cargo clippy --target wasm32-wasip1 --release -- -D warnings
 
 validate: wasm envoy ## envoy --mode validate on every shipped Envoy config
-	for config in envoy/envoy.yaml envoy/envoy.providers.yaml; do \
+	for config in envoy/envoy.yaml envoy/envoy.providers.yaml envoy/envoy.limits.yaml; do \
 	  LITELLM_MASTER_KEY=sk-validate OPENAI_API_KEY=x ANTHROPIC_API_KEY=x GROQ_API_KEY=x \
 	    $(ENVOY) --mode validate -c $$config -l error || exit 1; done
 

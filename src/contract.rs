@@ -63,12 +63,23 @@ pub mod filter_state {
     /// rate-limit descriptors.
     pub const KEY_ALIAS: &str = "llm_router.key_alias";
     pub const TEAM_ID: &str = "llm_router.team_id";
+    /// The key alias and team again, each only where it has a budget: the
+    /// budget filter's descriptors, so that no other key depends on the
+    /// budget service.
+    pub const BUDGET_KEY_ALIAS: &str = "llm_router.budget_key_alias";
+    pub const BUDGET_TEAM_ID: &str = "llm_router.budget_team_id";
+    /// What a response cost in micro-dollars (US$1 = 1,000,000): in the
+    /// access log, and the end-of-stream charge against a budget.
+    pub const COST_MICRO_USD: &str = "llm_router.cost_micro_usd";
+    /// Input plus output tokens, written for a keyed request where limits
+    /// are set: the end-of-stream charge against a token limit.
+    pub const TOTAL_TOKENS: &str = "llm_router.total_tokens";
     /// Keeps the client's path for the attempts after the first that
     /// changes it: a request's attempts share one header map.
     pub const CLIENT_PATH: &str = "llm_router.client_path";
 
     /// The access-log fields read from filter state: (field, key).
-    pub const ACCESS_LOG: [(&str, &str); 9] = [
+    pub const ACCESS_LOG: [(&str, &str); 10] = [
         ("model", MODEL),
         ("route", ROUTE),
         ("provider", PROVIDER),
@@ -76,7 +87,30 @@ pub mod filter_state {
         ("input_tokens", INPUT_TOKENS),
         ("output_tokens", OUTPUT_TOKENS),
         ("time_to_first_token_ms", TIME_TO_FIRST_TOKEN_MS),
+        ("cost_micro_usd", COST_MICRO_USD),
         ("key_alias", KEY_ALIAS),
         ("team_id", TEAM_ID),
     ];
+}
+
+/// Envoy's rate-limit filters and the rate-limit service (`llm-router-limits`,
+/// or any server speaking Envoy's RLS v3) agree on these descriptors:
+/// `[(key_alias|team_id, <name>), (limit, requests|tokens|budget)]`.
+pub mod rate_limit {
+    /// The domain of every descriptor.
+    pub const DOMAIN: &str = "llm-router";
+    /// Descriptor entry keys: who, and which limit.
+    pub const KEY_ENTRY: &str = "key_alias";
+    pub const TEAM_ENTRY: &str = "team_id";
+    pub const LIMIT_ENTRY: &str = "limit";
+    /// Values of [`LIMIT_ENTRY`].
+    pub const REQUESTS: &str = "requests";
+    pub const TOKENS: &str = "tokens";
+    pub const BUDGET: &str = "budget";
+    /// Envoy's two rate-limit filters: rpm and tpm in one, budgets in the
+    /// other, so that each has its own behaviour when the service is down.
+    pub const RATES_FILTER: &str = "llm-router-rates";
+    pub const BUDGETS_FILTER: &str = "llm-router-budgets";
+    /// The cluster of the rate-limit service.
+    pub const CLUSTER: &str = "llm_router_limits";
 }

@@ -12,6 +12,8 @@
 //! - [`host`] reads from Envoy, asks the modules above, applies the answer.
 //!
 //! [`contract`] owns every name shared with Envoy's configuration;
+//! [`limits`] reads the limits a configuration sets, for the rate-limit
+//! service and the generator;
 //! [`headers`] reads the host's serialised header map in place.
 
 // A panic aborts the VM and drops every request on that worker: none may be
@@ -31,6 +33,7 @@ pub mod config;
 pub mod contract;
 pub mod headers;
 pub mod host;
+pub mod limits;
 pub mod model;
 pub mod request;
 pub mod response;

@@ -270,6 +270,67 @@ pub struct VirtualKey {
     pub expires_at: Option<u64>,
     pub blocked: bool,
     pub models: Allowlist,
+    /// `rpm_limit`, `tpm_limit`, `max_budget` (enforced by Envoy's
+    /// rate-limit filter and a rate-limit service, not here).
+    pub limits: Limits,
+    /// Whose budgets its requests are checked and charged against: only
+    /// these get a budget descriptor, so that a budget service that is
+    /// down (failing closed) refuses no other key.
+    pub budgets: BudgetScopes,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetScopes {
+    /// The key's own `max_budget`.
+    pub key: bool,
+    /// Its team's.
+    pub team: bool,
+}
+
+impl BudgetScopes {
+    pub fn any(self) -> bool {
+        self.key || self.team
+    }
+}
+
+/// A key's or a team's limits, with LiteLLM's meaning: requests and tokens
+/// per minute, and spend per `budget_duration` (or ever).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub budget: Option<Budget>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none() && self.budget.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// `max_budget` in micro-dollars (US$1 = 1,000,000).
+    pub max_micro_usd: u64,
+    /// `budget_duration` in seconds; `None`: the budget never resets.
+    pub window_seconds: Option<u64>,
+}
+
+/// A `teams:` entry: LiteLLM's team limits, shared by the team's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub team_id: String,
+    pub limits: Limits,
+}
+
+/// US dollars per token, as LiteLLM names them: `input_cost_per_token`,
+/// `output_cost_per_token`, `cache_read_input_token_cost` (else cached
+/// input costs as input).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: Option<f64>,
 }
 
 /// What a key may call (`models`), as LiteLLM means it.
@@ -307,6 +368,9 @@ pub struct Deployment {
     pub timeouts: Timeouts,
     /// `model_info.access_groups`: names a key's `models` may give.
     pub access_groups: Vec<String>,
+    /// Its own per-token prices (`litellm_params` or `model_info`), which
+    /// win over the price table's.
+    pub prices: Option<Prices>,
 }
 
 /// How long an attempt may take to answer, in seconds: LiteLLM's `timeout`,

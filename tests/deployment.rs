@@ -102,7 +102,11 @@ fn env() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn every_shipped_envoy_config_validates() {
-    for file in ["envoy/envoy.yaml", "envoy/envoy.providers.yaml"] {
+    for file in [
+        "envoy/envoy.yaml",
+        "envoy/envoy.providers.yaml",
+        "envoy/envoy.limits.yaml",
+    ] {
         let (ok, output) = validate_file(&root().join(file), &env());
         assert!(ok, "{file}:\n{output}");
     }
@@ -328,4 +332,109 @@ fn docker_compose_matches_envoy_yaml() {
             assert_eq!(envoy["environment"][key], mocks["environment"][key], "{key}");
         }
     }
+}
+
+/// docker-compose's limits Envoy asks the llm-router-limits it runs, which
+/// reads the file the Envoy's filter configuration was generated from and
+/// counts in the compose's Redis.
+#[test]
+fn docker_compose_runs_the_limits_service_where_envoy_limits_yaml_asks_it() {
+    let compose = yaml("docker-compose.yml");
+    let envoy_yaml = yaml("envoy/envoy.limits.yaml");
+    let services = &compose["services"];
+    let limits = &services["limits"];
+    let command = strings(&limits["command"]);
+    let flag = |name: &str| {
+        command
+            .iter()
+            .skip_while(|a| **a != name)
+            .nth(1)
+            .copied()
+            .unwrap_or_else(|| panic!("llm-router-limits {name}: {command:?}"))
+    };
+    let cluster = envoy_yaml["static_resources"]["clusters"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "llm_router_limits"))
+        .expect("the rate-limit service's cluster");
+    let socket =
+        &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    let asked = format!(
+        "{}:{}",
+        str_at(socket, &["address"]),
+        socket["port_value"].as_u64().unwrap_or(0)
+    );
+    assert_eq!(flag("--listen"), asked);
+    assert!(strings(&limits["volumes"]).contains(&format!("./examples/limits.yaml:{}:ro", flag("--config")).as_str()));
+    let redis_port = strings(&services["redis"]["command"])
+        .iter()
+        .skip_while(|a| **a != "--port")
+        .nth(1)
+        .map(|p| p.to_string())
+        .expect("redis --port");
+    assert_eq!(flag("--redis"), format!("redis://127.0.0.1:{redis_port}"));
+    for service in ["redis", "limits", "envoy-limits"] {
+        assert_eq!(str_at(&services[service], &["network_mode"]), "service:mock-providers");
+    }
+    let envoy = &services["envoy-limits"];
+    let mounts = strings(&envoy["volumes"]);
+    assert!(mounts.contains(&"./envoy/envoy.limits.yaml:/llm-router/envoy/envoy.limits.yaml:ro"));
+    let listener = &envoy_yaml["static_resources"]["listeners"][0]["address"]["socket_address"];
+    let port = listener["port_value"].as_u64().expect("port");
+    assert!(strings(&services["mock-providers"]["ports"]).contains(&format!("{port}:{port}").as_str()));
+    // The Envoy's rate-limit filters sit after the Wasm filter, before the router.
+    let filters: Vec<&str> = envoy_yaml["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"]
+        .as_array()
+        .expect("filters")
+        .iter()
+        .map(|f| str_at(f, &["name"]))
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            "llm-router",
+            "llm-router-rates",
+            "llm-router-budgets",
+            "envoy.filters.http.router"
+        ]
+    );
+}
+
+/// The Istio EnvoyFilter carries the rate-limit filters as the generator
+/// writes them, and the rate-limit service's cluster (gRPC: HTTP/2).
+#[test]
+fn istio_carries_the_generated_rate_limit_filters() {
+    let docs = yaml_docs("envoy/istio/llm-router.yaml");
+    let patches: Vec<&Yaml> = docs
+        .iter()
+        .filter_map(|d| d["spec"]["configPatches"].as_array())
+        .flatten()
+        .collect();
+    let generated = yaml("envoy/envoy.limits.yaml");
+    let generated_filters = generated["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["http_filters"]
+        .as_array()
+        .expect("filters");
+    for name in ["llm-router-rates", "llm-router-budgets"] {
+        let istio = patches
+            .iter()
+            .find(|p| p["applyTo"] == "HTTP_FILTER" && p["patch"]["value"]["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("Istio patch {name}"));
+        assert_eq!(istio["patch"]["operation"], Yaml::from("INSERT_BEFORE"));
+        let bootstrap = generated_filters
+            .iter()
+            .find(|f| f["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("generated {name}"));
+        assert_eq!(
+            istio["patch"]["value"]["typed_config"], bootstrap["typed_config"],
+            "{name}"
+        );
+    }
+    let cluster = patches
+        .iter()
+        .find(|p| p["applyTo"] == "CLUSTER" && p["patch"]["value"]["name"] == "llm_router_limits")
+        .expect("the rate-limit service's cluster");
+    let options = &cluster["patch"]["value"]["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert!(options["explicit_http_config"]["http2_protocol_options"].is_object());
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::limits;
 use crate::config::providers::{
     credential_headers, default_credentials, openai_compatible_at_api_base, REFUSED_PROVIDERS,
 };
@@ -71,6 +72,18 @@ pub(super) fn compile_deployment(
     let at = &format!("{entry_path} (model_name `{model_name}`)");
     let id = deployment_id(model_info.id, &model_name, nth, entry_path, at)?;
     let access_groups = model_info.access_groups;
+    let prices = limits::own_prices(
+        [
+            params.input_cost_per_token,
+            params.output_cost_per_token,
+            params.cache_read_input_token_cost,
+        ],
+        [
+            model_info.input_cost_per_token,
+            model_info.output_cost_per_token,
+            model_info.cache_read_input_token_cost,
+        ],
+    );
     let timeouts = Timeouts {
         request: params.timeout,
         stream: params.stream_timeout,
@@ -133,6 +146,7 @@ pub(super) fn compile_deployment(
             order,
             timeouts,
             access_groups: access_groups.clone(),
+            prices,
         }));
     }
     let split = params.model.split_once('/');
@@ -265,6 +279,7 @@ pub(super) fn compile_deployment(
             order,
             timeouts,
             access_groups: access_groups.clone(),
+            prices,
         })
     };
     let unavailable = |variable| {

@@ -4,10 +4,11 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
 
+use crate::config::limits;
 use crate::config::raw::RawKey;
 use crate::config::values::{resolve, Resolved};
 use crate::config::{error, ConfigError, Warning, WarningKind};
-use crate::model::{Allowlist, KeyTable, VirtualKey};
+use crate::model::{Allowlist, BudgetScopes, KeyTable, VirtualKey};
 use crate::route::pattern::Pattern;
 
 /// LiteLLM's name for "every model of the proxy".
@@ -82,7 +83,17 @@ pub(super) fn key_table(
         if table.by_hash.insert(hash, table.keys.len()).is_some() {
             return Err(error(&path, &at, "the same key is listed twice"));
         }
+        let limits = limits::limits(
+            key.rpm_limit,
+            key.tpm_limit,
+            key.max_budget,
+            key.budget_duration.as_deref(),
+            &path,
+            &at,
+        )?;
         table.keys.push(VirtualKey {
+            budgets: BudgetScopes::default(),
+            limits,
             alias,
             team_id: key.team_id,
             user_id: key.user_id,

@@ -9,6 +9,7 @@
 
 mod deployment;
 mod keys;
+mod limits;
 mod providers;
 mod raw;
 mod settings;
@@ -18,11 +19,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use crate::config::deployment::Compiled;
-use crate::model::{Deployment, KeyTable, Secret, Skipped, Target, Upstream};
+use rustc_hash::FxHashMap;
+
+use crate::model::{Deployment, KeyTable, Prices, Secret, Skipped, Target, Team, Upstream};
 use crate::route::families::Families;
 use crate::route::{Router, RouterError, RouterParts};
 
 pub use keys::hash_of;
+pub use limits::{duration_seconds, micro_usd, UnavailableLimits};
 pub use providers::AZURE_DEFAULT_API_VERSION;
 pub use values::env_var;
 
@@ -36,6 +40,16 @@ pub struct Config {
     pub master_key: Option<Secret>,
     /// Virtual keys (`keys:`); with any, a request needs the master key or one.
     pub keys: KeyTable,
+    /// `teams:`: limits shared by a team's keys.
+    pub teams: Vec<Team>,
+    /// Some key or team has an `rpm_limit` or `tpm_limit`: every keyed
+    /// request is checked by Envoy's rate-limit filter, and every keyed
+    /// response leaves its tokens.
+    pub rates_limited: bool,
+    /// `model_prices`: per-token prices by model name, for a deployment
+    /// without its own.
+    pub model_prices: FxHashMap<String, Prices>,
+    pub limits_unavailable: UnavailableLimits,
     pub cluster_header: String,
     pub max_body_bytes: usize,
     /// Add `stream_options.include_usage` to streamed chat and completion
@@ -215,7 +229,8 @@ pub fn compile_document(
     document: Document,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let (raw, ignored) = raw::parse(json, document)?;
+    let (mut raw, ignored) = raw::parse(json, document)?;
+    let limits_unavailable = limits::unavailable(raw.router_settings.limits_service_unavailable.take());
     let mut warnings: Vec<Warning> = ignored
         .into_iter()
         .map(|path| Warning::new(path, WarningKind::Ignored))
@@ -224,7 +239,11 @@ pub fn compile_document(
     let general = settings::general(raw.general_settings, env, &mut warnings)?;
     let router_settings = settings::router(raw.router_settings, raw.litellm_settings, &mut warnings)?;
     let cluster_header = settings::cluster_header(raw.cluster_header)?;
-    let keys = keys::key_table(raw.keys, env, &mut warnings)?;
+    let mut keys = keys::key_table(raw.keys, env, &mut warnings)?;
+    let teams = limits::teams(raw.teams)?;
+    limits::set_budget_scopes(&mut keys, &teams);
+    let rates_limited = limits::any_rate_limit(&keys, &teams);
+    let model_prices = limits::price_table(raw.model_prices);
     let max_body_bytes = match raw.max_body_bytes {
         None => DEFAULT_MAX_BODY_BYTES,
         Some(0) => return Err(key_error("max_body_bytes", "must be greater than 0")),
@@ -323,6 +342,10 @@ pub fn compile_document(
         router,
         master_key: general.master_key,
         keys,
+        teams,
+        rates_limited,
+        model_prices,
+        limits_unavailable,
         cluster_header,
         max_body_bytes,
         inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),

@@ -28,6 +28,14 @@ pub(super) struct RawConfig {
     /// llm-router's own: virtual keys, with LiteLLM's `/key/generate` names.
     #[serde(default, deserialize_with = "null_as_default")]
     pub keys: Vec<RawKey>,
+    /// llm-router's own: team limits, with LiteLLM's `/team/new` names.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub teams: Vec<RawTeam>,
+    /// llm-router's own: per-token prices by model name, in the shape of
+    /// LiteLLM's price table (the generator copies the configured models'
+    /// rows from it).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub model_prices: BTreeMap<String, RawPrices>,
     pub cluster_header: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub inject_stream_usage: Option<bool>,
@@ -39,6 +47,38 @@ pub(super) struct RawDeployment {
     pub litellm_params: RawParams,
     #[serde(default, deserialize_with = "null_as_default")]
     pub model_info: RawModelInfo,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawUnavailableLimits {
+    pub rates: Option<OpenOrClosed>,
+    pub budgets: Option<OpenOrClosed>,
+}
+
+/// `allow`: requests pass unchecked; `deny`: they are refused (503).
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenOrClosed {
+    Allow,
+    Deny,
+}
+
+/// A team's limits, shared by every key with its `team_id`.
+#[derive(Deserialize)]
+pub(super) struct RawTeam {
+    pub team_id: String,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+}
+
+/// A price-table row: of LiteLLM's fields only the per-token prices.
+#[derive(Deserialize)]
+pub(super) struct RawPrices {
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub cache_read_input_token_cost: Option<f64>,
 }
 
 /// A virtual key: `key` (a literal or `os.environ/NAME`) or `token` (the
@@ -56,23 +96,17 @@ pub(super) struct RawKey {
     pub expires: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub blocked: bool,
+    /// Enforced by Envoy's rate-limit filter and `llm-router-limits`.
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    /// US dollars.
+    pub max_budget: Option<f64>,
+    /// `30s`, `30m`, `1h`, `1d`, `30d`.
+    pub budget_duration: Option<String>,
     // Read so that they are carried into the plugin configuration (not
     // reported as ignored), not acted on here. `metadata` is LiteLLM's own.
     #[serde(rename = "metadata")]
     pub _metadata: Option<serde::de::IgnoredAny>,
-    // The limits, for `llm-router-limits` and Envoy's rate-limit filter.
-    #[serde(rename = "rpm_limit")]
-    pub _rpm_limit: Option<serde::de::IgnoredAny>,
-    #[serde(rename = "tpm_limit")]
-    pub _tpm_limit: Option<serde::de::IgnoredAny>,
-    #[serde(rename = "max_budget")]
-    pub _max_budget: Option<serde::de::IgnoredAny>,
-    #[serde(rename = "budget_duration")]
-    pub _budget_duration: Option<serde::de::IgnoredAny>,
-    #[serde(rename = "model_rpm_limit")]
-    pub _model_rpm_limit: Option<serde::de::IgnoredAny>,
-    #[serde(rename = "model_tpm_limit")]
-    pub _model_tpm_limit: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -94,13 +128,16 @@ pub(super) struct RawCredentialValues {
 
 /// LiteLLM's metadata about the model: of it only the deployment's `id`
 /// (its name in metrics and the response header) and its access groups
-/// matter here; cost and context window are not routing.
+/// matter here, and its per-token prices; the context window is not routing.
 #[derive(Deserialize, Default)]
 pub(super) struct RawModelInfo {
     pub id: Option<String>,
     /// Names a key's `models` may give for this deployment.
     #[serde(default, deserialize_with = "null_as_default")]
     pub access_groups: Vec<String>,
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub cache_read_input_token_cost: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +160,10 @@ pub(super) struct RawParams {
     /// streamed request.
     pub timeout: Option<f64>,
     pub stream_timeout: Option<f64>,
+    /// Custom prices, US dollars per token (as in `model_info`).
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub cache_read_input_token_cost: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -151,6 +192,9 @@ pub(super) struct RawLitellmSettings {
 
 #[derive(Deserialize, Default)]
 pub(super) struct RawRouterSettings {
+    /// llm-router's own: what Envoy does while the rate-limit service
+    /// cannot answer.
+    pub limits_service_unavailable: Option<RawUnavailableLimits>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub model_group_alias: BTreeMap<String, RawAlias>,
     pub num_retries: Option<u32>,

@@ -561,3 +561,60 @@ fn a_provider_not_in_the_table_is_served_at_its_api_base_as_openai_compatible() 
     assert!(texts[1].contains("model `nobase` is not served"), "{texts:?}");
     assert_eq!(texts.len(), 2);
 }
+
+#[test]
+fn limits_on_keys_and_teams() {
+    let config = compile_test(
+        r#"{"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k"}}],
+           "keys": [{"key_alias": "a", "key": "sk-a", "team_id": "t", "rpm_limit": 5, "model_rpm_limit": {"m": 1}},
+                    {"key_alias": "b", "key": "sk-b", "max_budget": 1.5, "budget_duration": "30d"},
+                    {"key_alias": "c", "key": "sk-c"}],
+           "teams": [{"team_id": "t", "max_budget": 100}],
+           "router_settings": {"limits_service_unavailable": {"budgets": "allow"}}}"#,
+    );
+    let Ok(config) = config else {
+        panic!("compiles: {config:?}");
+    };
+    let budgets: Vec<(bool, bool)> = config
+        .keys
+        .keys
+        .iter()
+        .map(|k| (k.budgets.key, k.budgets.team))
+        .collect();
+    assert_eq!(budgets, [(false, true), (true, false), (false, false)]);
+    assert!(config.rates_limited);
+    assert_eq!(
+        config.limits_unavailable,
+        UnavailableLimits {
+            rates_allow: true,
+            budgets_allow: true
+        }
+    );
+    // Per-model key limits are not enforced: said, not silently carried.
+    assert!(
+        warning_texts(&config).contains(&"keys[0].model_rpm_limit is ignored".to_owned()),
+        "{:?}",
+        warning_texts(&config)
+    );
+
+    let refused = |json: &str| compile_test(json).err().map(|e| e.path);
+    let with = |extra: &str| {
+        format!(
+            r#"{{"model_list": [{{"model_name": "m", "litellm_params": {{"model": "openai/m", "api_key": "k"}}}}], {extra}}}"#
+        )
+    };
+    assert_eq!(
+        refused(&with(r#""teams": [{"team_id": "t"}, {"team_id": "t"}]"#)),
+        Some("teams[1].team_id".to_owned())
+    );
+    assert_eq!(
+        refused(&with(r#""keys": [{"key": "sk-a", "budget_duration": "1d"}]"#)),
+        Some("keys[0].budget_duration".to_owned())
+    );
+    assert!(refused(&with(
+        r#""router_settings": {"limits_service_unavailable": {"rates": "maybe"}}"#
+    ))
+    .is_some());
+    let no_rates = compile_test(&with(r#""keys": [{"key": "sk-a", "max_budget": 1}]"#));
+    assert!(no_rates.is_ok_and(|c| !c.rates_limited));
+}

@@ -18,6 +18,9 @@ pub const USAGE_UNKNOWN: &str = "llm_router_usage_unknown_total";
 /// routes: thousands of keys must not multiply the series).
 pub const KEY_REQUESTS: &str = "llm_router_key_requests_total";
 pub const KEY_TOKENS: &str = "llm_router_key_tokens_total";
+/// What a key's responses cost, in micro-dollars (US$1 = 1,000,000), where
+/// their models have prices.
+pub const KEY_SPEND: &str = "llm_router_spend_micro_usd_total";
 /// The `type` label of [`KEY_TOKENS`].
 pub const KEY_TOKEN_TYPES: [&str; 2] = ["input", "output"];
 /// Histograms, in milliseconds.
@@ -82,10 +85,13 @@ pub const STATS_TAGS: [(&str, &str); 7] = [
         "type",
         r"^wasmcustom\.llm_router_(?:key_)?tokens_total\..+(\.type\.(\w+))$",
     ),
-    ("key", r"^wasmcustom\.llm_router_key_\w+(\.key\.([^.]+))\.team\."),
+    (
+        "key",
+        r"^wasmcustom\.llm_router_(?:key_\w+|spend_micro_usd_total)(\.key\.([^.]+))\.team\.",
+    ),
     (
         "team",
-        r"^wasmcustom\.llm_router_key_\w+\.key\.[^.]+(\.team\.([^.]+))(?:\.type\.\w+)?$",
+        r"^wasmcustom\.llm_router_(?:key_\w+|spend_micro_usd_total)\.key\.[^.]+(\.team\.([^.]+))(?:\.type\.\w+)?$",
     ),
     ("code", r"^wasmcustom\.llm_router_local_replies_total(\.code\.(\w+))$"),
     ("deployment", r"^wasmcustom\.llm_router_\w+(\.deployment\.([^.]+))$"),

@@ -14,7 +14,8 @@ use crate::host::root::State;
 use crate::request::attempt::group_response;
 use crate::request::decision::{self, Decision, HeadVerdict, PendingRequest};
 use crate::request::reply::LocalReply;
-use crate::response::outcome::{Names, Outcome, Timing};
+use crate::response::cost::prices_for;
+use crate::response::outcome::{Charges, Names, Outcome, Timing};
 use crate::response::{Framing, Output, ResponseReader};
 
 pub(super) struct Request {
@@ -200,6 +201,12 @@ impl Request {
                     self.set_property(vec![filter_state::KEY_ALIAS], Some(vk.alias.as_bytes()));
                     if let Some(team) = &vk.team_id {
                         self.set_property(vec![filter_state::TEAM_ID], Some(team.as_bytes()));
+                        if vk.budgets.team {
+                            self.set_property(vec![filter_state::BUDGET_TEAM_ID], Some(team.as_bytes()));
+                        }
+                    }
+                    if vk.budgets.key {
+                        self.set_property(vec![filter_state::BUDGET_KEY_ALIAS], Some(vk.alias.as_bytes()));
                     }
                     self.state.counters.count_key_request(index);
                 }
@@ -231,7 +238,8 @@ impl Request {
     }
 
     /// The end of the response: counts it and leaves its facts as filter
-    /// state (`wasm.llm_router.*`) for access logs and the rate-limit filter.
+    /// state (`wasm.llm_router.*`) for access logs and the rate-limit filter
+    /// (which reads its charges after this, when the stream is done).
     fn finish_response(&mut self) {
         let Some(outcome) = self.count_response() else {
             return;
@@ -248,7 +256,13 @@ impl Request {
             provider,
             upstream_model: &watch.upstream_model,
         };
-        for (key, value) in outcome.access_log_facts(&names) {
+        let config = &self.state.config;
+        let key = watch.key.and_then(|index| config.keys.keys.get(index));
+        let charges = Charges {
+            tokens: key.is_some() && config.rates_limited,
+            cost: key.is_some_and(|k| k.budgets.any()),
+        };
+        for (key, value) in outcome.filter_state_facts(&names, charges) {
             if let Some(value) = value {
                 self.set_property(vec![key], Some(value.as_bytes()));
             }
@@ -262,8 +276,9 @@ impl Request {
         watch.counted = true;
         let usage = watch.reader.as_ref().map(ResponseReader::usage).unwrap_or_default();
         let streamed = watch.reader.as_ref().is_some_and(|r| r.framing() == Framing::Events);
-        let outcome = Outcome::new(usage, streamed, watch.timing, || hostcalls::get_current_time().ok());
         let state = &self.state;
+        let prices = prices_for(&state.config, watch.route, &watch.upstream_model);
+        let outcome = Outcome::new(usage, streamed, watch.timing, || hostcalls::get_current_time().ok()).priced(prices);
         state
             .counters
             .count_response(&Envoy, &state.config, watch.route, &outcome);

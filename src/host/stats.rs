@@ -90,8 +90,8 @@ pub struct Counters {
     replies: [Counter; ErrorKind::ALL.len()],
     time_to_first_token: Vec<Histogram>,
     time_per_output_token: Vec<Histogram>,
-    /// Per virtual key: requests, input tokens, output tokens.
-    keys: Vec<[Counter; 3]>,
+    /// Per virtual key: requests, input tokens, output tokens, spend.
+    keys: Vec<[Counter; 4]>,
 }
 
 impl Counters {
@@ -110,16 +110,17 @@ impl Counters {
 
     /// A request forwarded for virtual key `key`.
     pub fn count_key_request(&self, key: usize) {
-        if let Some([requests, _, _]) = self.keys.get(key) {
+        if let Some([requests, ..]) = self.keys.get(key) {
             requests.add(1);
         }
     }
 
-    /// The tokens of a response to virtual key `key`.
+    /// The tokens and cost of a response to virtual key `key`.
     pub fn count_key_tokens(&self, key: usize, outcome: &Outcome) {
-        if let Some([_, input, output]) = self.keys.get(key) {
+        if let Some([_, input, output, spend]) = self.keys.get(key) {
             input.add(outcome.usage.input.unwrap_or(0));
             output.add(outcome.usage.output.unwrap_or(0));
+            spend.add(outcome.cost_micro_usd.unwrap_or(0));
         }
     }
 
@@ -193,9 +194,10 @@ impl Counters {
         for (counter, kind) in self.replies.iter().zip(ErrorKind::ALL) {
             counter.flush(host, || stats::reply_counter(kind.code()));
         }
-        for ([requests, input, output], key) in self.keys.iter().zip(&config.keys.keys) {
+        for ([requests, input, output, spend], key) in self.keys.iter().zip(&config.keys.keys) {
             let team = key.team_id.as_deref();
             requests.flush(host, || stats::key_counter(stats::KEY_REQUESTS, &key.alias, team));
+            spend.flush(host, || stats::key_counter(stats::KEY_SPEND, &key.alias, team));
             for (counter, kind) in [input, output].into_iter().zip(stats::KEY_TOKEN_TYPES) {
                 counter.flush(host, || {
                     format!(

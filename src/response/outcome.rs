@@ -7,6 +7,8 @@ use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use crate::contract::filter_state;
+use crate::model::Prices;
+use crate::response::cost::cost_micro_usd;
 use crate::response::reader::Usage;
 
 /// When a forwarded request's response arrived.
@@ -31,6 +33,8 @@ pub struct Outcome {
     pub time_to_first_token_ms: Option<u64>,
     /// For a streamed response that reported its output tokens.
     pub time_per_output_token_ms: Option<u64>,
+    /// Where the response reported usage and its model has prices.
+    pub cost_micro_usd: Option<u64>,
 }
 
 impl Outcome {
@@ -50,14 +54,37 @@ impl Outcome {
             usage_unknown: tokens.iter().all(Option::is_none),
             time_to_first_token_ms: first_byte.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             time_per_output_token_ms,
+            cost_micro_usd: None,
         }
     }
 
-    /// The filter state the access log reads, `(key, value)`: the names
-    /// always, each number only where it is known (an unset one logs as
-    /// `-`; a number is written only as digits).
-    pub fn access_log_facts<'a>(&self, names: &Names<'a>) -> [(&'static str, Option<Cow<'a, str>>); 7] {
+    /// Prices the usage (`None`: the model has no price, so no cost).
+    pub fn priced(self, prices: Option<&Prices>) -> Outcome {
+        Outcome {
+            cost_micro_usd: prices.and_then(|p| cost_micro_usd(&self.usage, p)),
+            ..self
+        }
+    }
+
+    /// The filter state the access log and Envoy's rate-limit filter read,
+    /// `(key, value)`: the names always, each number only where it is known
+    /// (an unset one logs as `-`; a number is written only as digits). What
+    /// the rate-limit filters charge at the end of the stream is written
+    /// wherever `charges` asks, as 0 where nothing is known (a failed or
+    /// refused request): the rate-limit filter drops a charge that is not a
+    /// number, with a warning.
+    pub fn filter_state_facts<'a>(
+        &self,
+        names: &Names<'a>,
+        charges: Charges,
+    ) -> [(&'static str, Option<Cow<'a, str>>); 9] {
         let number = |n: Option<u64>| n.map(|n| Cow::Owned(n.to_string()));
+        let total_tokens = || {
+            self.usage
+                .input
+                .unwrap_or(0)
+                .saturating_add(self.usage.output.unwrap_or(0))
+        };
         [
             (filter_state::MODEL, Some(Cow::Borrowed(names.requested_model))),
             (filter_state::ROUTE, Some(Cow::Borrowed(names.route))),
@@ -69,8 +96,23 @@ impl Outcome {
                 filter_state::TIME_TO_FIRST_TOKEN_MS,
                 number(self.time_to_first_token_ms),
             ),
+            (
+                filter_state::COST_MICRO_USD,
+                number(self.cost_micro_usd.or(charges.cost.then_some(0))),
+            ),
+            (filter_state::TOTAL_TOKENS, number(charges.tokens.then(total_tokens))),
         ]
     }
+}
+
+/// The end-of-stream charges a response must leave as numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Charges {
+    /// Total tokens: a keyed request where some limit is set (every key's
+    /// requests and tokens are checked then).
+    pub tokens: bool,
+    /// The cost: a key under a budget.
+    pub cost: bool,
 }
 
 /// What a response's access-log line names.
@@ -219,7 +261,7 @@ mod tests {
             upstream_model: "gpt-4o-2024",
         };
         let facts: Vec<(&str, Option<String>)> = outcome
-            .access_log_facts(&names)
+            .filter_state_facts(&names, Charges::default())
             .into_iter()
             .map(|(k, v)| (k, v.map(Cow::into_owned)))
             .collect();
@@ -231,7 +273,56 @@ mod tests {
             ("llm_router.input_tokens", Some("12".into())),
             ("llm_router.output_tokens", None),
             ("llm_router.time_to_first_token_ms", None),
+            ("llm_router.cost_micro_usd", None),
+            ("llm_router.total_tokens", None),
         ];
         assert_eq!(facts, expected);
+    }
+
+    #[test]
+    fn a_keyed_response_always_leaves_its_charges_as_numbers() {
+        let timing = Timing {
+            forwarded_at: at(0),
+            first_byte_at: None,
+            answered: false,
+        };
+        let names = Names {
+            requested_model: "m",
+            route: "m",
+            provider: "openai",
+            upstream_model: "m",
+        };
+        let prices = Prices {
+            input: 1e-6,
+            output: 2e-6,
+            cached_input: None,
+        };
+        // (usage, prices) → (cost, total tokens)
+        let rows: &[(Usage, Option<&Prices>, (Option<&str>, Option<&str>))] = &[
+            // Refused by Envoy (a 429) or failed: nothing to charge, written as 0.
+            (Usage::default(), Some(&prices), (Some("0"), Some("0"))),
+            (usage(Some(100), Some(50)), Some(&prices), (Some("200"), Some("150"))),
+            // A model without a price costs nothing.
+            (usage(Some(100), Some(50)), None, (Some("0"), Some("150"))),
+            (usage(None, Some(7)), None, (Some("0"), Some("7"))),
+        ];
+        for (i, &(usage, prices, expected)) in rows.iter().enumerate() {
+            let outcome = Outcome::new(usage, false, timing, || None).priced(prices);
+            let facts = outcome.filter_state_facts(
+                &names,
+                Charges {
+                    tokens: true,
+                    cost: true,
+                },
+            );
+            let value = |key: &str| {
+                facts
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .and_then(|(_, v)| v.as_deref().map(str::to_owned))
+            };
+            let got = (value("llm_router.cost_micro_usd"), value("llm_router.total_tokens"));
+            assert_eq!((got.0.as_deref(), got.1.as_deref()), expected, "row {i}");
+        }
     }
 }

@@ -253,6 +253,11 @@ impl Router {
         d.target.reach().is_some().then_some(d.id.as_str())
     }
 
+    /// The deployment that owns metrics slot `slot`.
+    pub fn slot_owner(&self, slot: usize) -> Option<&Deployment> {
+        self.deployments.get(*self.slot_owners.get(slot)?)
+    }
+
     /// The metrics slot of the deployment named `id`.
     pub fn slot_of(&self, id: &str) -> Option<usize> {
         self.first_slot.get(*self.by_id.get(id)?).copied()

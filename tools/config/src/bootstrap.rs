@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use llm_router::config::Config;
 use llm_router::contract::stats::STATS_TAGS;
 use llm_router::contract::{
-    filter_state, DEPLOYMENT_HEADER, ENVOY_BUFFER_MARGIN, METADATA_DEPLOYMENT, METADATA_NAMESPACE, ROOT_ID,
+    filter_state, rate_limit, DEPLOYMENT_HEADER, ENVOY_BUFFER_MARGIN, METADATA_DEPLOYMENT, METADATA_NAMESPACE, ROOT_ID,
     UPSTREAM_ROOT_ID,
 };
+use llm_router::limits::Kind;
 use llm_router::model::{Deployment, Endpoint, Scheme, Target, Upstream};
 use llm_router::route::{Group, GroupMember};
 
@@ -51,6 +52,28 @@ pub struct Options {
     /// `--out DIR`: the filter's configuration is this file (absolute),
     /// which Envoy watches and reloads (extension config discovery).
     pub discovery: Option<PathBuf>,
+    /// `--ratelimit HOST:PORT`: the rate-limit service, asked where some key
+    /// or team has a limit.
+    pub ratelimit: Upstream,
+}
+
+/// Where `llm-router-limits` listens by default.
+pub const DEFAULT_RATELIMIT: &str = "127.0.0.1:8081";
+
+/// `--ratelimit HOST:PORT`: a name or an IP.
+pub fn parse_ratelimit(text: &str) -> Result<Upstream, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.is_empty())
+        .ok_or_else(|| format!("--ratelimit `{text}` is not HOST:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("--ratelimit `{text}`: `{port}` is not a port"))?;
+    Ok(Upstream {
+        scheme: Scheme::Http,
+        host: host.to_owned(),
+        port,
+    })
 }
 
 /// Where the built filter is, from the repository root.
@@ -155,7 +178,7 @@ static_resources:
                 request_headers_to_remove: [{header}]
           http_filters:
           - name: {ROOT_ID}
-{filter}          - name: envoy.filters.http.router
+{filter}{rate_limit_filters}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
 
@@ -178,7 +201,11 @@ static_resources:
         stats_tags = stats_tags(),
         local_replies = LOCAL_REPLIES,
         access_log_facts = access_log_facts(),
+        rate_limit_filters = rate_limit_filters(config),
     );
+    if config.rates_limited || budgeted(config) {
+        out.push_str(&rate_limit_cluster(&options.ratelimit));
+    }
     for (name, upstream) in config.upstreams() {
         out.push_str(&cluster(name, upstream));
     }
@@ -219,7 +246,175 @@ const LOCAL_REPLIES: &str = r#"          # Envoy's own errors in the OpenAI shap
                 json_format:
                   error: { message: "request body is larger than this router takes", type: invalid_request_error, code: request_too_large }
                 content_type: application/json
+            # A key over its limit (Envoy's rate-limit filter; the message is the
+            # rate-limit service's: which limit, whose, when it resets).
+            - filter:
+                response_flag_filter: { flags: [RL] }
+              body_format_override:
+                json_format:
+                  error: { message: "%LOCAL_REPLY_BODY%", type: rate_limit_error, code: rate_limit_exceeded }
+                content_type: application/json
+            # The rate-limit service could not be asked, for a limit that fails closed.
+            - filter:
+                response_flag_filter: { flags: [RLSE] }
+              body_format_override:
+                json_format:
+                  error: { message: "the rate-limit service is unavailable, and this limit refuses requests until it answers", type: upstream_error, code: limits_unavailable }
+                content_type: application/json
 "#;
+
+/// Envoy's rate-limit filters, after the Wasm filter, where some limit
+/// needs them: requests and tokens in one, budgets in the other, so that
+/// each fails open or closed as
+/// `limits_service_unavailable` says (the budget filter's descriptors name
+/// only keys under a budget, so no other key waits on it). Each checks a
+/// keyed request when its
+/// body has been read (requests count 1, tokens and dollars 0: check only),
+/// and when the stream is done charges the tokens and cost the filter left
+/// in filter state. A request without a key alias in filter state (master
+/// key, no key) has no descriptor, so no check. `rate_limits` sit in the
+/// filters' own configuration: on a route Envoy drops `hits_addend`.
+fn rate_limit_filters(config: &Config) -> String {
+    let unavailable = config.limits_unavailable;
+    let mut out = String::new();
+    let rates = [
+        (Kind::Requests, Charge::One),
+        (Kind::Tokens, Charge::CheckOnly),
+        (Kind::Tokens, Charge::AtStreamEnd(filter_state::TOTAL_TOKENS)),
+    ];
+    let budgets = [
+        (Kind::Budget, Charge::CheckOnly),
+        (Kind::Budget, Charge::AtStreamEnd(filter_state::COST_MICRO_USD)),
+    ];
+    if config.rates_limited {
+        out.push_str(&rate_limit_filter(
+            rate_limit::RATES_FILTER,
+            "requests and tokens per minute",
+            unavailable.rates_allow,
+            true,
+            [filter_state::KEY_ALIAS, filter_state::TEAM_ID],
+            &rates,
+        ));
+    }
+    if budgeted(config) {
+        out.push_str(&rate_limit_filter(
+            rate_limit::BUDGETS_FILTER,
+            "spend per budget window",
+            unavailable.budgets_allow,
+            false,
+            [filter_state::BUDGET_KEY_ALIAS, filter_state::BUDGET_TEAM_ID],
+            &budgets,
+        ));
+    }
+    out
+}
+
+/// Some key is under a budget (its own or its team's).
+fn budgeted(config: &Config) -> bool {
+    config.keys.keys.iter().any(|k| k.budgets.any())
+}
+
+/// What a descriptor adds to its count.
+#[derive(Clone, Copy)]
+enum Charge {
+    One,
+    /// `hits_addend: 0`: refused only if already over.
+    CheckOnly,
+    /// The number the filter left in this filter state, once the stream is done.
+    AtStreamEnd(&'static str),
+}
+
+/// A rate-limit filter whose descriptors name the key and team from these
+/// filter-state values.
+fn rate_limit_filter(
+    name: &str,
+    what: &str,
+    allow_when_down: bool,
+    headers: bool,
+    subjects: [&str; 2],
+    entries: &[(Kind, Charge)],
+) -> String {
+    let mut limits = String::new();
+    for subject in [rate_limit::KEY_ENTRY, rate_limit::TEAM_ENTRY]
+        .into_iter()
+        .zip(subjects)
+    {
+        for &(kind, charge) in entries {
+            let (entry, state) = subject;
+            let _ = write!(
+                limits,
+                r#"              - actions:
+                - extension:
+                    name: {entry}
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.FilterStateInput
+                      key: wasm.{state}
+                - generic_key: {{ descriptor_key: {LIMIT_ENTRY}, descriptor_value: {value} }}
+"#,
+                LIMIT_ENTRY = rate_limit::LIMIT_ENTRY,
+                value = kind.descriptor_value(),
+            );
+            match charge {
+                Charge::One => {}
+                Charge::CheckOnly => limits.push_str(
+                    "                hits_addend: { number: 0 }
+",
+                ),
+                Charge::AtStreamEnd(number) => {
+                    let _ = write!(
+                        limits,
+                        "                apply_on_stream_done: true
+                hits_addend: {{ format: \"%FILTER_STATE(wasm.{number}:PLAIN)%\" }}
+"
+                    );
+                }
+            }
+        }
+    }
+    let (failure, on_error) = match allow_when_down {
+        true => ("false", ""),
+        false => ("true", "\n              status_on_error: { code: ServiceUnavailable }"),
+    };
+    let headers = match headers {
+        true => "\n              enable_x_ratelimit_headers: DRAFT_VERSION_03",
+        false => "",
+    };
+    format!(
+        r#"          # {what}, per key and per team (llm-router-limits, or any RLS v3 server)
+          - name: {name}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit
+              domain: {DOMAIN}
+              timeout: 0.5s
+              # While the service cannot answer: {when_down}.
+              failure_mode_deny: {failure}{on_error}{headers}
+              rate_limit_service:
+                transport_api_version: V3
+                grpc_service: {{ envoy_grpc: {{ cluster_name: {CLUSTER} }} }}
+              rate_limits:
+{limits}"#,
+        DOMAIN = rate_limit::DOMAIN,
+        CLUSTER = rate_limit::CLUSTER,
+        when_down = if allow_when_down {
+            "requests pass"
+        } else {
+            "requests are refused (503)"
+        },
+    )
+}
+
+/// The rate-limit service's cluster (gRPC, so HTTP/2).
+fn rate_limit_cluster(service: &Upstream) -> String {
+    let mut out = cluster(rate_limit::CLUSTER, service);
+    out.push_str(
+        r#"    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+"#,
+    );
+    out
+}
 
 /// Envoy's `stats_tags` for the filter's metric names.
 fn stats_tags() -> String {

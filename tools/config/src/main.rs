@@ -5,20 +5,19 @@
 //! and warnings name the file, line and column. Exit status 1 on an error,
 //! 2 on a usage mistake.
 
-mod bootstrap;
-mod convert;
-mod keys;
-mod yaml;
-
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bootstrap::{Address, Options, DEFAULT_WASM};
-use convert::{ApiBaseVariables, Problem};
+use llm_router_config::bootstrap::{self, parse_ratelimit, Address, Options, DEFAULT_RATELIMIT, DEFAULT_WASM};
+use llm_router_config::convert::Conversion;
+use llm_router_config::convert::{self, ApiBaseVariables};
+use llm_router_config::{keys, prices};
 
 const USAGE: &str = "\
-usage: llm-router-config [--envoy [--listen HOST:PORT] [--admin HOST:PORT] [--wasm PATH] [--out DIR]] [CONFIG.yaml]
+usage: llm-router-config [--envoy [--listen HOST:PORT] [--admin HOST:PORT] [--wasm PATH] [--out DIR]
+                          [--ratelimit HOST:PORT]] [CONFIG.yaml]
        llm-router-config keys new|import … (`llm-router-config keys` says how)
 
 Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
@@ -31,12 +30,30 @@ Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
              module, target/wasm32-wasip1/release/llm_router.wasm, as an absolute path)
   --out      writes DIR/envoy.yaml and the filter's configuration as DIR/llm-router.json,
              which Envoy watches: run the same command again after editing CONFIG.yaml
-             (keys added, removed, blocked) and Envoy applies it without a restart";
+             (keys added, removed, blocked) and Envoy applies it without a restart
+  --prices   LiteLLM's model_prices_and_context_window.json: the configured models'
+             per-token prices go into the filter's configuration, to price usage
+             against budgets (default: the litellm package in .venv, where a budget is set)
+  --ratelimit  the rate-limit service (llm-router-limits) where a key or team has
+             rpm_limit, tpm_limit or max_budget (default 127.0.0.1:8081)";
 
 struct Arguments {
     envoy: Option<Options>,
     path: Option<String>,
+    prices: PriceTable,
 }
+
+/// Where LiteLLM's price table comes from.
+enum PriceTable {
+    /// `--prices PATH`: always read.
+    Given(PathBuf),
+    /// The project's venv's `litellm` package: read where a budget needs
+    /// prices.
+    Venv(Option<PathBuf>),
+}
+
+/// The venv the Makefile installs LiteLLM's SDK into.
+const VENV: &str = ".venv";
 
 fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     let command = std::iter::once("llm-router-config")
@@ -50,6 +67,8 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     let mut admin = Address::parse("127.0.0.1:9901")?;
     let mut wasm = None;
     let mut out = None;
+    let mut ratelimit = parse_ratelimit(DEFAULT_RATELIMIT)?;
+    let mut prices = None;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
@@ -58,6 +77,8 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
             "--admin" => admin = Address::parse(&value("--admin")?)?,
             "--wasm" => wasm = Some(value("--wasm")?),
             "--out" => out = Some(value("--out")?),
+            "--ratelimit" => ratelimit = parse_ratelimit(&value("--ratelimit")?)?,
+            "--prices" => prices = Some(PathBuf::from(value("--prices")?)),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag != "-" => return Err(format!("unknown option {flag}")),
             _ if path.is_some() => return Err("one CONFIG.yaml at a time".to_owned()),
@@ -75,8 +96,14 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
         admin,
         wasm: wasm.unwrap_or_else(default_wasm),
         discovery: out.as_ref().map(|dir| dir.join(FILTER_FILE)),
+        ratelimit,
     });
+    let prices = match prices {
+        Some(path) => PriceTable::Given(path),
+        None => PriceTable::Venv(prices::find_in_venv(Path::new(VENV))),
+    };
     Ok(Arguments {
+        prices,
         envoy,
         path: path.filter(|p| p != "-"),
     })
@@ -110,27 +137,50 @@ struct Output {
     diagnostics: Vec<String>,
 }
 
-/// `file:line:col: ` for a document path, or `file: `.
-fn location(file: &str, document: &yaml::Document, path: &str) -> String {
-    match document.position(path) {
-        Some((line, column)) => format!("{file}:{line}:{column}: "),
-        None => format!("{file}: "),
+/// Adds the configured models' rows of LiteLLM's price table to the
+/// plugin configuration (the user's own `model_prices` win): always from
+/// `--prices`, from the venv where a key or team has a budget. Says what it
+/// did, or which budgeted model has no price.
+fn add_prices(conversion: &mut Conversion, prices: &PriceTable) -> Result<Option<String>, String> {
+    let budgeted = conversion.config.keys.keys.iter().any(|k| k.budgets.any());
+    let path = match prices {
+        PriceTable::Given(path) => path,
+        PriceTable::Venv(Some(path)) if budgeted => path,
+        PriceTable::Venv(_) if budgeted => {
+            return Ok(Some(
+                "note: a budget is set, and LiteLLM's price table was not found (give --prices PATH, or `make sdk`): only models with input_cost_per_token/output_cost_per_token cost anything".to_owned(),
+            ))
+        }
+        PriceTable::Venv(_) => return Ok(None),
+    };
+    let table = prices::read_table(path)?;
+    let mut rows = prices::rows_for(&conversion.config, &table);
+    if rows.is_empty() {
+        return Ok(None);
     }
+    let count = rows.len();
+    if let Some(serde_json::Value::Object(own)) = conversion.plugin.get("model_prices") {
+        rows.extend(own.clone());
+    }
+    conversion
+        .plugin
+        .insert("model_prices".to_owned(), serde_json::Value::Object(rows));
+    Ok(Some(format!("note: prices of {count} models from {}", path.display())))
 }
 
 fn run(
     file: &str,
     text: &str,
     envoy: Option<&Options>,
+    prices: &PriceTable,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Output, String> {
-    let document = yaml::parse(text).map_err(|(line, column, problem)| format!("{file}:{line}:{column}: {problem}"))?;
     let variables = match envoy {
         Some(_) => ApiBaseVariables::Now(env),
         None => ApiBaseVariables::AtRunTime,
     };
-    let conversion = convert::convert(&document.value, &variables)
-        .map_err(|Problem { path, message }| format!("{}{message}", location(file, &document, &path)))?;
+    let (document, mut conversion) = llm_router_config::read(file, text, &variables)?;
+    let price_note = add_prices(&mut conversion, prices)?;
     // Warnings in the order of the file's lines; those about no line last.
     let mut warnings: Vec<(Option<(usize, usize)>, String)> = document
         .repeated_keys
@@ -151,6 +201,7 @@ fn run(
             None => format!("{file}: warning: {warning}"),
         })
         .collect();
+    diagnostics.extend(price_note);
     let text = match envoy {
         Some(options) => {
             // A self-hosted server's key (vLLM, Ollama) is optional: without
@@ -226,7 +277,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let env = |var: &str| std::env::var(var).ok();
-    let output = match run(file, &text, arguments.envoy.as_ref(), &env) {
+    let output = match run(file, &text, arguments.envoy.as_ref(), &arguments.prices, &env) {
         Ok(output) => output,
         Err(e) => {
             eprintln!("llm-router-config: {e}");

@@ -1,4 +1,5 @@
 use super::*;
+use llm_router_config::yaml;
 
 /// The repository's files, read at test time (they are what is checked).
 fn repository_file(path: &str) -> String {
@@ -14,12 +15,18 @@ fn no_env(_: &str) -> Option<String> {
 fn generate(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Output, String> {
     let arguments = arguments(args.iter().map(|a| a.to_string()).collect())?;
     let path = arguments.path.clone().expect("a config path");
-    run(&path, &repository_file(&path), arguments.envoy.as_ref(), env)
+    run(
+        &path,
+        &repository_file(&path),
+        arguments.envoy.as_ref(),
+        &arguments.prices,
+        env,
+    )
 }
 
 fn convert_text(yaml: &str, envoy: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, String> {
     let options = envoy.then(|| arguments(vec!["--envoy".into()]).ok()?.envoy).flatten();
-    run("config.yaml", yaml, options.as_ref(), env)
+    run("config.yaml", yaml, options.as_ref(), &PriceTable::Venv(None), env)
 }
 
 /// Every generated file in the repository, with the command that writes it
@@ -46,6 +53,19 @@ const GENERATED: &[(&[&str], &str)] = &[
         "envoy/envoy.providers.yaml",
     ),
     (&["examples/litellm-config.yaml"], "examples/llm-router.json"),
+    (
+        &[
+            "--envoy",
+            "--wasm",
+            "target/wasm32-wasip1/release/llm_router.wasm",
+            "--listen",
+            "0.0.0.0:10001",
+            "--admin",
+            "127.0.0.1:9902",
+            "examples/limits.yaml",
+        ],
+        "envoy/envoy.limits.yaml",
+    ),
 ];
 
 #[test]
