@@ -114,12 +114,13 @@ validate: wasm envoy ## envoy --mode validate on every shipped Envoy config
 soak: wasm envoy ## Valid and hostile requests under load in Envoy for 10 minutes (SOAK_SECONDS=600)
 	cargo test --release --test soak -- --ignored --nocapture
 
-bench: wasm envoy ## Throughput against the no-filter floor, same run (needs wrk)
+bench: wasm envoy sdk generator ## Throughput against the no-filter floor, same run (needs wrk)
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null \
 	  || { echo "make bench needs wrk (Debian package wrk)"; exit 1; }
 	cargo build --target wasm32-wasip1 --release -p null-filter -p stages
+	cargo build --release -p llm-router-limits
 	@python3 scripts/drop-exports.py target/wasm32-wasip1/release/null_filter.wasm $(UNUSED_CALLBACKS)
-	ENVOY=$(ENVOY) python3 bench/run.py
+	ENVOY=$(ENVOY) $(VENV)/bin/python bench/run.py
 
 FUZZ_RUNS ?= 10000000
 fuzz: ## cargo fuzz (nightly): body scanner (differential), config, patterns, response reader; FUZZ_RUNS each

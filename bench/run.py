@@ -2,7 +2,7 @@
 """`make bench`: the filter's throughput as a ratio to Envoy routing on a
 client-sent cluster header with no filter (the floor), in the same run.
 
-One Envoy under test (--concurrency 1) has seven listeners that share routes
+One Envoy under test (--concurrency 1) has a listener per case, sharing routes
 and clusters: the floor (no Wasm filter, the client sends x-llm-cluster), a
 null Wasm filter that only holds the headers, buffers the body and copies it
 into the VM (the limit of this design), the same null filter making the host
@@ -10,7 +10,9 @@ calls llm-router makes to forward a request (with fixed values and no logic),
 llm-router with a 5-route and with a 5,000-route table (master key on), and
 llm-router in front of a two-deployment model group whose cluster runs, per
 attempt, llm-router's upstream filter or the null filter (the limit of the
-group design). A second Envoy is the upstream: a buffer filter, then a
+group design), and llm-router with virtual keys, one listener's keys under
+rpm and tpm limits checked by Envoy's rate-limit filter against
+llm-router-limits on loopback. A second Envoy is the upstream: a buffer filter, then a
 direct_response, so every request body is read in full upstream. wrk loads
 each listener in turn, A B A B, and the table shows each run's ratio to the
 floor run next to it and the median ratios. Before the load, bench/stages
@@ -35,6 +37,8 @@ ENVOY = os.environ.get("ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
 WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/llm_router.wasm")
 NULL_WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/null_filter.wasm")
 STAGES_WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/stages.wasm")
+LIMITS = os.path.join(ROOT, "target/release/llm-router-limits")
+GENERATOR = os.path.join(ROOT, "target/release/llm-router-config")
 MASTER_KEY = "sk-bench-5d1f0a9c"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -42,7 +46,11 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 PROVIDERS = ["openai", "anthropic", "groq"]
 TABLE_SIZES = {"filter5": 5, "filter5000": 5000}
 # The keyed listeners: how many virtual keys each table has.
-KEYS = {"keys10": 10, "keys10000": 10_000}
+KEYS = {"keys10": 10, "keys10000": 10_000, "keys10limited": 10}
+# The listener whose keys have an rpm and a tpm limit: Envoy's rate-limit
+# filter after llm-router, as llm-router-config writes it, asking
+# llm-router-limits on loopback.
+LIMITED = "keys10limited"
 # The two-deployment group's cluster (two endpoints on the same upstream).
 GROUP_CLUSTER = "group_pair"
 # The Envoy under test gets a core of its own; the upstream Envoy and wrk share
@@ -94,6 +102,30 @@ def keyed_table(keys):
     return table
 
 
+def limited_table():
+    """The 10-key table, every key under limits no run reaches (so each
+    request is checked and charged, never refused), gpt-4o-mini's prices for
+    the route's model."""
+    table = keyed_table(10)
+    for key in table["keys"]:
+        key.update(rpm_limit=10**9, tpm_limit=10**12)
+    table["model_prices"] = {"groq/llama3-8b-8192": {"input_cost_per_token": 1.5e-7, "output_cost_per_token": 6e-7}}
+    return table
+
+
+def rate_limit_filters(config_path, service_port):
+    """The rate-limit filters and the service's cluster as llm-router-config
+    writes them for the limited table."""
+    import yaml  # PyYAML, in the venv with LiteLLM's SDK
+    out = subprocess.run([GENERATOR, "--envoy", "--ratelimit", f"127.0.0.1:{service_port}", config_path],
+                         capture_output=True, text=True, check=True).stdout
+    bootstrap = yaml.safe_load(out)
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    filters = [f for f in hcm["http_filters"] if f["name"].startswith("llm-router-")]
+    cluster = next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == "llm_router_limits")
+    return filters, cluster
+
+
 def bench_key(target):
     """The key wrk sends to a listener: a virtual key from the middle of a keyed table."""
     return f"sk-bench-{KEYS[target] // 2}" if target in KEYS else MASTER_KEY
@@ -111,6 +143,8 @@ def group_table():
 
 def table(target):
     """The plugin configuration of an llm-router listener."""
+    if target == LIMITED:
+        return limited_table()
     if target in KEYS:
         return keyed_table(KEYS[target])
     return group_table() if target.startswith("group") else route_table(TABLE_SIZES[target])
@@ -181,7 +215,7 @@ def upstream_config(port, admin_port):
     return {"admin": admin(admin_port), "static_resources": {"listeners": [upstream]}}
 
 
-def router_config(ports, admin_port, upstream_port):
+def router_config(ports, admin_port, upstream_port, limits):
     route = {"match": {"prefix": "/"}, "route": {"cluster_header": "x-llm-cluster", "timeout": "60s"},
              "request_headers_to_remove": ["x-llm-cluster"]}
     clusters = [{
@@ -189,6 +223,8 @@ def router_config(ports, admin_port, upstream_port):
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
             "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
     } for name in PROVIDERS]
+    rate_limit, limits_cluster = limits
+    clusters.append(limits_cluster)
     # As llm-router-config writes a group: an endpoint per deployment, the
     # upstream filter per attempt, Envoy's retries on the route. The same
     # group with the null filter upstream is the limit of this design.
@@ -223,7 +259,8 @@ def router_config(ports, admin_port, upstream_port):
         listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
         listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]))], route),
         listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]))], route),
-    ] + [listener(name, ports[name], [wasm_filter(keyed_table(keys))], route) for name, keys in KEYS.items()] + groups
+    ] + [listener(name, ports[name], [wasm_filter(table(name))] + (rate_limit if name == LIMITED else []), route)
+         for name in KEYS] + groups
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
@@ -297,7 +334,16 @@ def main():
     try:
         up, _ = start_envoy(upstream_config(upstream_port, free_port()), workdir, "upstream")
         procs.append(up)
-        router, _ = start_envoy(router_config(ports, free_port(), upstream_port), workdir, "router", cpus=ROUTER_CPUS)
+        limits_config = os.path.join(workdir, "limits.yaml")
+        with open(limits_config, "w") as f:
+            json.dump(limited_table(), f)  # JSON is YAML
+        service_port = free_port()
+        procs.append(subprocess.Popen([LIMITS, "--config", limits_config, "--listen", f"127.0.0.1:{service_port}"],
+                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "limits.log"), "w"),
+                                      start_new_session=True, preexec_fn=pinned(LOAD_CPUS)))
+        limits = rate_limit_filters(limits_config, service_port)
+        router, _ = start_envoy(router_config(ports, free_port(), upstream_port, limits), workdir, "router",
+                                cpus=ROUTER_CPUS)
         procs.append(router)
         cold = cold_start(workdir)
         # (label, body size, model, the llm-router listener compared against the floor, the upstream's reply)
@@ -309,6 +355,8 @@ def main():
             ("1 KiB, group, null upstream", 1024, "pair", "group_null", ""),
             ("1 KiB, a key of 10", 1024, "groq/llama3-8b-8192", "keys10", ""),
             ("1 KiB, a key of 10,000", 1024, "groq/llama3-8b-8192", "keys10000", ""),
+            ("1 KiB, key, usage", 1024, "groq/llama3-8b-8192", "keys10", "usage"),
+            ("1 KiB, key, limits", 1024, "groq/llama3-8b-8192", LIMITED, "usage"),
             ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5", ""),
             ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5", ""),
         ]
@@ -317,7 +365,8 @@ def main():
         bodies = {label: body_file(workdir, size, model) for label, size, model, _, _ in selected}
         stages = stage_timings(workdir, [(label, bodies[label], model, table(target), bench_key(target))
                                          for label, size, model, target, reply in selected
-                                         if size <= 100 * 1024 and not reply and target != "group_null"])
+                                         if size <= 100 * 1024 and (not reply or target == LIMITED)
+                                         and target != "group_null"])
         rows = []
         for label, size, model, target, reply in selected if ROUNDS > 0 else []:
             body = bodies[label]
@@ -437,6 +486,10 @@ def report(rows, cold, stages):
     small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB") and "routes" in label]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
+    keyed = {label: ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB, key, ")}
+    if len(keyed) == 2:
+        print(f"  limits vs none          {keyed['1 KiB, key, limits'] / keyed['1 KiB, key, usage']:.2f}"
+              " (the same key, reply with usage; latency above)")
     if not stages:
         return
     labels = list(dict.fromkeys(label for label, _ in stages))

@@ -73,12 +73,18 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Which limit, for people: "10 requests per 60 s", "a budget of
-    /// $5.000000 per 86400 s".
+    /// Which limit, for people: "10 requests per minute", "a budget of
+    /// $5.000000 per day".
     pub fn describe(&self) -> String {
+        const DAY: u64 = 86_400;
         let window = match self.window_seconds {
             NEVER_SECONDS => "in all".to_owned(),
             60 => "per minute".to_owned(),
+            3_600 => "per hour".to_owned(),
+            DAY => "per day".to_owned(),
+            s if s == 7 * DAY => "per week".to_owned(),
+            s if s == 30 * DAY => "per month".to_owned(),
+            s if s.is_multiple_of(DAY) => format!("per {} days", s / DAY),
             s => format!("per {s} s"),
         };
         match self.kind {
@@ -218,8 +224,13 @@ mod tests {
         assert_eq!(rule(Kind::Tokens, 500, 60).describe(), "500 tokens per minute");
         assert_eq!(
             rule(Kind::Budget, 2_500_000, 86_400).describe(),
-            "a budget of $2.500000 per 86400 s"
+            "a budget of $2.500000 per day"
         );
+        assert_eq!(
+            rule(Kind::Budget, 1, 2 * 86_400).describe(),
+            "a budget of $0.000001 per 2 days"
+        );
+        assert_eq!(rule(Kind::Tokens, 5, 90).describe(), "5 tokens per 90 s");
         assert_eq!(
             rule(Kind::Budget, 10, NEVER_SECONDS).describe(),
             "a budget of $0.000010 in all"

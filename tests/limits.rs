@@ -114,7 +114,7 @@ keys:
   - {{key_alias: rpm-key, key: {RPM_KEY}, rpm_limit: {rpm_limit}}}
   - {{key_alias: tpm-key, key: {TPM_KEY}, tpm_limit: 1}}
   - {{key_alias: stream-key, key: {STREAM_KEY}, team_id: streamers}}
-  - {{key_alias: budget-key, key: {BUDGET_KEY}, max_budget: 0.05, budget_duration: 1h}}
+  - {{key_alias: budget-key, key: {BUDGET_KEY}, max_budget: 0.05, budget_duration: 1d}}
   - {{key_alias: free-key, key: {FREE_KEY}}}
 teams:
   - {{team_id: streamers, tpm_limit: 1}}
@@ -242,7 +242,7 @@ fn requests_tokens_and_budgets_are_refused_past_their_limits() {
     let over_budget = chat(&stack, BUDGET_KEY, false);
     refused(&over_budget, "budget", "key `budget-key`");
     assert!(
-        over_budget.text().contains("a budget of $0.050000 per 3600 s"),
+        over_budget.text().contains("a budget of $0.050000 per day"),
         "{}",
         over_budget.text()
     );

@@ -13,6 +13,8 @@ use llm_router::headers::HeaderBlock;
 use llm_router::request::body;
 use llm_router::request::decision::{self, Decision, HeadVerdict};
 use llm_router::request::{attempt, auth};
+use llm_router::response::cost::prices_for;
+use llm_router::response::outcome::{Charges, Names, Outcome, Timing};
 use llm_router::response::{Framing, ResponseReader};
 use proxy_wasm::traits::{Context, RootContext};
 use serde::Deserialize;
@@ -152,6 +154,35 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
         black_box(reader.feed(black_box(case.reply.as_bytes())));
         black_box(reader.usage());
     });
+    // Where limits are set: the response's price, and the numbers it leaves
+    // for the rate-limit filters (what the filter adds for limits).
+    if let (true, Ok(route)) = (config.rates_limited, config.router.route(&case.model)) {
+        let mut reader = ResponseReader::new(Framing::Json, false);
+        reader.feed(case.reply.as_bytes());
+        let usage = reader.usage();
+        let (model_name, provider) = config.router.slots().get(route.slot).cloned().unwrap_or_default();
+        let upstream_model = case.model.split_once('/').map_or(case.model.as_str(), |(_, m)| m);
+        let names = Names {
+            requested_model: &case.model,
+            route: &model_name,
+            provider: &provider,
+            upstream_model,
+        };
+        let timing = Timing {
+            forwarded_at: SystemTime::UNIX_EPOCH,
+            first_byte_at: None,
+            answered: true,
+        };
+        let charges = Charges {
+            tokens: true,
+            cost: true,
+        };
+        time("response: cost and rate-limit charges", &mut || {
+            let prices = prices_for(&config, route.slot, black_box(upstream_model));
+            let outcome = Outcome::new(black_box(usage), false, timing, || None).priced(prices);
+            black_box(outcome.filter_state_facts(&names, charges));
+        });
+    }
     let per_event = case.stream.len().max(1) as f64;
     let stream_stage = |strip: bool| {
         move || {

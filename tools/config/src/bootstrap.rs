@@ -199,7 +199,7 @@ static_resources:
             None => "",
         },
         stats_tags = stats_tags(),
-        local_replies = LOCAL_REPLIES,
+        local_replies = local_replies(),
         access_log_facts = access_log_facts(),
         rate_limit_filters = rate_limit_filters(config),
     );
@@ -216,52 +216,80 @@ static_resources:
 }
 
 /// Envoy's own local replies (no healthy upstream, a connection refused or
-/// reset, a timeout, a body over the buffer) in the OpenAI error shape of
-/// the filter's own, keeping their status. Each mapper matches only what
-/// Envoy itself answers: the filter's replies carry none of these response
-/// flags nor that response code detail, so their JSON is left as it is.
-const LOCAL_REPLIES: &str = r#"          # Envoy's own errors in the OpenAI shape the filter's replies have,
+/// reset, a timeout, a body over the buffer, a rate limit) in the OpenAI
+/// error shape of the filter's own, keeping their status. Each mapper
+/// matches only what Envoy itself answers: the filter's replies carry none
+/// of these response flags nor that response code detail, so their JSON is
+/// left as it is. (comment, filter, message, type, code)
+const LOCAL_REPLY_MAPPERS: [(&str, &str, &str, &str, &str); 5] = [
+    (
+        "",
+        "response_flag_filter: { flags: [UT] }",
+        "\"%LOCAL_REPLY_BODY%\"",
+        "upstream_error",
+        "upstream_timeout",
+    ),
+    (
+        "",
+        "response_flag_filter: { flags: [UH, UF, URX, UC, UR, UO, NC, NR, UMSDR, DPE, UPE] }",
+        "\"%LOCAL_REPLY_BODY%\"",
+        "upstream_error",
+        "upstream_unavailable",
+    ),
+    (
+        "",
+        "extension_filter:
+                  name: envoy.access_loggers.extension_filters.cel
+                  typed_config:
+                    \"@type\": type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter
+                    expression: response.code_details == 'request_payload_too_large'",
+        "\"request body is larger than this router takes\"",
+        "invalid_request_error",
+        "request_too_large",
+    ),
+    (
+        "A key over its limit (Envoy's rate-limit filter; the message is the
+            # rate-limit service's: which limit, whose, when it resets).",
+        "response_flag_filter: { flags: [RL] }",
+        "\"%LOCAL_REPLY_BODY%\"",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+    ),
+    (
+        "The rate-limit service could not be asked, for a limit that fails closed.",
+        "response_flag_filter: { flags: [RLSE] }",
+        "\"the rate-limit service is unavailable, and this limit refuses requests until it answers\"",
+        "upstream_error",
+        "limits_unavailable",
+    ),
+];
+
+/// The HCM's `local_reply_config`, from [`LOCAL_REPLY_MAPPERS`].
+fn local_replies() -> String {
+    let mut out = String::from(
+        "          # Envoy's own errors in the OpenAI shape the filter's replies have,
           # with their status: a client never gets plain text.
           local_reply_config:
             mappers:
-            - filter:
-                response_flag_filter: { flags: [UT] }
+",
+    );
+    for (comment, filter, message, kind, code) in LOCAL_REPLY_MAPPERS {
+        if !comment.is_empty() {
+            let _ = writeln!(out, "            # {comment}");
+        }
+        let _ = write!(
+            out,
+            "            - filter:
+                {filter}
               body_format_override:
                 json_format:
-                  error: { message: "%LOCAL_REPLY_BODY%", type: upstream_error, code: upstream_timeout }
+                  error: {{ message: {message}, type: {kind}, code: {code} }}
                 content_type: application/json
-            - filter:
-                response_flag_filter: { flags: [UH, UF, URX, UC, UR, UO, NC, NR, UMSDR, DPE, UPE] }
-              body_format_override:
-                json_format:
-                  error: { message: "%LOCAL_REPLY_BODY%", type: upstream_error, code: upstream_unavailable }
-                content_type: application/json
-            - filter:
-                extension_filter:
-                  name: envoy.access_loggers.extension_filters.cel
-                  typed_config:
-                    "@type": type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter
-                    expression: response.code_details == 'request_payload_too_large'
-              body_format_override:
-                json_format:
-                  error: { message: "request body is larger than this router takes", type: invalid_request_error, code: request_too_large }
-                content_type: application/json
-            # A key over its limit (Envoy's rate-limit filter; the message is the
-            # rate-limit service's: which limit, whose, when it resets).
-            - filter:
-                response_flag_filter: { flags: [RL] }
-              body_format_override:
-                json_format:
-                  error: { message: "%LOCAL_REPLY_BODY%", type: rate_limit_error, code: rate_limit_exceeded }
-                content_type: application/json
-            # The rate-limit service could not be asked, for a limit that fails closed.
-            - filter:
-                response_flag_filter: { flags: [RLSE] }
-              body_format_override:
-                json_format:
-                  error: { message: "the rate-limit service is unavailable, and this limit refuses requests until it answers", type: upstream_error, code: limits_unavailable }
-                content_type: application/json
-"#;
+"
+        );
+    }
+    out
+}
 
 /// Envoy's rate-limit filters, after the Wasm filter, where some limit
 /// needs them: requests and tokens in one, budgets in the other, so that

@@ -7,6 +7,7 @@
 //! The config is read again when the file changes.
 
 mod service;
+mod window;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

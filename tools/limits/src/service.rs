@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use chrono::Utc;
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -20,6 +21,8 @@ use limitador::{AsyncRateLimiter, CheckResult, RateLimiter};
 use llm_router::contract::rate_limit::DOMAIN;
 use llm_router::limits::{descriptor_limit, Kind, Rule, Subject};
 use tonic::{Request, Response, Status};
+
+use crate::window::{self, Period};
 
 /// Where the counts are kept.
 pub enum Engine {
@@ -36,21 +39,37 @@ fn namespace(subject: &Subject, kind: Kind) -> String {
     format!("{}={}/{}", subject.entry(), subject.name(), kind.descriptor_value())
 }
 
-fn limitador_limit(rule: &Rule) -> Limit {
+/// The variable a calendar budget's counters are kept apart by: one
+/// counter per period, so a new period starts at 0 at its boundary.
+const PERIOD: &str = "period";
+
+fn limitador_limit(rule: &Rule) -> Result<Limit, String> {
+    let variables = match window::on_calendar(rule) {
+        true => vec![Expression::parse(PERIOD).map_err(|e| format!("{e:?}"))?],
+        false => Vec::new(),
+    };
     let mut limit = Limit::new(
         namespace(&rule.subject, rule.kind),
         rule.max,
-        rule.window_seconds,
+        window::counter_seconds(rule),
         Vec::<Predicate>::new(),
-        Vec::<Expression>::new(),
+        variables,
     );
     limit.set_name(rule.describe());
-    limit
+    Ok(limit)
+}
+
+/// What a check of `rule` is evaluated with: its calendar period, if any.
+fn context_for(period: Option<Period>) -> Context<'static> {
+    match period {
+        Some(period) => Context::from(HashMap::from([(PERIOD.to_owned(), period.id.to_string())])),
+        None => Context::default(),
+    }
 }
 
 impl Engine {
     async fn configure(&self, rules: &[Rule]) -> Result<(), String> {
-        let limits = rules.iter().map(limitador_limit);
+        let limits = rules.iter().map(limitador_limit).collect::<Result<Vec<_>, _>>()?;
         match self {
             Engine::Local(limiter) => limiter.configure_with(limits),
             Engine::Fleet(limiter) => limiter.configure_with(limits).await,
@@ -59,24 +78,22 @@ impl Engine {
     }
 
     /// Counts `hits` if they fit (a request), or checks only (0 hits).
-    async fn check_and_count(&self, namespace: &str, hits: u64) -> Result<CheckResult, String> {
+    async fn check_and_count(&self, namespace: &str, context: &Context<'_>, hits: u64) -> Result<CheckResult, String> {
         let namespace = namespace.into();
-        let context = Context::default();
         let result = match self {
-            Engine::Local(limiter) => limiter.check_rate_limited_and_update(&namespace, &context, hits),
-            Engine::Fleet(limiter) => limiter.check_rate_limited_and_update(&namespace, &context, hits).await,
+            Engine::Local(limiter) => limiter.check_rate_limited_and_update(&namespace, context, hits),
+            Engine::Fleet(limiter) => limiter.check_rate_limited_and_update(&namespace, context, hits).await,
         };
         result.map_err(|e| e.to_string())
     }
 
     /// Counts `hits` whatever the limit: a charge for what was already
     /// used (tokens, cost), sent when the stream is done.
-    async fn charge(&self, namespace: &str, hits: u64) -> Result<(), String> {
+    async fn charge(&self, namespace: &str, context: &Context<'_>, hits: u64) -> Result<(), String> {
         let namespace = namespace.into();
-        let context = Context::default();
         match self {
-            Engine::Local(limiter) => limiter.update_counters(&namespace, &context, hits),
-            Engine::Fleet(limiter) => limiter.update_counters(&namespace, &context, hits).await,
+            Engine::Local(limiter) => limiter.update_counters(&namespace, context, hits),
+            Engine::Fleet(limiter) => limiter.update_counters(&namespace, context, hits).await,
         }
         .map_err(|e| e.to_string())
     }
@@ -130,6 +147,8 @@ impl Limits {
             };
             let hits = hits(descriptor, request.hits_addend);
             let namespace = namespace(&rule.subject, rule.kind);
+            let period = window::period(rule, Utc::now());
+            let context = context_for(period);
             if request.domain != DOMAIN || descriptor.is_negative_hits {
                 statuses.push(ok_status());
                 continue;
@@ -139,7 +158,7 @@ impl Limits {
             // with 0 hits does).
             if rule.kind != Kind::Requests && hits > 0 {
                 self.engine
-                    .charge(&namespace, hits)
+                    .charge(&namespace, &context, hits)
                     .await
                     .map_err(Status::unavailable)?;
                 statuses.push(ok_status());
@@ -147,14 +166,17 @@ impl Limits {
             }
             let result = self
                 .engine
-                .check_and_count(&namespace, hits)
+                .check_and_count(&namespace, &context, hits)
                 .await
                 .map_err(Status::unavailable)?;
             let counter = result.counters.first();
             let remaining = counter.and_then(|c| c.remaining()).unwrap_or(0);
-            let reset = counter
-                .and_then(|c| c.expires_in())
-                .unwrap_or(Duration::from_secs(rule.window_seconds));
+            let reset = match period {
+                Some(period) => Duration::from_secs(period.seconds_left),
+                None => counter
+                    .and_then(|c| c.expires_in())
+                    .unwrap_or(Duration::from_secs(rule.window_seconds)),
+            };
             if result.limited && refusal.is_none() {
                 refusal = Some((rule, reset_seconds(reset)));
             }
@@ -400,6 +422,32 @@ mod tests {
         assert!(!over(&limits, one()).await.0);
         assert!(!over(&limits, one()).await.0);
         assert!(over(&limits, one()).await.0);
+    }
+
+    #[tokio::test]
+    async fn a_daily_budget_counts_until_midnight_utc() {
+        let daily = Rule {
+            window_seconds: 86_400,
+            ..rule(key("b"), Kind::Budget, 100)
+        };
+        let limits = limits(vec![daily]).await;
+        let charge = request(vec![descriptor(&key("b"), Kind::Budget, Some(150))]);
+        assert!(!over(&limits, charge).await.0);
+        let (refused, message, headers) =
+            over(&limits, request(vec![descriptor(&key("b"), Kind::Budget, Some(0))])).await;
+        assert!(refused);
+        assert!(
+            message.starts_with("budget exceeded for key `b`: a budget of $0.000100 per day"),
+            "{message}"
+        );
+        let now = Utc::now().timestamp();
+        let to_midnight = 86_400 - now.rem_euclid(86_400);
+        let retry_after: i64 = headers
+            .iter()
+            .find(|(k, _)| k == "retry-after")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(-1);
+        assert!((retry_after - to_midnight).abs() <= 2, "{retry_after} vs {to_midnight}");
     }
 
     #[test]
