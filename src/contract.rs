@@ -63,6 +63,10 @@ pub mod filter_state {
     /// rate-limit descriptors.
     pub const KEY_ALIAS: &str = "llm_router.key_alias";
     pub const TEAM_ID: &str = "llm_router.team_id";
+    /// The model name a key's `model_rpm_limit` /
+    /// `model_tpm_limit` know the request by, written while the request is
+    /// read, only for a key with such a limit for it.
+    pub const LIMITED_MODEL: &str = "llm_router.limited_model";
     /// The key alias and team again, each only where it has a budget: the
     /// budget filter's descriptors, so that no other key depends on the
     /// budget service.
@@ -95,13 +99,16 @@ pub mod filter_state {
 
 /// Envoy's rate-limit filters and the rate-limit service (`llm-router-limits`,
 /// or any server speaking Envoy's RLS v3) agree on these descriptors:
-/// `[(key_alias|team_id, <name>), (limit, requests|tokens|budget)]`.
+/// `[(key_alias|team_id, <name>), (limit, requests|tokens|budget)]`, and
+/// `[(key_alias, <name>), (model, <model>), (limit, requests|tokens)]`.
 pub mod rate_limit {
     /// The domain of every descriptor.
     pub const DOMAIN: &str = "llm-router";
     /// Descriptor entry keys: who, and which limit.
     pub const KEY_ENTRY: &str = "key_alias";
     pub const TEAM_ENTRY: &str = "team_id";
+    /// With [`KEY_ENTRY`]: a key's per-model limit.
+    pub const MODEL_ENTRY: &str = "model";
     pub const LIMIT_ENTRY: &str = "limit";
     /// Values of [`LIMIT_ENTRY`].
     pub const REQUESTS: &str = "requests";

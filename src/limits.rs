@@ -5,8 +5,8 @@
 //! read a configuration through this.
 
 use crate::config::Config;
-use crate::contract::rate_limit::{BUDGET, KEY_ENTRY, LIMIT_ENTRY, REQUESTS, TEAM_ENTRY, TOKENS};
-use crate::model::Limits;
+use crate::contract::rate_limit::{BUDGET, KEY_ENTRY, LIMIT_ENTRY, MODEL_ENTRY, REQUESTS, TEAM_ENTRY, TOKENS};
+use crate::model::{Limits, ModelLimit};
 
 /// A budget without `budget_duration` never resets: a window far longer
 /// than any deployment (100 years).
@@ -39,25 +39,31 @@ impl Kind {
     }
 }
 
-/// Whose limit: a key (by alias) or a team.
+/// Whose limit: a key (by alias), a team, or a key on one model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
     Key(String),
     Team(String),
+    KeyModel { key: String, model: String },
 }
 
 impl Subject {
-    /// Its descriptor entry's key.
-    pub fn entry(&self) -> &'static str {
+    /// Its descriptor entries but `limit`, in the order the generator
+    /// writes them.
+    pub fn entries(&self) -> Vec<(&'static str, &str)> {
         match self {
-            Subject::Key(_) => KEY_ENTRY,
-            Subject::Team(_) => TEAM_ENTRY,
+            Subject::Key(key) => vec![(KEY_ENTRY, key)],
+            Subject::Team(team) => vec![(TEAM_ENTRY, team)],
+            Subject::KeyModel { key, model } => vec![(KEY_ENTRY, key), (MODEL_ENTRY, model)],
         }
     }
 
-    pub fn name(&self) -> &str {
+    /// Whose it is, for people: "key `a`", "team `t`", "key `a` on model `m`".
+    pub fn describe(&self) -> String {
         match self {
-            Subject::Key(name) | Subject::Team(name) => name,
+            Subject::Key(key) => format!("key `{key}`"),
+            Subject::Team(team) => format!("team `{team}`"),
+            Subject::KeyModel { key, model } => format!("key `{key}` on model `{model}`"),
         }
     }
 }
@@ -110,9 +116,21 @@ pub fn rules(config: &Config) -> Vec<Rule> {
         .teams
         .iter()
         .map(|t| (Subject::Team(t.team_id.clone()), &t.limits));
-    keys.chain(teams)
+    let per_model = config.keys.keys.iter().flat_map(|k| {
+        k.model_limits.iter().map(|(model, &ModelLimit { rpm, tpm })| {
+            let subject = Subject::KeyModel {
+                key: k.alias.clone(),
+                model: model.clone(),
+            };
+            (subject, Limits { rpm, tpm, budget: None })
+        })
+    });
+    let mut rules: Vec<Rule> = keys
+        .chain(teams)
         .flat_map(|(subject, limits)| rules_of(subject, limits))
-        .collect()
+        .collect();
+    rules.extend(per_model.flat_map(|(subject, limits)| rules_of(subject, &limits)));
+    rules
 }
 
 fn rules_of(subject: Subject, limits: &Limits) -> Vec<Rule> {
@@ -139,20 +157,33 @@ fn rules_of(subject: Subject, limits: &Limits) -> Vec<Rule> {
     rules
 }
 
-/// The (subject, kind) a descriptor names: exactly a subject entry and a
-/// `limit` entry, in any order. Anything else names no limit of ours.
+/// The (subject, kind) a descriptor names: a key or a team, a key and a
+/// model, and a `limit` entry, each once, in any order. Anything else names
+/// no limit of ours.
 pub fn descriptor_limit<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<(Subject, Kind)> {
-    let mut subject = None;
-    let mut kind = None;
-    for (key, value) in entries {
-        match key {
-            KEY_ENTRY if subject.is_none() => subject = Some(Subject::Key(value.to_owned())),
-            TEAM_ENTRY if subject.is_none() => subject = Some(Subject::Team(value.to_owned())),
-            LIMIT_ENTRY if kind.is_none() => kind = Some(Kind::of_descriptor_value(value)?),
+    let (mut key, mut team, mut model, mut kind) = (None, None, None, None);
+    for (entry, value) in entries {
+        let slot = match entry {
+            KEY_ENTRY => &mut key,
+            TEAM_ENTRY => &mut team,
+            MODEL_ENTRY => &mut model,
+            LIMIT_ENTRY => &mut kind,
             _ => return None,
+        };
+        if slot.replace(value).is_some() {
+            return None;
         }
     }
-    Some((subject?, kind?))
+    let subject = match (key, team, model) {
+        (Some(key), None, None) => Subject::Key(key.to_owned()),
+        (None, Some(team), None) => Subject::Team(team.to_owned()),
+        (Some(key), None, Some(model)) => Subject::KeyModel {
+            key: key.to_owned(),
+            model: model.to_owned(),
+        },
+        _ => return None,
+    };
+    Some((subject, Kind::of_descriptor_value(kind?)?))
 }
 
 #[cfg(test)]
@@ -163,7 +194,8 @@ mod tests {
     fn rules_from_keys_and_teams() {
         let config = crate::config::compile(
             br#"{"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k"}}],
-              "keys": [{"key_alias": "a", "key": "sk-a", "team_id": "t", "rpm_limit": 10, "tpm_limit": 1000},
+              "keys": [{"key_alias": "a", "key": "sk-a", "team_id": "t", "rpm_limit": 10, "tpm_limit": 1000,
+                        "model_rpm_limit": {"m": 2}, "model_tpm_limit": {"m": 300}},
                        {"key_alias": "b", "key": "sk-b", "max_budget": 2.5, "budget_duration": "1d"},
                        {"key_alias": "c", "key": "sk-c", "max_budget": 1}],
               "teams": [{"team_id": "t", "tpm_limit": 5000}]}"#,
@@ -185,6 +217,24 @@ mod tests {
                 (key("b"), Kind::Budget, 2_500_000, 86_400),
                 (key("c"), Kind::Budget, 1_000_000, NEVER_SECONDS),
                 (Subject::Team("t".to_owned()), Kind::Tokens, 5_000, 60),
+                (
+                    Subject::KeyModel {
+                        key: "a".to_owned(),
+                        model: "m".to_owned()
+                    },
+                    Kind::Requests,
+                    2,
+                    60
+                ),
+                (
+                    Subject::KeyModel {
+                        key: "a".to_owned(),
+                        model: "m".to_owned()
+                    },
+                    Kind::Tokens,
+                    300,
+                    60
+                ),
             ]
         );
         assert!(config.rates_limited, "every keyed response leaves its tokens");
@@ -206,6 +256,18 @@ mod tests {
             (&[("key_alias", "a"), ("team_id", "t"), ("limit", "tokens")], None),
             (&[("key_alias", "a"), ("limit", "seconds")], None),
             (&[("key_alias", "a"), ("limit", "requests"), ("limit", "tokens")], None),
+            (
+                &[("key_alias", "a"), ("model", "m"), ("limit", "tokens")],
+                Some((
+                    Subject::KeyModel {
+                        key: "a".to_owned(),
+                        model: "m".to_owned(),
+                    },
+                    Kind::Tokens,
+                )),
+            ),
+            (&[("team_id", "t"), ("model", "m"), ("limit", "tokens")], None),
+            (&[("model", "m"), ("limit", "tokens")], None),
         ];
         for (i, (entries, expected)) in rows.iter().enumerate() {
             assert_eq!(&descriptor_limit(entries.iter().copied()), expected, "row {i}");

@@ -2,6 +2,7 @@
 //! [`crate::config`] builds these once; [`crate::route`] and
 //! [`crate::request`] only read them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -277,6 +278,27 @@ pub struct VirtualKey {
     /// these get a budget descriptor, so that a budget service that is
     /// down (failing closed) refuses no other key.
     pub budgets: BudgetScopes,
+    /// `model_rpm_limit` and `model_tpm_limit`, by model name.
+    pub model_limits: BTreeMap<String, ModelLimit>,
+}
+
+impl VirtualKey {
+    /// The name its per-model limits know this request by: the model as
+    /// requested, else the `model_name` it routes to (LiteLLM keys them by
+    /// the model group).
+    pub fn limited_model<'a>(&'a self, requested: &str, model_name: &str) -> Option<&'a str> {
+        [requested, model_name]
+            .into_iter()
+            .find_map(|name| self.model_limits.get_key_value(name))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+/// One model's limits for one key, per minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelLimit {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -23,6 +23,7 @@ const TPM_KEY: &str = "sk-limit-tpm-0123456789";
 const STREAM_KEY: &str = "sk-limit-stream-0123456789";
 const BUDGET_KEY: &str = "sk-limit-budget-0123456789";
 const FREE_KEY: &str = "sk-limit-none-0123456789";
+const MODEL_KEY: &str = "sk-limit-model-0123456789";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -116,6 +117,7 @@ keys:
   - {{key_alias: stream-key, key: {STREAM_KEY}, team_id: streamers}}
   - {{key_alias: budget-key, key: {BUDGET_KEY}, max_budget: 0.05, budget_duration: 1d}}
   - {{key_alias: free-key, key: {FREE_KEY}}}
+  - {{key_alias: model-key, key: {MODEL_KEY}, model_rpm_limit: {{gpt-4o: 1}}}}
 teams:
   - {{team_id: streamers, tpm_limit: 1}}
 "#,
@@ -247,6 +249,11 @@ fn requests_tokens_and_budgets_are_refused_past_their_limits() {
         over_budget.text()
     );
 
+    // A key's per-model limit (model_rpm_limit).
+    assert_eq!(chat(&stack, MODEL_KEY, false).status(), 200);
+    let per_model = chat(&stack, MODEL_KEY, false);
+    refused(&per_model, "request limit", "key `model-key` on model `gpt-4o`");
+
     // No limit, and the master key: never refused.
     for _ in 0..4 {
         assert_eq!(chat(&stack, FREE_KEY, false).status(), 200);
@@ -255,7 +262,7 @@ fn requests_tokens_and_budgets_are_refused_past_their_limits() {
 
     // The cost is in the access log and the spend metric; a refused
     // request charged nothing, as a number (Envoy warns of any other).
-    let entries = stack.access_log_entries(17);
+    let entries = stack.access_log_entries(19);
     let budget_lines: Vec<_> = entries.iter().filter(|e| e["key_alias"] == "budget-key").collect();
     assert_eq!(budget_lines.len(), 2, "{entries:?}");
     let cost: u64 = budget_lines[0]["cost_micro_usd"]

@@ -93,6 +93,7 @@ pub(super) fn key_table(
         )?;
         table.keys.push(VirtualKey {
             budgets: BudgetScopes::default(),
+            model_limits: limits::model_limits(key.model_rpm_limit, key.model_tpm_limit),
             limits,
             alias,
             team_id: key.team_id,

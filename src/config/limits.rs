@@ -5,11 +5,13 @@
 //! rate-limit filter charges, and `llm-router-limits` reads the limits
 //! through this same compiler.
 
+use std::collections::BTreeMap;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::raw::{OpenOrClosed, RawPrices, RawTeam, RawUnavailableLimits};
 use crate::config::{error, ConfigError};
-use crate::model::{Budget, BudgetScopes, KeyTable, Limits, Prices, Team};
+use crate::model::{Budget, BudgetScopes, KeyTable, Limits, ModelLimit, Prices, Team};
 
 /// What Envoy does with a request while the rate-limit service cannot be
 /// asked (down, or slower than its timeout).
@@ -148,11 +150,26 @@ pub(super) fn teams(raw: Vec<RawTeam>) -> Result<Vec<Team>, ConfigError> {
 /// limited key from another, and a charge that is not a number costs Envoy
 /// a warning per request).
 pub(super) fn any_rate_limit(keys: &KeyTable, teams: &[Team]) -> bool {
-    keys.keys
-        .iter()
-        .map(|k| &k.limits)
-        .chain(teams.iter().map(|t| &t.limits))
-        .any(|l| l.rpm.is_some() || l.tpm.is_some())
+    let per_model = keys.keys.iter().any(|k| !k.model_limits.is_empty());
+    per_model
+        || keys
+            .keys
+            .iter()
+            .map(|k| &k.limits)
+            .chain(teams.iter().map(|t| &t.limits))
+            .any(|l| l.rpm.is_some() || l.tpm.is_some())
+}
+
+/// `model_rpm_limit` and `model_tpm_limit` side by side, by model.
+pub(super) fn model_limits(rpm: BTreeMap<String, u64>, tpm: BTreeMap<String, u64>) -> BTreeMap<String, ModelLimit> {
+    let mut limits: BTreeMap<String, ModelLimit> = BTreeMap::new();
+    for (model, n) in rpm {
+        limits.entry(model).or_default().rpm = Some(n);
+    }
+    for (model, n) in tpm {
+        limits.entry(model).or_default().tpm = Some(n);
+    }
+    limits
 }
 
 /// Marks each key with the budgets it is under: its own, its team's.
@@ -190,7 +207,7 @@ fn prices(input: Option<f64>, output: Option<f64>, cached_input: Option<f64>) ->
     }
 }
 
-pub(super) fn price_table(raw: std::collections::BTreeMap<String, RawPrices>) -> FxHashMap<String, Prices> {
+pub(super) fn price_table(raw: BTreeMap<String, RawPrices>) -> FxHashMap<String, Prices> {
     raw.into_iter()
         .filter_map(|(model, row)| {
             let prices = prices(

@@ -103,6 +103,12 @@ pub(super) struct RawKey {
     pub max_budget: Option<f64>,
     /// `30s`, `30m`, `1h`, `1d`, `30d`.
     pub budget_duration: Option<String>,
+    /// Per model (as requested, or its `model_name`): requests and tokens
+    /// per minute for this key.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub model_rpm_limit: BTreeMap<String, u64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub model_tpm_limit: BTreeMap<String, u64>,
     // Read so that they are carried into the plugin configuration (not
     // reported as ignored), not acted on here. `metadata` is LiteLLM's own.
     #[serde(rename = "metadata")]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{ApiBase, AuthStyle, Endpoint, Scheme};
+use crate::model::{ApiBase, AuthStyle, Endpoint, ModelLimit, Scheme};
 
 pub const SEED: &str = r#"{"model_list": [
   {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "os.environ/ANTHROPIC_API_KEY"}},
@@ -590,12 +590,25 @@ fn limits_on_keys_and_teams() {
             budgets_allow: true
         }
     );
-    // Per-model key limits are not enforced: said, not silently carried.
-    assert!(
-        warning_texts(&config).contains(&"keys[0].model_rpm_limit is ignored".to_owned()),
-        "{:?}",
-        warning_texts(&config)
+    let model_limits: Vec<(&str, ModelLimit)> = config.keys.keys[0]
+        .model_limits
+        .iter()
+        .map(|(m, l)| (m.as_str(), *l))
+        .collect();
+    assert_eq!(
+        model_limits,
+        [(
+            "m",
+            ModelLimit {
+                rpm: Some(1),
+                tpm: None
+            }
+        )]
     );
+    assert_eq!(config.keys.keys[0].limited_model("x", "m"), Some("m"));
+    assert_eq!(config.keys.keys[0].limited_model("m", "other"), Some("m"));
+    assert_eq!(config.keys.keys[0].limited_model("x", "y"), None);
+    assert!(warning_texts(&config).is_empty(), "{:?}", warning_texts(&config));
 
     let refused = |json: &str| compile_test(json).err().map(|e| e.path);
     let with = |extra: &str| {

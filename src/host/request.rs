@@ -208,6 +208,10 @@ impl Request {
                     if vk.budgets.key {
                         self.set_property(vec![filter_state::BUDGET_KEY_ALIAS], Some(vk.alias.as_bytes()));
                     }
+                    let model_name = config.router.slots().get(forward.slot).map(|(name, _)| name.as_str());
+                    if let Some(model) = model_name.and_then(|name| vk.limited_model(&forward.requested_model, name)) {
+                        self.set_property(vec![filter_state::LIMITED_MODEL], Some(model.as_bytes()));
+                    }
                     self.state.counters.count_key_request(index);
                 }
                 self.response = Some(ResponseWatch {

@@ -315,12 +315,23 @@ fn rate_limit_filters(config: &Config) -> String {
         (Kind::Budget, Charge::AtStreamEnd(filter_state::COST_MICRO_USD)),
     ];
     if config.rates_limited {
+        let key = [(rate_limit::KEY_ENTRY, filter_state::KEY_ALIAS)];
+        let team = [(rate_limit::TEAM_ENTRY, filter_state::TEAM_ID)];
+        let key_model = [
+            (rate_limit::KEY_ENTRY, filter_state::KEY_ALIAS),
+            (rate_limit::MODEL_ENTRY, filter_state::LIMITED_MODEL),
+        ];
+        let per_model = config.keys.keys.iter().any(|k| !k.model_limits.is_empty());
+        let subjects: &[&[(&str, &str)]] = match per_model {
+            true => &[&key, &team, &key_model],
+            false => &[&key, &team],
+        };
         out.push_str(&rate_limit_filter(
             rate_limit::RATES_FILTER,
             "requests and tokens per minute",
             unavailable.rates_allow,
             true,
-            [filter_state::KEY_ALIAS, filter_state::TEAM_ID],
+            subjects,
             &rates,
         ));
     }
@@ -330,7 +341,10 @@ fn rate_limit_filters(config: &Config) -> String {
             "spend per budget window",
             unavailable.budgets_allow,
             false,
-            [filter_state::BUDGET_KEY_ALIAS, filter_state::BUDGET_TEAM_ID],
+            &[
+                &[(rate_limit::KEY_ENTRY, filter_state::BUDGET_KEY_ALIAS)],
+                &[(rate_limit::TEAM_ENTRY, filter_state::BUDGET_TEAM_ID)],
+            ],
             &budgets,
         ));
     }
@@ -352,33 +366,34 @@ enum Charge {
     AtStreamEnd(&'static str),
 }
 
-/// A rate-limit filter whose descriptors name the key and team from these
-/// filter-state values.
+/// A rate-limit filter whose descriptors name each subject (its entries,
+/// each from a filter-state value) and a kind of limit.
 fn rate_limit_filter(
     name: &str,
     what: &str,
     allow_when_down: bool,
     headers: bool,
-    subjects: [&str; 2],
+    subjects: &[&[(&str, &str)]],
     entries: &[(Kind, Charge)],
 ) -> String {
     let mut limits = String::new();
-    for subject in [rate_limit::KEY_ENTRY, rate_limit::TEAM_ENTRY]
-        .into_iter()
-        .zip(subjects)
-    {
+    for subject in subjects {
         for &(kind, charge) in entries {
-            let (entry, state) = subject;
-            let _ = write!(
-                limits,
-                r#"              - actions:
-                - extension:
+            limits.push_str("              - actions:\n");
+            for (entry, state) in subject.iter() {
+                let _ = write!(
+                    limits,
+                    r#"                - extension:
                     name: {entry}
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.FilterStateInput
                       key: wasm.{state}
-                - generic_key: {{ descriptor_key: {LIMIT_ENTRY}, descriptor_value: {value} }}
-"#,
+"#
+                );
+            }
+            let _ = writeln!(
+                limits,
+                "                - generic_key: {{ descriptor_key: {LIMIT_ENTRY}, descriptor_value: {value} }}",
                 LIMIT_ENTRY = rate_limit::LIMIT_ENTRY,
                 value = kind.descriptor_value(),
             );

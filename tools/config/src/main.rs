@@ -140,32 +140,46 @@ struct Output {
 /// Adds the configured models' rows of LiteLLM's price table to the
 /// plugin configuration (the user's own `model_prices` win): always from
 /// `--prices`, from the venv where a key or team has a budget. Says what it
-/// did, or which budgeted model has no price.
-fn add_prices(conversion: &mut Conversion, prices: &PriceTable) -> Result<Option<String>, String> {
+/// did, and which model a budget would count as free.
+fn add_prices(conversion: &mut Conversion, prices: &PriceTable) -> Result<Vec<String>, String> {
     let budgeted = conversion.config.keys.keys.iter().any(|k| k.budgets.any());
     let path = match prices {
-        PriceTable::Given(path) => path,
-        PriceTable::Venv(Some(path)) if budgeted => path,
-        PriceTable::Venv(_) if budgeted => {
-            return Ok(Some(
-                "note: a budget is set, and LiteLLM's price table was not found (give --prices PATH, or `make sdk`): only models with input_cost_per_token/output_cost_per_token cost anything".to_owned(),
-            ))
-        }
-        PriceTable::Venv(_) => return Ok(None),
+        PriceTable::Given(path) => Some(path),
+        PriceTable::Venv(path) if budgeted => path.as_ref(),
+        PriceTable::Venv(_) => return Ok(Vec::new()),
     };
-    let table = prices::read_table(path)?;
+    let table = match path {
+        Some(path) => prices::read_table(path)?,
+        None => serde_json::Map::new(),
+    };
+    let mut notes = Vec::new();
     let mut rows = prices::rows_for(&conversion.config, &table);
-    if rows.is_empty() {
-        return Ok(None);
+    if let (Some(path), false) = (path, rows.is_empty()) {
+        let plural = if rows.len() == 1 { "" } else { "s" };
+        notes.push(format!(
+            "note: prices of {} model{plural} from {}",
+            rows.len(),
+            path.display()
+        ));
+        if let Some(serde_json::Value::Object(own)) = conversion.plugin.get("model_prices") {
+            rows.extend(own.clone());
+        }
+        conversion
+            .plugin
+            .insert("model_prices".to_owned(), serde_json::Value::Object(rows));
     }
-    let count = rows.len();
-    if let Some(serde_json::Value::Object(own)) = conversion.plugin.get("model_prices") {
-        rows.extend(own.clone());
+    let free = prices::unpriced(&conversion.config, &table);
+    if budgeted && !free.is_empty() {
+        let table = match path {
+            Some(_) => "nor in LiteLLM's price table",
+            None => "and LiteLLM's price table was not found (--prices PATH, or `make sdk`)",
+        };
+        notes.push(format!(
+            "warning: a budget is set, and these models cost nothing against it: no input_cost_per_token/output_cost_per_token of their own {table}: {}",
+            free.join(", ")
+        ));
     }
-    conversion
-        .plugin
-        .insert("model_prices".to_owned(), serde_json::Value::Object(rows));
-    Ok(Some(format!("note: prices of {count} models from {}", path.display())))
+    Ok(notes)
 }
 
 fn run(
@@ -180,7 +194,7 @@ fn run(
         None => ApiBaseVariables::AtRunTime,
     };
     let (document, mut conversion) = llm_router_config::read(file, text, &variables)?;
-    let price_note = add_prices(&mut conversion, prices)?;
+    let price_notes = add_prices(&mut conversion, prices)?;
     // Warnings in the order of the file's lines; those about no line last.
     let mut warnings: Vec<(Option<(usize, usize)>, String)> = document
         .repeated_keys
@@ -201,7 +215,7 @@ fn run(
             None => format!("{file}: warning: {warning}"),
         })
         .collect();
-    diagnostics.extend(price_note);
+    diagnostics.extend(price_notes);
     let text = match envoy {
         Some(options) => {
             // A self-hosted server's key (vLLM, Ollama) is optional: without

@@ -80,6 +80,29 @@ pub fn rows_for(config: &Config, table: &Map<String, Value>) -> Map<String, Valu
     rows
 }
 
+/// The `model_name`s of deployments that would cost nothing: no prices of
+/// their own and no row in `table` (LiteLLM's) nor in the config's own
+/// `model_prices`. (A `model: "*"` deployment is priced per request model,
+/// so it is not listed.)
+pub fn unpriced<'c>(config: &'c Config, table: &Map<String, Value>) -> Vec<&'c str> {
+    let priced = |name: &str| table.contains_key(name) || config.model_prices.contains_key(name);
+    let mut names: Vec<&str> = config
+        .router
+        .deployments()
+        .iter()
+        .filter(|d| match wanted(d) {
+            None => false,
+            Some(Wanted::Model { provider, model }) => !priced(model) && !priced(&format!("{provider}/{model}")),
+            Some(Wanted::Provider(p)) => !table
+                .values()
+                .any(|row| row.get("litellm_provider").and_then(Value::as_str) == Some(p)),
+        })
+        .map(|d| d.model_name.as_str())
+        .collect();
+    names.dedup();
+    names
+}
+
 /// Reads the table at `path`.
 pub fn read_table(path: &Path) -> Result<Map<String, Value>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -124,6 +147,8 @@ mod tests {
         let rows = rows_for(&config, &table);
         let names: Vec<&str> = rows.keys().map(String::as_str).collect();
         assert_eq!(names, ["gpt-4o", "groq/llama3-8b-8192"]);
+        assert_eq!(unpriced(&config, &table), Vec::<&str>::new());
+        assert_eq!(unpriced(&config, &Map::new()), ["gpt-4o", "groq/*"]);
         assert_eq!(
             rows.get("gpt-4o"),
             Some(

@@ -36,7 +36,11 @@ pub enum Engine {
 /// The limitador namespace of one limit: one namespace per (subject,
 /// kind), so a check looks at that limit only, however many keys there are.
 fn namespace(subject: &Subject, kind: Kind) -> String {
-    format!("{}={}/{}", subject.entry(), subject.name(), kind.descriptor_value())
+    let mut namespace = String::new();
+    for (entry, value) in subject.entries() {
+        namespace.push_str(&format!("{entry}={value}/"));
+    }
+    namespace + kind.descriptor_value()
 }
 
 /// The variable a calendar budget's counters are kept apart by: one
@@ -261,10 +265,7 @@ fn reset_seconds(reset: Duration) -> u64 {
 /// The refusal's message, which Envoy's local reply puts in the OpenAI
 /// error shape.
 fn over_limit_message(rule: &Rule, reset_seconds: u64) -> String {
-    let whose = match &rule.subject {
-        Subject::Key(alias) => format!("key `{alias}`"),
-        Subject::Team(team) => format!("team `{team}`"),
-    };
+    let whose = rule.subject.describe();
     let what = match rule.kind {
         Kind::Requests => "request limit",
         Kind::Tokens => "token limit",
@@ -302,11 +303,10 @@ mod tests {
             key: key.to_owned(),
             value: value.to_owned(),
         };
+        let mut entries: Vec<Entry> = subject.entries().into_iter().map(|(k, v)| entry(k, v)).collect();
+        entries.push(entry(LIMIT_ENTRY, kind.descriptor_value()));
         RateLimitDescriptor {
-            entries: vec![
-                entry(subject.entry(), subject.name()),
-                entry(LIMIT_ENTRY, kind.descriptor_value()),
-            ],
+            entries,
             hits_addend: hits.map(|value| UInt64Value { value }),
             ..RateLimitDescriptor::default()
         }
@@ -409,7 +409,7 @@ mod tests {
         for (i, (request, refused)) in rows.into_iter().enumerate() {
             assert_eq!(over(&limits, request).await.0, refused, "row {i}");
         }
-        assert_eq!(KEY_ENTRY, key("a").entry());
+        assert_eq!(key("a").entries(), [(KEY_ENTRY, "a")]);
     }
 
     #[tokio::test]
