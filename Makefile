@@ -114,7 +114,20 @@ validate: wasm envoy ## envoy --mode validate on every shipped Envoy config
 soak: wasm envoy ## Valid and hostile requests under load in Envoy for 10 minutes (SOAK_SECONDS=600)
 	cargo test --release --test soak -- --ignored --nocapture
 
-bench: wasm envoy sdk generator ## Throughput against the no-filter floor, same run (needs wrk)
+# The end of the first round (routing only, nothing read from responses):
+# `make bench` builds it from the project's history and runs it as a reference.
+FIRST_ROUND      := 5e81e6b
+FIRST_ROUND_WASM := target/first-round/llm_router.wasm
+
+$(FIRST_ROUND_WASM):
+	rm -rf target/first-round && mkdir -p target/first-round/src
+	git archive $(FIRST_ROUND) | tar -x -C target/first-round/src
+	CARGO_TARGET_DIR=$(CURDIR)/target/first-round/target cargo build --target wasm32-wasip1 --release \
+	  --manifest-path target/first-round/src/Cargo.toml
+	cp target/first-round/target/wasm32-wasip1/release/llm_router.wasm $@
+	@python3 scripts/drop-exports.py $@ $(UNUSED_CALLBACKS)
+
+bench: wasm envoy sdk generator $(FIRST_ROUND_WASM) ## Throughput against the no-filter floor, same run (needs wrk)
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null \
 	  || { echo "make bench needs wrk (Debian package wrk)"; exit 1; }
 	cargo build --target wasm32-wasip1 --release -p null-filter -p stages

@@ -7,7 +7,8 @@ and clusters: the floor (no Wasm filter, the client sends x-llm-cluster), a
 null Wasm filter that only holds the headers, buffers the body and copies it
 into the VM (the limit of this design), the same null filter making the host
 calls llm-router makes to forward a request (with fixed values and no logic),
-llm-router with a 5-route and with a 5,000-route table (master key on), and
+llm-router with a 5-route and with a 5,000-route table (master key on), the
+first round's build (5e81e6b, routing only) with the 5-route table, and
 llm-router in front of a two-deployment model group whose cluster runs, per
 attempt, llm-router's upstream filter or the null filter (the limit of the
 group design), and llm-router with virtual keys, one listener's keys under
@@ -38,6 +39,9 @@ WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/llm_router.wasm")
 NULL_WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/null_filter.wasm")
 STAGES_WASM = os.path.join(ROOT, "target/wasm32-wasip1/release/stages.wasm")
 LIMITS = os.path.join(ROOT, "target/release/llm-router-limits")
+# The first round's build (commit 5e81e6b, built by `make bench`): the
+# reference the response side is held to.
+FIRST_ROUND_WASM = os.path.join(ROOT, "target/first-round/llm_router.wasm")
 GENERATOR = os.path.join(ROOT, "target/release/llm-router-config")
 MASTER_KEY = "sk-bench-5d1f0a9c"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -259,6 +263,7 @@ def router_config(ports, admin_port, upstream_port, limits):
         listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
         listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]))], route),
         listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]))], route),
+        listener("first5", ports["first5"], [wasm_filter(route_table(5), FIRST_ROUND_WASM)], route),
     ] + [listener(name, ports[name], [wasm_filter(table(name))] + (rate_limit if name == LIMITED else []), route)
          for name in KEYS] + groups
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
@@ -327,7 +332,8 @@ def wrk(port, body, cluster, seconds, router_pid, reply="", key=MASTER_KEY):
 
 def main():
     workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
-    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "group", "group_null"]
+    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "first5", "group",
+                                             "group_null"]
              + list(KEYS)}
     upstream_port = free_port()
     procs = []
@@ -351,6 +357,7 @@ def main():
             ("1 KiB, 5 routes", 1024, "groq/llama3-8b-8192", "filter5", ""),
             ("1 KiB, 5,000 routes", 1024, "team-2501/llama3-8b-8192", "filter5000", ""),
             ("1 KiB, reply with usage", 1024, "groq/llama3-8b-8192", "filter5", "usage"),
+            ("1 KiB, usage, 1st round", 1024, "groq/llama3-8b-8192", "first5", "usage"),
             ("1 KiB, 2-deployment group", 1024, "pair", "group", ""),
             ("1 KiB, group, null upstream", 1024, "pair", "group_null", ""),
             ("1 KiB, a key of 10", 1024, "groq/llama3-8b-8192", "keys10", ""),
@@ -358,6 +365,7 @@ def main():
             ("1 KiB, key, usage", 1024, "groq/llama3-8b-8192", "keys10", "usage"),
             ("1 KiB, key, limits", 1024, "groq/llama3-8b-8192", LIMITED, "usage"),
             ("100 KiB, model last", 100 * 1024, "groq/llama3-8b-8192", "filter5", ""),
+            ("100 KiB, 1st round", 100 * 1024, "groq/llama3-8b-8192", "first5", ""),
             ("5 MiB, model last", 5 * 1024 * 1024, "groq/llama3-8b-8192", "filter5", ""),
         ]
         only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]
@@ -366,7 +374,7 @@ def main():
         stages = stage_timings(workdir, [(label, bodies[label], model, table(target), bench_key(target))
                                          for label, size, model, target, reply in selected
                                          if size <= 100 * 1024 and (not reply or target == LIMITED)
-                                         and target != "group_null"])
+                                         and target not in ("group_null", "first5")])
         rows = []
         for label, size, model, target, reply in selected if ROUNDS > 0 else []:
             body = bodies[label]
@@ -486,6 +494,10 @@ def report(rows, cold, stages):
     small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB") and "routes" in label]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
+    for mine, first in (("1 KiB, reply with usage", "1 KiB, usage, 1st round"),
+                        ("100 KiB, model last", "100 KiB, 1st round")):
+        if mine in medians and first in medians:
+            print(f"  {mine} vs the first round's build: {medians[mine][0][2] / medians[first][0][2]:.2f}")
     keyed = {label: ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB, key, ")}
     if len(keyed) == 2:
         print(f"  limits vs none          {keyed['1 KiB, key, limits'] / keyed['1 KiB, key, usage']:.2f}"

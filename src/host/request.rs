@@ -8,10 +8,11 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use crate::contract::{filter_state, UPSTREAM_STATUS_HEADER};
+use crate::contract::UPSTREAM_STATUS_HEADER;
 use crate::host::ffi::{header_map, send_reply, Envoy, REQUEST_HEADERS, RESPONSE_HEADERS};
 use crate::host::root::State;
 use crate::request::attempt::group_response;
+use crate::request::auth;
 use crate::request::decision::{self, Decision, HeadVerdict, PendingRequest};
 use crate::request::reply::LocalReply;
 use crate::response::cost::prices_for;
@@ -197,20 +198,13 @@ impl Request {
                 let key = forward.caller.key();
                 if let Some((index, vk)) = key.and_then(|index| Some((index, config.keys.keys.get(index)?))) {
                     // Now, while the request is read: Envoy's rate-limit
-                    // filter after this one reads them.
-                    self.set_property(vec![filter_state::KEY_ALIAS], Some(vk.alias.as_bytes()));
-                    if let Some(team) = &vk.team_id {
-                        self.set_property(vec![filter_state::TEAM_ID], Some(team.as_bytes()));
-                        if vk.budgets.team {
-                            self.set_property(vec![filter_state::BUDGET_TEAM_ID], Some(team.as_bytes()));
-                        }
-                    }
-                    if vk.budgets.key {
-                        self.set_property(vec![filter_state::BUDGET_KEY_ALIAS], Some(vk.alias.as_bytes()));
-                    }
-                    let model_name = config.router.slots().get(forward.slot).map(|(name, _)| name.as_str());
-                    if let Some(model) = model_name.and_then(|name| vk.limited_model(&forward.requested_model, name)) {
-                        self.set_property(vec![filter_state::LIMITED_MODEL], Some(model.as_bytes()));
+                    // filters after this one read them.
+                    let model_name = config.router.slots().get(forward.slot).map_or("", |(name, _)| name);
+                    for (name, value) in auth::key_facts(vk, &forward.requested_model, model_name)
+                        .into_iter()
+                        .flatten()
+                    {
+                        self.set_property(vec![name], Some(value.as_bytes()));
                     }
                     self.state.counters.count_key_request(index);
                 }
@@ -262,10 +256,7 @@ impl Request {
         };
         let config = &self.state.config;
         let key = watch.key.and_then(|index| config.keys.keys.get(index));
-        let charges = Charges {
-            tokens: key.is_some() && config.rates_limited,
-            cost: key.is_some_and(|k| k.budgets.any()),
-        };
+        let charges = Charges::for_key(key, config.rates_limited);
         for (key, value) in outcome.filter_state_facts(&names, charges) {
             if let Some(value) = value {
                 self.set_property(vec![key], Some(value.as_bytes()));

@@ -3,6 +3,7 @@
 //! what a virtual key may call.
 
 use crate::config::{hash_of, Config};
+use crate::contract::filter_state;
 use crate::model::{Deployment, VirtualKey};
 use crate::request::head::Head;
 use crate::request::reply::{ErrorKind, LocalReply};
@@ -127,4 +128,28 @@ fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
 pub(crate) fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     presented.ct_eq(key).into()
+}
+
+/// The filter state a forwarded keyed request leaves while it is read
+/// (before Envoy's rate-limit filters run): its alias and team for the
+/// access log and the rates filter, the same again where a budget applies
+/// (so only those have a budget descriptor), and the model a per-model
+/// limit knows it by. `model_name` is the route's.
+pub fn key_facts<'k>(
+    key: &'k VirtualKey,
+    requested_model: &str,
+    model_name: &str,
+) -> [Option<(&'static str, &'k str)>; 5] {
+    let team = key.team_id.as_deref();
+    [
+        Some((filter_state::KEY_ALIAS, key.alias.as_str())),
+        team.map(|team| (filter_state::TEAM_ID, team)),
+        team.filter(|_| key.budgets.team)
+            .map(|team| (filter_state::BUDGET_TEAM_ID, team)),
+        key.budgets
+            .key
+            .then_some((filter_state::BUDGET_KEY_ALIAS, key.alias.as_str())),
+        key.limited_model(requested_model, model_name)
+            .map(|model| (filter_state::LIMITED_MODEL, model)),
+    ]
 }

@@ -1111,3 +1111,45 @@ fn keys_without_a_master_key_still_need_a_key_and_none_at_all_need_none() {
     .expect("compiles");
     assert_eq!(keyed_head(&open, ("x-other", "v"), 0), Ok(Caller::Open));
 }
+
+#[test]
+fn a_keyed_request_leaves_who_it_is_for_the_rate_limit_filters() {
+    let config = compile_test(
+        r#"{"model_list": [{"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": "k"}}],
+            "keys": [{"key_alias": "plain", "key": "sk-plain"},
+                     {"key_alias": "a", "key": "sk-a", "team_id": "t", "max_budget": 1, "model_rpm_limit": {"gpt-4o": 2}},
+                     {"key_alias": "b", "key": "sk-b", "team_id": "u"}],
+            "teams": [{"team_id": "u", "max_budget": 5}]}"#,
+    );
+    let Ok(config) = config else {
+        panic!("compiles: {config:?}");
+    };
+    let facts = |index: usize, requested: &str| -> Vec<(&str, String)> {
+        let key = &config.keys.keys[index];
+        key_facts(key, requested, "gpt-4o")
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect()
+    };
+    let owned = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        pairs.iter().map(|&(n, v)| (n, v.to_owned())).collect()
+    };
+    use crate::contract::filter_state::*;
+    assert_eq!(facts(0, "gpt-4o"), owned(&[(KEY_ALIAS, "plain")]));
+    assert_eq!(
+        facts(1, "gpt-4o"),
+        owned(&[
+            (KEY_ALIAS, "a"),
+            (TEAM_ID, "t"),
+            (BUDGET_KEY_ALIAS, "a"),
+            (LIMITED_MODEL, "gpt-4o")
+        ])
+    );
+    // Through an alias: the per-model limit knows the request by its model_name.
+    assert_eq!(facts(1, "my-alias").last(), Some(&(LIMITED_MODEL, "gpt-4o".to_owned())));
+    assert_eq!(
+        facts(2, "gpt-4o"),
+        owned(&[(KEY_ALIAS, "b"), (TEAM_ID, "u"), (BUDGET_TEAM_ID, "u")])
+    );
+}

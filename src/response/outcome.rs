@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use crate::contract::filter_state;
-use crate::model::Prices;
+use crate::model::{Prices, VirtualKey};
 use crate::response::cost::cost_micro_usd;
 use crate::response::reader::Usage;
 
@@ -113,6 +113,17 @@ pub struct Charges {
     pub tokens: bool,
     /// The cost: a key under a budget.
     pub cost: bool,
+}
+
+impl Charges {
+    /// What a response to `key` (none: the master key, or no client check)
+    /// leaves, where `rates_limited` says some key or team has a rate limit.
+    pub fn for_key(key: Option<&VirtualKey>, rates_limited: bool) -> Charges {
+        Charges {
+            tokens: key.is_some() && rates_limited,
+            cost: key.is_some_and(|k| k.budgets.any()),
+        }
+    }
 }
 
 /// What a response's access-log line names.
