@@ -8,9 +8,10 @@ use crate::config::Config;
 use crate::contract::rate_limit::{BUDGET, KEY_ENTRY, LIMIT_ENTRY, MODEL_ENTRY, REQUESTS, TEAM_ENTRY, TOKENS};
 use crate::model::{Limits, ModelLimit};
 
+pub const DAY_SECONDS: u64 = 86_400;
 /// A budget without `budget_duration` never resets: a window far longer
 /// than any deployment (100 years).
-pub const NEVER_SECONDS: u64 = 100 * 365 * 86_400;
+pub const NEVER_SECONDS: u64 = 100 * 365 * DAY_SECONDS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -82,7 +83,7 @@ impl Rule {
     /// Which limit, for people: "10 requests per minute", "a budget of
     /// $5.000000 per day".
     pub fn describe(&self) -> String {
-        const DAY: u64 = 86_400;
+        const DAY: u64 = DAY_SECONDS;
         let window = match self.window_seconds {
             NEVER_SECONDS => "in all".to_owned(),
             60 => "per minute".to_owned(),

@@ -259,6 +259,12 @@ pub struct KeyTable {
     pub by_hash: FxHashMap<[u8; 32], usize>,
 }
 
+impl KeyTable {
+    pub fn has_model_limits(&self) -> bool {
+        self.keys.iter().any(|k| !k.model_limits.is_empty())
+    }
+}
+
 /// One `keys:` entry.
 #[derive(Debug)]
 pub struct VirtualKey {

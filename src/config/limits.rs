@@ -150,8 +150,7 @@ pub(super) fn teams(raw: Vec<RawTeam>) -> Result<Vec<Team>, ConfigError> {
 /// limited key from another, and a charge that is not a number costs Envoy
 /// a warning per request).
 pub(super) fn any_rate_limit(keys: &KeyTable, teams: &[Team]) -> bool {
-    let per_model = keys.keys.iter().any(|k| !k.model_limits.is_empty());
-    per_model
+    keys.has_model_limits()
         || keys
             .keys
             .iter()

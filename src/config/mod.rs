@@ -85,6 +85,12 @@ impl Config {
         self.skipped.iter().find(|s| s.serves(model))
     }
 
+    /// Some key is under a budget (its own or its team's): the budget
+    /// filter and the price table are needed.
+    pub fn budgeted(&self) -> bool {
+        self.keys.keys.iter().any(|k| k.budgets.any())
+    }
+
     /// Every upstream a request is sent to directly, with its cluster name,
     /// once each, sorted by cluster: what the Envoy bootstrap must define
     /// besides the groups' clusters, which carry their own endpoints.

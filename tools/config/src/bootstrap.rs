@@ -203,7 +203,7 @@ static_resources:
         access_log_facts = access_log_facts(),
         rate_limit_filters = rate_limit_filters(config),
     );
-    if config.rates_limited || budgeted(config) {
+    if config.rates_limited || config.budgeted() {
         out.push_str(&rate_limit_cluster(&options.ratelimit));
     }
     for (name, upstream) in config.upstreams() {
@@ -321,8 +321,7 @@ fn rate_limit_filters(config: &Config) -> String {
             (rate_limit::KEY_ENTRY, filter_state::KEY_ALIAS),
             (rate_limit::MODEL_ENTRY, filter_state::LIMITED_MODEL),
         ];
-        let per_model = config.keys.keys.iter().any(|k| !k.model_limits.is_empty());
-        let subjects: &[&[(&str, &str)]] = match per_model {
+        let subjects: &[&[(&str, &str)]] = match config.keys.has_model_limits() {
             true => &[&key, &team, &key_model],
             false => &[&key, &team],
         };
@@ -335,7 +334,7 @@ fn rate_limit_filters(config: &Config) -> String {
             &rates,
         ));
     }
-    if budgeted(config) {
+    if config.budgeted() {
         out.push_str(&rate_limit_filter(
             rate_limit::BUDGETS_FILTER,
             "spend per budget window",
@@ -349,11 +348,6 @@ fn rate_limit_filters(config: &Config) -> String {
         ));
     }
     out
-}
-
-/// Some key is under a budget (its own or its team's).
-fn budgeted(config: &Config) -> bool {
-    config.keys.keys.iter().any(|k| k.budgets.any())
 }
 
 /// What a descriptor adds to its count.

@@ -142,7 +142,7 @@ struct Output {
 /// `--prices`, from the venv where a key or team has a budget. Says what it
 /// did, and which model a budget would count as free.
 fn add_prices(conversion: &mut Conversion, prices: &PriceTable) -> Result<Vec<String>, String> {
-    let budgeted = conversion.config.keys.keys.iter().any(|k| k.budgets.any());
+    let budgeted = conversion.config.budgeted();
     let path = match prices {
         PriceTable::Given(path) => Some(path),
         PriceTable::Venv(path) if budgeted => path.as_ref(),

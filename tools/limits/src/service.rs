@@ -142,9 +142,12 @@ impl Limits {
         let rules = self.rules()?;
         let mut statuses = Vec::with_capacity(request.descriptors.len());
         let mut refusal: Option<(&Rule, u64)> = None;
+        let ours = request.domain == DOMAIN;
         for descriptor in &request.descriptors {
             let named = descriptor_limit(descriptor.entries.iter().map(|e| (e.key.as_str(), e.value.as_str())));
-            let Some(rule) = named.and_then(|(subject, kind)| rules.get(&(subject, kind))) else {
+            let rule = named.and_then(|(subject, kind)| rules.get(&(subject, kind)));
+            // A refund (negative hits) is not something a limit here takes.
+            let Some(rule) = rule.filter(|_| ours && !descriptor.is_negative_hits) else {
                 // Not a limit of this configuration (or of this domain).
                 statuses.push(ok_status());
                 continue;
@@ -153,10 +156,6 @@ impl Limits {
             let namespace = namespace(&rule.subject, rule.kind);
             let period = window::period(rule, Utc::now());
             let context = context_for(period);
-            if request.domain != DOMAIN || descriptor.is_negative_hits {
-                statuses.push(ok_status());
-                continue;
-            }
             // Tokens and dollars are charged after the fact: a charge is
             // counted whole and refuses nothing (the next request's check
             // with 0 hits does).

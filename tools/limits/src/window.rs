@@ -5,9 +5,7 @@
 //! roll from their first use too (limitador's own windows).
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
-use llm_router::limits::{Kind, Rule, NEVER_SECONDS};
-
-const DAY: u64 = 86_400;
+use llm_router::limits::{Kind, Rule, DAY_SECONDS as DAY, NEVER_SECONDS};
 
 /// The calendar period a budget counts in: its number (the same for every
 /// instance of a fleet) and the seconds until it ends.
