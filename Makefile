@@ -131,8 +131,10 @@ bench: wasm envoy sdk generator $(FIRST_ROUND_WASM) ## Throughput against the no
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null \
 	  || { echo "make bench needs wrk (Debian package wrk)"; exit 1; }
 	cargo build --target wasm32-wasip1 --release -p null-filter -p stages
-	cargo build --release -p llm-router-limits
+	cargo build --release -p llm-router-limits -p host-calls -p streams
 	@python3 scripts/drop-exports.py target/wasm32-wasip1/release/null_filter.wasm $(UNUSED_CALLBACKS)
+	@mkdir -p target/host-calls && for m in $(WASM) target/wasm32-wasip1/release/null_filter.wasm $(FIRST_ROUND_WASM); do \
+	  target/release/count-host-calls $$m target/host-calls/$$(basename $$(dirname $$m))-$$(basename $$m) || exit 1; done
 	ENVOY=$(ENVOY) $(VENV)/bin/python bench/run.py
 
 FUZZ_RUNS ?= 10000000

@@ -43,12 +43,23 @@ LIMITS = os.path.join(ROOT, "target/release/llm-router-limits")
 # reference the response side is held to.
 FIRST_ROUND_WASM = os.path.join(ROOT, "target/first-round/llm_router.wasm")
 GENERATOR = os.path.join(ROOT, "target/release/llm-router-config")
+# The many-streams scenario's slow upstream and client (bench/streams).
+STREAMS_TOOL = os.path.join(ROOT, "target/release/bench-streams")
+STREAM_COUNTS = [int(n) for n in os.environ.get("BENCH_STREAMS", "100,1000,5000").split(",") if n]
+STREAM_EVENTS = int(os.environ.get("BENCH_STREAM_EVENTS", "32"))
+STREAM_GAP_MS = int(os.environ.get("BENCH_STREAM_GAP_MS", "1000"))
+# Copies of the modules that count their host calls (bench/host-calls, made
+# by `make bench`), for a counting pass before the load.
+COUNTED = os.path.join(ROOT, "target/host-calls")
 MASTER_KEY = "sk-bench-5d1f0a9c"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 PROVIDERS = ["openai", "anthropic", "groq"]
 TABLE_SIZES = {"filter5": 5, "filter5000": 5000}
+# The 5-route table with `access_log_facts: false`: no access log reads the
+# facts, so the filter writes none.
+UNLOGGED = "filter5unlogged"
 # The keyed listeners: how many virtual keys each table has.
 KEYS = {"keys10": 10, "keys10000": 10_000, "keys10limited": 10}
 # The listener whose keys have an rpm and a tpm limit: Envoy's rate-limit
@@ -63,12 +74,27 @@ CPUS = sorted(os.sched_getaffinity(0))
 ROUTER_CPUS = {CPUS[-1]} if len(CPUS) > 1 else set(CPUS)
 LOAD_CPUS = set(CPUS[:-1]) if len(CPUS) > 1 else set(CPUS)
 TICKS = os.sysconf("SC_CLK_TCK")
+LISTENERS = ["floor", "null", "calls", "filter5", "filter5000", "first5", UNLOGGED, "group", "group_null"] + list(KEYS)
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(names):
+    """A distinct free port for each name (the sockets held until all are bound)."""
+    sockets = []
+    try:
+        for _ in names:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return {name: s.getsockname()[1] for name, s in zip(names, sockets)}
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def route_table(size):
@@ -151,6 +177,8 @@ def table(target):
         return limited_table()
     if target in KEYS:
         return keyed_table(KEYS[target])
+    if target == UNLOGGED:
+        return dict(route_table(5), access_log_facts=False)
     return group_table() if target.startswith("group") else route_table(TABLE_SIZES[target])
 
 
@@ -219,7 +247,14 @@ def upstream_config(port, admin_port):
     return {"admin": admin(admin_port), "static_resources": {"listeners": [upstream]}}
 
 
-def router_config(ports, admin_port, upstream_port, limits):
+def counted(module):
+    """The counting copy of a module."""
+    return os.path.join(COUNTED, os.path.basename(os.path.dirname(module)) + "-" + os.path.basename(module))
+
+
+def router_config(ports, admin_port, upstream_port, limits, module=lambda path: path):
+    """The Envoy under test; `module` maps each filter's module path (to the
+    counting copies, for the counting pass)."""
     route = {"match": {"prefix": "/"}, "route": {"cluster_header": "x-llm-cluster", "timeout": "60s"},
              "request_headers_to_remove": ["x-llm-cluster"]}
     clusters = [{
@@ -232,9 +267,9 @@ def router_config(ports, admin_port, upstream_port, limits):
     # As llm-router-config writes a group: an endpoint per deployment, the
     # upstream filter per attempt, Envoy's retries on the route. The same
     # group with the null filter upstream is the limit of this design.
-    llm_router_upstream = wasm_filter(group_table(), root_id="llm-router-upstream")
+    llm_router_upstream = wasm_filter(group_table(), module(WASM), root_id="llm-router-upstream")
     groups = []
-    for name, upstream_filter in (("group", llm_router_upstream), ("group_null", wasm_filter("", NULL_WASM))):
+    for name, upstream_filter in (("group", llm_router_upstream), ("group_null", wasm_filter("", module(NULL_WASM)))):
         cluster = f"{GROUP_CLUSTER}_{name}"
         clusters.append({
             "name": cluster, "type": "STATIC", "connect_timeout": "1s", "per_connection_buffer_limit_bytes": 33554432,
@@ -252,19 +287,26 @@ def router_config(ports, admin_port, upstream_port, limits):
                                                               "string_match": {"exact": GROUP_CLUSTER}}]},
                        "route": {"cluster": cluster, "timeout": "60s", "retry_policy": {
                            "retry_on": "connect-failure,refused-stream,reset,5xx", "num_retries": 2}},
-                       "request_headers_to_remove": ["x-llm-cluster"]}
-        group = listener(name, ports[name], [wasm_filter(group_table())], route)
+                       "request_headers_to_remove": ["x-llm-cluster"],
+                       "response_headers_to_add": [{"header": {
+                           "key": "x-llm-router-deployment",
+                           "value": '%UPSTREAM_METADATA(["llm_router", "deployment"])%'},
+                           "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]}
+        group = listener(name, ports[name], [wasm_filter(group_table(), module(WASM))], route)
         group["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"] = [
             group_route, route]
         groups.append(group)
     listeners = [
         listener("floor", ports["floor"], [], route),
-        listener("null", ports["null"], [wasm_filter("", NULL_WASM)], route),
-        listener("calls", ports["calls"], [wasm_filter("host-calls", NULL_WASM)], route),
-        listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]))], route),
-        listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]))], route),
-        listener("first5", ports["first5"], [wasm_filter(route_table(5), FIRST_ROUND_WASM)], route),
-    ] + [listener(name, ports[name], [wasm_filter(table(name))] + (rate_limit if name == LIMITED else []), route)
+        listener("null", ports["null"], [wasm_filter("", module(NULL_WASM))], route),
+        listener("calls", ports["calls"], [wasm_filter("host-calls", module(NULL_WASM))], route),
+        listener("filter5", ports["filter5"], [wasm_filter(route_table(TABLE_SIZES["filter5"]), module(WASM))], route),
+        listener("filter5000", ports["filter5000"], [wasm_filter(route_table(TABLE_SIZES["filter5000"]), module(WASM))],
+                 route),
+        listener("first5", ports["first5"], [wasm_filter(route_table(5), module(FIRST_ROUND_WASM))], route),
+        listener(UNLOGGED, ports[UNLOGGED], [wasm_filter(table(UNLOGGED), module(WASM))], route),
+    ] + [listener(name, ports[name], [wasm_filter(table(name), module(WASM))] + (rate_limit if name == LIMITED else []),
+                  route)
          for name in KEYS] + groups
     return {"admin": admin(admin_port), "static_resources": {"listeners": listeners, "clusters": clusters}}
 
@@ -313,7 +355,7 @@ def body_file(workdir, size, model):
 
 
 def wrk(port, body, cluster, seconds, router_pid, reply="", key=MASTER_KEY):
-    """(requests/s, p50, p99, CPU microseconds the router spent per request)."""
+    """(requests/s, p50, p99, CPU microseconds the router spent per request, requests)."""
     env = dict(os.environ, BODY_FILE=body, MASTER_KEY=key, CLUSTER=cluster or "", REPLY=reply)
     cpu_before = cpu_seconds(router_pid)
     out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s",
@@ -327,14 +369,126 @@ def wrk(port, body, cluster, seconds, router_pid, reply="", key=MASTER_KEY):
     errors = re.search(r"Socket errors:.*", out)
     if bad or errors:
         sys.exit(f"run against :{port} had failures:\n{out}")
-    return rps, lat.get("50", "?"), lat.get("99", "?"), 1e6 * cpu / max(requests, 1)
+    return rps, lat.get("50", "?"), lat.get("99", "?"), 1e6 * cpu / max(requests, 1), requests
+
+
+def stat_counts(admin_port):
+    """The counting copies' totals, {(direction, function): count}: "out" for
+    each import called, "in" for each callback."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/stats?filter=host_calls", timeout=5).read().decode()
+    counts = {}
+    for direction, function, n in re.findall(r"host_calls\.(out|in)\.(\w+): (\d+)", text):
+        counts[(direction, function)] = counts.get((direction, function), 0) + int(n)
+    return counts
+
+
+def host_calls(workdir, selected, bodies, upstream_port, limits):
+    """Host calls per request, {(case label, column): {(direction, function):
+    calls per request}}, from an Envoy running the counting copies of the
+    modules: each listener warmed up (so that the VMs' configuration is
+    counted before), then loaded for a second alone, its counters read before
+    and after."""
+    ports = free_ports(LISTENERS + ["admin"])
+    admin_port = ports.pop("admin")
+    proc, _ = start_envoy(router_config(ports, admin_port, upstream_port, limits, counted), workdir, "counting")
+    try:
+        counts = {}
+        columns = lambda target: (("null", ports["null"], "groq"), ("calls", ports["calls"], None),
+                                  ("router", ports[target], None))
+        for label, _, _, target, reply in selected:
+            for _, port, header in columns(target):
+                wrk(port, bodies[label], header, 1, proc.pid, reply, bench_key(target))
+        for label, _, _, target, reply in selected:
+            for column, port, header in columns(target):
+                before = stat_counts(admin_port)
+                requests = wrk(port, bodies[label], header, 1, proc.pid, reply, bench_key(target))[4]
+                after = stat_counts(admin_port)
+                counts[(label, column)] = {k: (n - before.get(k, 0)) / max(requests, 1) for k, n in after.items()
+                                           if n != before.get(k, 0)}
+        return counts
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def streams_scenario(workdir):
+    """Many concurrent slow streams: for each count, a fresh Envoy per column
+    (no filter, the null filter, llm-router), the client holding that many
+    streams of STREAM_EVENTS events STREAM_GAP_MS apart. Returns rows of
+    (streams, column, the client's summary, Envoy's memory growth in KiB,
+    CPU seconds)."""
+    upstream_port = free_port()
+    server = subprocess.Popen([STREAMS_TOOL, "serve", str(upstream_port), str(STREAM_EVENTS), str(STREAM_GAP_MS)],
+                              stdout=subprocess.DEVNULL, start_new_session=True, preexec_fn=pinned(LOAD_CPUS))
+    body = os.path.join(workdir, "stream-body.json")
+    with open(body, "w") as f:
+        json.dump({"model": "groq/llama3-8b-8192", "stream": True,
+                   "messages": [{"role": "user", "content": "Say something slowly."}]}, f)
+    # Envoy's default circuit breakers stop at 1,024 requests per cluster.
+    unlimited = {"thresholds": [{"max_connections": 1_000_000, "max_pending_requests": 1_000_000,
+                                 "max_requests": 1_000_000}]}
+    clusters = [{"name": name, "type": "STATIC", "connect_timeout": "1s", "circuit_breakers": unlimited,
+                 "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                     "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}
+                for name in PROVIDERS]
+    route = {"match": {"prefix": "/"}, "route": {"cluster_header": "x-llm-cluster", "timeout": "0s"},
+             "request_headers_to_remove": ["x-llm-cluster"]}
+    columns = [("floor", [], ["x-llm-cluster: groq"]), ("null", [wasm_filter("", NULL_WASM)], ["x-llm-cluster: groq"]),
+               ("llm-router", [wasm_filter(route_table(5))], [f"authorization: Bearer {MASTER_KEY}"])]
+    rows = []
+    try:
+        for count in STREAM_COUNTS:
+            for column, filters, headers in columns:
+                port = free_port()
+                config = {"admin": admin(free_port()), "static_resources": {
+                    "listeners": [listener(column, port, filters, route)], "clusters": clusters}}
+                proc, _ = start_envoy(config, workdir, f"streams-{column}", cpus=ROUTER_CPUS)
+                try:
+                    def load(streams, gap):
+                        return subprocess.Popen([STREAMS_TOOL, "load", str(port), str(streams), str(STREAM_EVENTS),
+                                                 str(gap), body] + headers, stdout=subprocess.PIPE, text=True,
+                                                preexec_fn=pinned(LOAD_CPUS))
+                    load(8, 1).communicate()  # warm-up: the VM, the connections' first allocations
+                    idle, cpu_before = rss_kib(proc.pid), cpu_seconds(proc.pid)
+                    client, peak = load(count, STREAM_GAP_MS), idle
+                    while client.poll() is None:
+                        peak = max(peak, rss_kib(proc.pid))
+                        time.sleep(0.25)
+                    cpu = cpu_seconds(proc.pid) - cpu_before
+                    rows.append((count, column, json.loads(client.stdout.read()), peak - idle, cpu))
+                finally:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait()
+        return rows
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
+
+
+def report_streams(rows):
+    print(f"\nmany concurrent streams: {STREAM_EVENTS} events {STREAM_GAP_MS} ms apart each, a fresh Envoy per run; "
+          "Envoy's memory growth (RSS, peak less idle) and CPU per stream, the client's view of the streams")
+    print(f"| {'streams':>7} | {'column':<10} | {'complete':>8} | {'short':>5} | {'late max / p99':>14} | "
+          f"{'KiB/stream':>10} | {'CPU ms/stream':>13} | {'us/event over floor':>19} |")
+    print(f"|{'-' * 9}|{'-' * 12}|{'-' * 10}|{'-' * 7}|{'-' * 16}|{'-' * 12}|{'-' * 15}|{'-' * 21}|")
+    floor = {count: cpu for count, column, _, _, cpu in rows if column == "floor"}
+    for count, column, seen, grown, cpu in rows:
+        # Every event the upstream sent (the filter removes the usage chunk it asked for).
+        events = count * (STREAM_EVENTS + 3)
+        over = "" if column == "floor" or count not in floor else f"{1e6 * (cpu - floor[count]) / events:.2f}"
+        print(f"| {count:>7,} | {column:<10} | {seen['complete']:>8,} | {seen['short']:>5} | "
+              f"{str(seen['late_ms_max']) + ' / ' + str(seen['late_ms_p99']) + ' ms':>14} | {grown / count:>10.1f} | "
+              f"{1e3 * cpu / count:>13.2f} | {over:>19} |")
 
 
 def main():
     workdir = tempfile.mkdtemp(prefix="llm-router-bench-")
-    ports = {name: free_port() for name in ["floor", "null", "calls", "filter5", "filter5000", "first5", "group",
-                                             "group_null"]
-             + list(KEYS)}
+    ports = free_ports(LISTENERS)
     upstream_port = free_port()
     procs = []
     try:
@@ -348,9 +502,6 @@ def main():
                                       stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "limits.log"), "w"),
                                       start_new_session=True, preexec_fn=pinned(LOAD_CPUS)))
         limits = rate_limit_filters(limits_config, service_port)
-        router, _ = start_envoy(router_config(ports, free_port(), upstream_port, limits), workdir, "router",
-                                cpus=ROUTER_CPUS)
-        procs.append(router)
         cold = cold_start(workdir)
         # (label, body size, model, the llm-router listener compared against the floor, the upstream's reply)
         scenarios = [
@@ -358,6 +509,7 @@ def main():
             ("1 KiB, 5,000 routes", 1024, "team-2501/llama3-8b-8192", "filter5000", ""),
             ("1 KiB, reply with usage", 1024, "groq/llama3-8b-8192", "filter5", "usage"),
             ("1 KiB, usage, 1st round", 1024, "groq/llama3-8b-8192", "first5", "usage"),
+            ("1 KiB, usage, no log facts", 1024, "groq/llama3-8b-8192", UNLOGGED, "usage"),
             ("1 KiB, 2-deployment group", 1024, "pair", "group", ""),
             ("1 KiB, group, null upstream", 1024, "pair", "group_null", ""),
             ("1 KiB, a key of 10", 1024, "groq/llama3-8b-8192", "keys10", ""),
@@ -371,6 +523,10 @@ def main():
         only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]
         selected = [s for s in scenarios if not only or any(o in s[0] for o in only)]
         bodies = {label: body_file(workdir, size, model) for label, size, model, _, _ in selected}
+        calls_per_request = host_calls(workdir, selected, bodies, upstream_port, limits) if ROUNDS > 0 else {}
+        router, _ = start_envoy(router_config(ports, free_port(), upstream_port, limits), workdir, "router",
+                                cpus=ROUTER_CPUS)
+        procs.append(router)
         stages = stage_timings(workdir, [(label, bodies[label], model, table(target), bench_key(target))
                                          for label, size, model, target, reply in selected
                                          if size <= 100 * 1024 and (not reply or target == LIMITED)
@@ -391,7 +547,9 @@ def main():
                 filtered = wrk(ports[target], body, None, SECONDS, router.pid, reply, key)
                 runs.append((floor, null, calls, filtered))
             rows.append((label, runs))
-        report(rows, cold, stages)
+        report(rows, cold, stages, calls_per_request)
+        if ROUNDS > 0 and STREAM_COUNTS and (not only or "streams" in only):
+            report_streams(streams_scenario(workdir))
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
@@ -459,7 +617,7 @@ def cold_start(workdir):
     return times
 
 
-def report(rows, cold, stages):
+def report(rows, cold, stages, calls_per_request):
     size = os.path.getsize(WASM)
     version = re.search(r"/(\d+\.\d+\.\d+)/", subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout)
     pinning = (f"Envoy under test on CPU {','.join(map(str, sorted(ROUTER_CPUS)))}, upstream and wrk on "
@@ -491,10 +649,23 @@ def report(rows, cold, stages):
     for label, ((null, calls, router), (f_cpu, n_cpu, c_cpu, r_cpu)) in medians.items():
         print(f"  {label:<22} llm-router {router:.2f}  (null {null:.2f}, calls {calls:.2f})   CPU floor {f_cpu:.1f} us, "
               f"null +{n_cpu - f_cpu:.1f}, calls +{c_cpu - f_cpu:.1f}, llm-router +{r_cpu - f_cpu:.1f}")
+    if calls_per_request:
+        print("\nhost calls per request, out (calls into Envoy) / in (callbacks into the VM), from the counting copies"
+              " (bench/host-calls); llm-router's by function:")
+        for label, _ in rows:
+            def total(column, direction):
+                return sum(n for (d, _), n in calls_per_request.get((label, column), {}).items() if d == direction)
+            cells = [f"{name} {total(column, 'out'):.1f} / {total(column, 'in'):.1f}"
+                     for column, name in (("null", "null"), ("calls", "calls"), ("router", "llm-router"))]
+            print(f"  {label:<27} " + ",  ".join(cells))
+            mine = sorted(calls_per_request.get((label, "router"), {}).items(), key=lambda kv: (kv[0][0], -kv[1]))
+            print(" " * 30 + ", ".join(f"{function.removeprefix('proxy_')} {n:.1f}" for (_, function), n in mine
+                                       if n >= 0.05))
     small = [ratios[2] for label, (ratios, _) in medians.items() if label.startswith("1 KiB") and "routes" in label]
     if len(small) == 2:
         print(f"  5,000 vs 5 routes       {small[1] / small[0]:.2f}")
     for mine, first in (("1 KiB, reply with usage", "1 KiB, usage, 1st round"),
+                        ("1 KiB, usage, no log facts", "1 KiB, usage, 1st round"),
                         ("100 KiB, model last", "100 KiB, 1st round")):
         if mine in medians and first in medians:
             print(f"  {mine} vs the first round's build: {medians[mine][0][2] / medians[first][0][2]:.2f}")
