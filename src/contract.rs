@@ -26,7 +26,9 @@ pub const ENVOY_BUFFER_MARGIN: usize = 1 << 20;
 /// limit is its time to the first byte. One value for every attempt.
 pub const PER_TRY_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-per-try-timeout-ms";
 /// The response header naming the deployment of a group that answered
-/// (its `model_info.id` or `<model_name>#<n>`, never a key).
+/// (its `model_info.id` or `<model_name>#<n>`, never a key): Envoy adds it
+/// from the endpoint's metadata (the group route's
+/// `response_headers_to_add`), the downstream filter reads it.
 pub const DEPLOYMENT_HEADER: &str = "x-llm-router-deployment";
 /// A provider's 429 crosses Envoy as a 503 with this header: Envoy's
 /// retries and outlier detection act on 5xx, not on 429. The downstream

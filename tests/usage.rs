@@ -359,3 +359,57 @@ fn a_stream_cut_short_keeps_its_bytes_and_counts_what_it_reported() {
     );
     assert!(lines.contains(&input), "{input}\n{lines:?}");
 }
+
+#[test]
+fn without_access_log_facts_the_filter_writes_none_and_still_counts() {
+    let plugin_config = shipped_plugin_config().replacen(
+        "\"general_settings\"",
+        "\"access_log_facts\": false,\n\"general_settings\"",
+        1,
+    );
+    let stack = Stack::start(StackOptions {
+        plugin_config,
+        ..StackOptions::default()
+    });
+    let case = &CASES[0];
+    let response = send(
+        stack.listener,
+        &Request::new("POST", case.path)
+            .header("authorization", format!("Bearer {MASTER_KEY}"))
+            .header("content-type", "application/json")
+            .body(case.body),
+    );
+    assert_eq!(response.status(), 200, "{}", response.text());
+    // The shipped access log still asks for every fact: Envoy finds none.
+    let entries = stack.access_log_entries(1);
+    let entry = &entries[0];
+    for field in [
+        "model",
+        "route",
+        "provider",
+        "upstream_model",
+        "input_tokens",
+        "output_tokens",
+        "time_to_first_token_ms",
+        "cost_micro_usd",
+    ] {
+        assert!(
+            entry[field].is_null() || entry[field] == "-",
+            "{field} written: {entry}"
+        );
+    }
+    assert_eq!(entry["upstream_cluster"], "groq", "{entry}");
+    // The metrics do not depend on the facts.
+    let lines = scrape_until(&stack, |lines| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(r#"llm_router_tokens_total{route="groq/*",provider="groq",type="output"}"#))
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(r#"llm_router_time_to_first_token_ms_count{route="groq/*""#)),
+        "{}",
+        lines.join("\n")
+    );
+}

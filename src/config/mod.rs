@@ -56,6 +56,11 @@ pub struct Config {
     /// requests that lack it, so their usage can be counted (the chunk it
     /// brings is removed from what the client gets).
     pub inject_stream_usage: bool,
+    /// Leave each response's facts (model, route, provider, upstream model,
+    /// tokens, time to first token, cost, the key's alias and team) as
+    /// filter state for the access log: a host call each. Off, only what
+    /// Envoy's rate-limit filters read is written.
+    pub access_log_facts: bool,
     /// How Envoy retries and cools down a group's deployments.
     pub failover: Failover,
     /// The `GET /v1/models` answer, built once.
@@ -355,6 +360,7 @@ pub fn compile_document(
         cluster_header,
         max_body_bytes,
         inject_stream_usage: raw.inject_stream_usage.unwrap_or(true),
+        access_log_facts: raw.access_log_facts.unwrap_or(true),
         failover: router_settings.failover,
         models_reply,
         skipped,

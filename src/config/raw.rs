@@ -39,6 +39,9 @@ pub(super) struct RawConfig {
     pub cluster_header: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub inject_stream_usage: Option<bool>,
+    /// llm-router's own: `false` leaves no access-log facts in filter state
+    /// (and the generated access log reads none).
+    pub access_log_facts: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -9,9 +9,7 @@ use log::warn;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use crate::contract::{
-    filter_state, ATTEMPT_COUNT_PROPERTY, DEPLOYMENT_HEADER, DEPLOYMENT_PROPERTY, UPSTREAM_STATUS_HEADER,
-};
+use crate::contract::{filter_state, ATTEMPT_COUNT_PROPERTY, DEPLOYMENT_PROPERTY, UPSTREAM_STATUS_HEADER};
 use crate::host::ffi::send_reply;
 use crate::host::root::State;
 use crate::host::stats::AttemptEvent;
@@ -78,9 +76,8 @@ impl HttpContext for AttemptContext {
         if outcome != AttemptOutcome::Answered {
             self.state.attempts.add(slot, AttemptEvent::Failed);
         }
-        if let Some(id) = self.state.config.router.deployment_of_slot(slot) {
-            self.set_http_response_header(DEPLOYMENT_HEADER, Some(id));
-        }
+        // The deployment header is Envoy's (the group route's
+        // `response_headers_to_add`, from the endpoint's metadata).
         Action::Continue
     }
 }

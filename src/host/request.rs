@@ -141,10 +141,14 @@ impl HttpContext for Request {
             watch.timing.first_byte_at = hostcalls::get_current_time().ok();
         }
         if let Some(reader) = watch.reader.as_mut() {
-            let piece = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            // The last callback often carries no bytes: nothing to ask for.
+            let piece = match body_size {
+                0 => Vec::new(),
+                _ => hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            };
             let output = if end_of_stream {
                 reader.feed_last(&piece)
             } else {
@@ -200,7 +204,8 @@ impl Request {
                     // Now, while the request is read: Envoy's rate-limit
                     // filters after this one read them.
                     let model_name = config.router.slots().get(forward.slot).map_or("", |(name, _)| name);
-                    for (name, value) in auth::key_facts(vk, &forward.requested_model, model_name)
+                    let alias_read = config.access_log_facts || config.rates_limited;
+                    for (name, value) in auth::key_facts(vk, &forward.requested_model, model_name, alias_read)
                         .into_iter()
                         .flatten()
                     {
@@ -257,7 +262,7 @@ impl Request {
         let config = &self.state.config;
         let key = watch.key.and_then(|index| config.keys.keys.get(index));
         let charges = Charges::for_key(key, config.rates_limited);
-        for (key, value) in outcome.filter_state_facts(&names, charges) {
+        for (key, value) in outcome.filter_state_facts(&names, charges, config.access_log_facts) {
             if let Some(value) = value {
                 self.set_property(vec![key], Some(value.as_bytes()));
             }

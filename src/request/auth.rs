@@ -134,16 +134,19 @@ pub(crate) fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
 /// (before Envoy's rate-limit filters run): its alias and team for the
 /// access log and the rates filter, the same again where a budget applies
 /// (so only those have a budget descriptor), and the model a per-model
-/// limit knows it by. `model_name` is the route's.
+/// limit knows it by. `model_name` is the route's; `alias_read`: an access
+/// log or the rates filter reads the alias and team (else they are not
+/// written).
 pub fn key_facts<'k>(
     key: &'k VirtualKey,
     requested_model: &str,
     model_name: &str,
+    alias_read: bool,
 ) -> [Option<(&'static str, &'k str)>; 5] {
     let team = key.team_id.as_deref();
     [
-        Some((filter_state::KEY_ALIAS, key.alias.as_str())),
-        team.map(|team| (filter_state::TEAM_ID, team)),
+        alias_read.then_some((filter_state::KEY_ALIAS, key.alias.as_str())),
+        team.filter(|_| alias_read).map(|team| (filter_state::TEAM_ID, team)),
         team.filter(|_| key.budgets.team)
             .map(|team| (filter_state::BUDGET_TEAM_ID, team)),
         key.budgets

@@ -1124,14 +1124,15 @@ fn a_keyed_request_leaves_who_it_is_for_the_rate_limit_filters() {
     let Ok(config) = config else {
         panic!("compiles: {config:?}");
     };
-    let facts = |index: usize, requested: &str| -> Vec<(&str, String)> {
+    let facts_read = |index: usize, requested: &str, alias_read: bool| -> Vec<(&str, String)> {
         let key = &config.keys.keys[index];
-        key_facts(key, requested, "gpt-4o")
+        key_facts(key, requested, "gpt-4o", alias_read)
             .into_iter()
             .flatten()
             .map(|(name, value)| (name, value.to_owned()))
             .collect()
     };
+    let facts = |index: usize, requested: &str| facts_read(index, requested, true);
     let owned = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
         pairs.iter().map(|&(n, v)| (n, v.to_owned())).collect()
     };
@@ -1152,4 +1153,12 @@ fn a_keyed_request_leaves_who_it_is_for_the_rate_limit_filters() {
         facts(2, "gpt-4o"),
         owned(&[(KEY_ALIAS, "b"), (TEAM_ID, "u"), (BUDGET_TEAM_ID, "u")])
     );
+    // No access log and no rate limit reads the alias and team: only the
+    // budget and per-model descriptors are written.
+    assert_eq!(facts_read(0, "gpt-4o", false), owned(&[]));
+    assert_eq!(
+        facts_read(1, "gpt-4o", false),
+        owned(&[(BUDGET_KEY_ALIAS, "a"), (LIMITED_MODEL, "gpt-4o")])
+    );
+    assert_eq!(facts_read(2, "gpt-4o", false), owned(&[(BUDGET_TEAM_ID, "u")]));
 }

@@ -72,11 +72,13 @@ impl Outcome {
     /// the rate-limit filters charge at the end of the stream is written
     /// wherever `charges` asks, as 0 where nothing is known (a failed or
     /// refused request): the rate-limit filter drops a charge that is not a
-    /// number, with a warning.
+    /// number, with a warning. Without `logged` (no access log reads the
+    /// facts) only the charges are written.
     pub fn filter_state_facts<'a>(
         &self,
         names: &Names<'a>,
         charges: Charges,
+        logged: bool,
     ) -> [(&'static str, Option<Cow<'a, str>>); 9] {
         let number = |n: Option<u64>| n.map(|n| Cow::Owned(n.to_string()));
         let total_tokens = || {
@@ -85,21 +87,24 @@ impl Outcome {
                 .unwrap_or(0)
                 .saturating_add(self.usage.output.unwrap_or(0))
         };
+        let name = |name: &'a str| logged.then_some(Cow::Borrowed(name));
+        let logged_number = |n: Option<u64>| number(n.filter(|_| logged));
+        let cost = match logged {
+            true => self.cost_micro_usd.or(charges.cost.then_some(0)),
+            false => charges.cost.then(|| self.cost_micro_usd.unwrap_or(0)),
+        };
         [
-            (filter_state::MODEL, Some(Cow::Borrowed(names.requested_model))),
-            (filter_state::ROUTE, Some(Cow::Borrowed(names.route))),
-            (filter_state::PROVIDER, Some(Cow::Borrowed(names.provider))),
-            (filter_state::UPSTREAM_MODEL, Some(Cow::Borrowed(names.upstream_model))),
-            (filter_state::INPUT_TOKENS, number(self.usage.input)),
-            (filter_state::OUTPUT_TOKENS, number(self.usage.output)),
+            (filter_state::MODEL, name(names.requested_model)),
+            (filter_state::ROUTE, name(names.route)),
+            (filter_state::PROVIDER, name(names.provider)),
+            (filter_state::UPSTREAM_MODEL, name(names.upstream_model)),
+            (filter_state::INPUT_TOKENS, logged_number(self.usage.input)),
+            (filter_state::OUTPUT_TOKENS, logged_number(self.usage.output)),
             (
                 filter_state::TIME_TO_FIRST_TOKEN_MS,
-                number(self.time_to_first_token_ms),
+                logged_number(self.time_to_first_token_ms),
             ),
-            (
-                filter_state::COST_MICRO_USD,
-                number(self.cost_micro_usd.or(charges.cost.then_some(0))),
-            ),
+            (filter_state::COST_MICRO_USD, number(cost)),
             (filter_state::TOTAL_TOKENS, number(charges.tokens.then(total_tokens))),
         ]
     }
@@ -272,7 +277,7 @@ mod tests {
             upstream_model: "gpt-4o-2024",
         };
         let facts: Vec<(&str, Option<String>)> = outcome
-            .filter_state_facts(&names, Charges::default())
+            .filter_state_facts(&names, Charges::default(), true)
             .into_iter()
             .map(|(k, v)| (k, v.map(Cow::into_owned)))
             .collect();
@@ -290,6 +295,13 @@ mod tests {
         assert_eq!(facts, expected);
     }
 
+    /// $1 per million input tokens, $2 per million output tokens.
+    const PRICES: Prices = Prices {
+        input: 1e-6,
+        output: 2e-6,
+        cached_input: None,
+    };
+
     #[test]
     fn a_keyed_response_always_leaves_its_charges_as_numbers() {
         let timing = Timing {
@@ -303,11 +315,7 @@ mod tests {
             provider: "openai",
             upstream_model: "m",
         };
-        let prices = Prices {
-            input: 1e-6,
-            output: 2e-6,
-            cached_input: None,
-        };
+        let prices = PRICES;
         // (usage, prices) → (cost, total tokens)
         let rows: &[(Usage, Option<&Prices>, (Option<&str>, Option<&str>))] = &[
             // Refused by Envoy (a 429) or failed: nothing to charge, written as 0.
@@ -319,21 +327,76 @@ mod tests {
         ];
         for (i, &(usage, prices, expected)) in rows.iter().enumerate() {
             let outcome = Outcome::new(usage, false, timing, || None).priced(prices);
-            let facts = outcome.filter_state_facts(
-                &names,
+            // The same charges whether or not an access log reads the facts.
+            for logged in [true, false] {
+                let facts = outcome.filter_state_facts(
+                    &names,
+                    Charges {
+                        tokens: true,
+                        cost: true,
+                    },
+                    logged,
+                );
+                let value = |key: &str| {
+                    facts
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .and_then(|(_, v)| v.as_deref().map(str::to_owned))
+                };
+                let got = (value("llm_router.cost_micro_usd"), value("llm_router.total_tokens"));
+                assert_eq!(
+                    (got.0.as_deref(), got.1.as_deref()),
+                    expected,
+                    "row {i}, logged {logged}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn without_an_access_log_only_the_charges_are_written() {
+        let timing = Timing {
+            forwarded_at: at(0),
+            first_byte_at: Some(at(40)),
+            answered: true,
+        };
+        let names = Names {
+            requested_model: "gpt-4o",
+            route: "gpt-*",
+            provider: "openai",
+            upstream_model: "gpt-4o-2024",
+        };
+        let outcome = Outcome::new(usage(Some(100), Some(50)), false, timing, || None).priced(Some(&PRICES));
+        // (charges) → the keys written
+        let rows: &[(Charges, &[&str])] = &[
+            (Charges::default(), &[]),
+            (
+                Charges {
+                    tokens: true,
+                    cost: false,
+                },
+                &["llm_router.total_tokens"],
+            ),
+            (
                 Charges {
                     tokens: true,
                     cost: true,
                 },
-            );
-            let value = |key: &str| {
-                facts
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .and_then(|(_, v)| v.as_deref().map(str::to_owned))
-            };
-            let got = (value("llm_router.cost_micro_usd"), value("llm_router.total_tokens"));
-            assert_eq!((got.0.as_deref(), got.1.as_deref()), expected, "row {i}");
+                &["llm_router.cost_micro_usd", "llm_router.total_tokens"],
+            ),
+        ];
+        for (i, &(charges, expected)) in rows.iter().enumerate() {
+            let written: Vec<&str> = outcome
+                .filter_state_facts(&names, charges, false)
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|_| key))
+                .collect();
+            assert_eq!(written, expected, "row {i}");
         }
+        // With the log, a priced response's cost is written uncharged.
+        let logged = outcome.filter_state_facts(&names, Charges::default(), true);
+        assert!(logged
+            .iter()
+            .all(|(key, value)| value.is_some() || *key == "llm_router.total_tokens"));
     }
 }

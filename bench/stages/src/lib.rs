@@ -180,7 +180,7 @@ fn run(case: &Case, now: &dyn Fn() -> SystemTime) -> bool {
         time("response: cost and rate-limit charges", &mut || {
             let prices = prices_for(&config, route.slot, black_box(upstream_model));
             let outcome = Outcome::new(black_box(usage), false, timing, || None).priced(prices);
-            black_box(outcome.filter_state_facts(&names, charges));
+            black_box(outcome.filter_state_facts(&names, charges, true));
         });
     }
     let per_event = case.stream.len().max(1) as f64;

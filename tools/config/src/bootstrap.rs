@@ -200,7 +200,7 @@ static_resources:
         },
         stats_tags = stats_tags(),
         local_replies = local_replies(),
-        access_log_facts = access_log_facts(),
+        access_log_facts = access_log_facts(config),
         rate_limit_filters = rate_limit_filters(config),
     );
     if config.rates_limited || config.budgeted() {
@@ -461,8 +461,12 @@ fn stats_tags() -> String {
         .collect()
 }
 
-/// The access log's fields read from the filter's state.
-fn access_log_facts() -> String {
+/// The access log's fields read from the filter's state: none where the
+/// configuration says `access_log_facts: false` (the filter writes none).
+fn access_log_facts(config: &Config) -> String {
+    if !config.access_log_facts {
+        return String::new();
+    }
     filter_state::ACCESS_LOG
         .iter()
         .map(|(field, key)| format!("                  {field}: \"%FILTER_STATE(wasm.{key}:PLAIN)%\"\n"))
@@ -626,6 +630,11 @@ fn group_route(group: &Group, config: &Config, header: &str) -> String {
                         "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
                     host_selection_retry_max_attempts: 5{next_priority}
                 request_headers_to_remove: [{header}]
+                # The deployment that answered, named from its endpoint's
+                # metadata by Envoy (no filter call per attempt).
+                response_headers_to_add:
+                - header: {{ key: {DEPLOYMENT_HEADER}, value: '%UPSTREAM_METADATA(["{METADATA_NAMESPACE}", "{METADATA_DEPLOYMENT}"])%' }}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
 "#,
         model_name = group.model_name,
         cluster = quoted(&group.cluster),

@@ -319,7 +319,8 @@ general_settings:
 fn the_filters_own_keys_are_carried() {
     let yaml_text = "model_list:\n  - model_name: n/*\n    litellm_params:\n      model: newco/*\n\
                      providers:\n  newco:\n    api_base: https://api.newco.ai/v1\n\
-                     max_body_bytes: 1000\ncluster_header: x-route\ninject_stream_usage: false\n";
+                     max_body_bytes: 1000\ncluster_header: x-route\ninject_stream_usage: false\n\
+                     access_log_facts: false\n";
     let output = convert_text(yaml_text, true, &no_env).expect("converts");
     let plugin = &output.text[output.text.find("value: |").expect("plugin block")..];
     for fragment in [
@@ -327,9 +328,20 @@ fn the_filters_own_keys_are_carried() {
         r#""max_body_bytes": 1000"#,
         r#""cluster_header": "x-route""#,
         r#""inject_stream_usage": false"#,
+        r#""access_log_facts": false"#,
     ] {
         assert!(plugin.contains(fragment), "{fragment}");
     }
+    // The access log keeps Envoy's own fields and reads no fact the filter
+    // was told not to write.
+    let log = &output.text[output.text.find("access_log:").expect("an access log")..];
+    assert!(log.contains("upstream_cluster: \"%UPSTREAM_CLUSTER%\""));
+    assert!(!output.text.contains("%FILTER_STATE(wasm.llm_router.model:PLAIN)%"));
+    let with_facts =
+        convert_text(&yaml_text.replace("access_log_facts: false\n", ""), true, &no_env).expect("converts");
+    assert!(with_facts
+        .text
+        .contains("model: \"%FILTER_STATE(wasm.llm_router.model:PLAIN)%\""));
     for fragment in [
         "cluster_header: x-route",
         "request_headers_to_remove: [x-route]",
@@ -490,6 +502,15 @@ router_settings:
     assert_eq!(
         retry["retry_priority"]["name"],
         "envoy.retry_priorities.previous_priorities"
+    );
+    // Envoy names the deployment that answered, from its endpoint's metadata.
+    let added = &routes[0]["response_headers_to_add"][0];
+    assert_eq!(
+        (added["header"]["key"].as_str(), added["header"]["value"].as_str()),
+        (
+            Some("x-llm-router-deployment"),
+            Some(r#"%UPSTREAM_METADATA(["llm_router", "deployment"])%"#)
+        )
     );
     // The catch-all route comes last.
     assert_eq!(
