@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::contract::rate_limit::{BUDGET, KEY_ENTRY, LIMIT_ENTRY, MODEL_ENTRY, REQUESTS, TEAM_ENTRY, TOKENS};
 use crate::model::{Limits, ModelLimit};
 
+/// A day, the unit of budget windows.
 pub const DAY_SECONDS: u64 = 86_400;
 /// A budget without `budget_duration` never resets: a window far longer
 /// than any deployment (100 years).
@@ -83,15 +84,14 @@ impl Rule {
     /// Which limit, for people: "10 requests per minute", "a budget of
     /// $5.000000 per day".
     pub fn describe(&self) -> String {
-        const DAY: u64 = DAY_SECONDS;
         let window = match self.window_seconds {
             NEVER_SECONDS => "in all".to_owned(),
             60 => "per minute".to_owned(),
             3_600 => "per hour".to_owned(),
-            DAY => "per day".to_owned(),
-            s if s == 7 * DAY => "per week".to_owned(),
-            s if s == 30 * DAY => "per month".to_owned(),
-            s if s.is_multiple_of(DAY) => format!("per {} days", s / DAY),
+            DAY_SECONDS => "per day".to_owned(),
+            s if s == 7 * DAY_SECONDS => "per week".to_owned(),
+            s if s == 30 * DAY_SECONDS => "per month".to_owned(),
+            s if s.is_multiple_of(DAY_SECONDS) => format!("per {} days", s / DAY_SECONDS),
             s => format!("per {s} s"),
         };
         match self.kind {

@@ -123,7 +123,11 @@ fn counting_wrapper(module: &mut Module, target: FunctionId, count: GlobalId, af
     let ty = module.types.get(module.funcs.get(target).ty());
     let (params, results) = (ty.params().to_vec(), ty.results().to_vec());
     let args: Vec<_> = params.iter().map(|&p| module.locals.add(p)).collect();
-    let kept: Vec<_> = results.iter().map(|&r| module.locals.add(r)).collect();
+    // Where the results wait while `after` runs.
+    let kept: Vec<_> = match after {
+        Some(_) => results.iter().map(|&r| module.locals.add(r)).collect(),
+        None => Vec::new(),
+    };
     let mut builder = FunctionBuilder::new(&mut module.types, &params, &results);
     let mut body = builder.func_body();
     add_one(&mut body, count);
