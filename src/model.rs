@@ -144,7 +144,7 @@ pub struct Provider {
     /// Bare model names this provider serves (`gpt-*`), to infer it.
     pub model_families: Vec<String>,
     /// Where its OpenAI-compatible API sits under the address users give
-    /// (Ollama's `/v1`), added to a deployment's `api_base` that lacks it;
+    /// (Ollama's and Anthropic's `/v1`), added to a deployment's `api_base` that lacks it;
     /// empty for most.
     pub api_suffix: String,
 }

@@ -104,6 +104,9 @@ enum Endpoint {
 /// The endpoint a request is for, and Azure's deployment (which names the
 /// model there; the body's `model` is not read).
 fn endpoint(provider: Provider, method: &str, path_and_query: &str) -> Option<(Endpoint, Option<String>)> {
+    if provider == Provider::Recorder {
+        return (method == "POST").then_some((Endpoint::ChatCompletions, None));
+    }
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let mut operation = path.strip_prefix(provider.base_path())?;
     let mut deployment = None;
@@ -147,6 +150,8 @@ pub fn answer(provider: Provider, key: &str, request: &Received) -> Reply {
     let Some(model) = deployment
         .as_deref()
         .or_else(|| parsed.get("model").and_then(Value::as_str))
+        // Azure's requests name the model in the path the recorder does not parse.
+        .or((provider == Provider::Recorder).then_some("recorded"))
     else {
         let error = openai_error("you must provide a model parameter", "invalid_request_error", None);
         return Reply::json(400, &error);
@@ -186,6 +191,7 @@ fn check_credentials(provider: Provider, key: &str, request: &Received) -> Resul
         .copied()
         .collect();
     match provider {
+        Provider::Recorder => Ok(()),
         Provider::Vllm if key.is_empty() => match presented.as_slice() {
             [] => Ok(()),
             names => Err(Reply::json(

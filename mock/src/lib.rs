@@ -41,6 +41,11 @@ pub enum Provider {
     /// without `--api-key` and refuses any credential it is sent (no client
     /// key may reach it); with a key it wants `Authorization: Bearer`.
     Vllm,
+    /// Any API at any address: answers every `POST` as OpenAI's chat
+    /// completions would, whatever its path and credentials, for tests that
+    /// check what arrived themselves (LiteLLM's own configs, whose
+    /// deployments are of every provider).
+    Recorder,
 }
 
 impl Provider {
@@ -54,6 +59,7 @@ impl Provider {
             Provider::Groq => "groq",
             Provider::Azure => "azure",
             Provider::Vllm => "vllm",
+            Provider::Recorder => "recorder",
         }
     }
 
@@ -69,6 +75,7 @@ impl Provider {
             Provider::Groq => "GROQ_API_KEY",
             Provider::Azure => "AZURE_API_KEY",
             Provider::Vllm => "HOSTED_VLLM_API_KEY",
+            Provider::Recorder => "",
         }
     }
 
@@ -79,6 +86,7 @@ impl Provider {
             Provider::Groq => "/openai/v1",
             Provider::Azure => "/openai/deployments/",
             Provider::OpenAi | Provider::Anthropic | Provider::Vllm => "/v1",
+            Provider::Recorder => "",
         }
     }
 }

@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::limits;
-use crate::config::providers::{
-    credential_headers, default_credentials, openai_compatible_at_api_base, REFUSED_PROVIDERS,
-};
+use crate::config::providers::{credential_headers, default_credentials, openai_compatible_at_api_base, refusal};
 use crate::config::raw::{RawCredentialValues, RawDeployment};
 use crate::config::values::{check_header_value, check_positive, env_var, resolve, Resolved};
 use crate::config::{error, ConfigError, EnvAddress, Warning, WarningKind, AZURE_DEFAULT_API_VERSION};
@@ -169,9 +167,7 @@ pub(super) fn compile_deployment(
             (Some(name), _) => (cx.providers.get(name), params.model.as_str()),
             // Not in the table, but given an address: most LiteLLM
             // providers are OpenAI-compatible there.
-            (None, Some((name, rest)))
-                if params.api_base.is_some() && !REFUSED_PROVIDERS.iter().any(|(names, _)| names.contains(&name)) =>
-            {
+            (None, Some((name, rest))) if params.api_base.is_some() && refusal(name, rest).is_none() => {
                 warnings.push(Warning::new(
                     model_path.clone(),
                     WarningKind::NotAsWritten(format!(
@@ -306,8 +302,8 @@ pub(super) fn compile_deployment(
                     format!("litellm_params.api_base `{url}` is not an http(s) URL (`https://host[:port][/path]`)"),
                 )
             })?;
-            // Ollama's OpenAI-compatible API is under `/v1` of the address
-            // LiteLLM users give.
+            // Ollama's OpenAI-compatible API and Anthropic's are under
+            // `/v1` of the address LiteLLM users give.
             if !api_base.path.ends_with(&provider.api_suffix) {
                 api_base.path.push_str(&provider.api_suffix);
             }
@@ -341,8 +337,8 @@ pub(super) fn compile_deployment(
 /// instead), unknown, or not inferred from a bare name.
 fn unknown_provider(model: &str, named: Option<&str>, providers: &BTreeMap<String, Provider>) -> String {
     match named {
-        Some(name) => match REFUSED_PROVIDERS.iter().find(|(names, _)| names.contains(&name)) {
-            Some((_, why)) => format!("litellm_params.model `{model}`: provider `{name}` is not supported: {why}"),
+        Some(name) => match refusal(name, model) {
+            Some(why) => format!("litellm_params.model `{model}`: provider `{name}` is not supported: {why}"),
             None => {
                 let known: Vec<&str> = providers.keys().map(String::as_str).collect();
                 format!(

@@ -90,6 +90,13 @@ impl Config {
         self.skipped.iter().find(|s| s.serves(model))
     }
 
+    /// The skipped entry whose model_name is exactly `model`.
+    pub fn skipped_exactly(&self, model: &str) -> Option<&Skipped> {
+        self.skipped
+            .iter()
+            .find(|s| s.pattern.is_none() && s.model_name == model)
+    }
+
     /// Some key is under a budget (its own or its team's): the budget
     /// filter and the price table are needed.
     pub fn budgeted(&self) -> bool {

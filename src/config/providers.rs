@@ -94,7 +94,8 @@ const BUILTIN_PROVIDERS: &[Builtin] = &[
         api_key_env: "ANTHROPIC_API_KEY",
         key_optional: false,
         families: &["claude-*"],
-        api_suffix: "",
+        // LiteLLM's Anthropic `api_base` is the root its `/v1/...` paths go under.
+        api_suffix: "/v1",
     },
     Builtin {
         name: "azure",
@@ -170,7 +171,7 @@ const BUILTIN_PROVIDERS: &[Builtin] = &[
 const NO_STREAM_OPTIONS: &[&str] = &["mistral"];
 
 /// LiteLLM providers a key swap cannot serve, and what to use instead.
-pub(super) const REFUSED_PROVIDERS: &[(&[&str], &str)] = &[
+const REFUSED_PROVIDERS: &[(&[&str], &str)] = &[
     (
         &["bedrock", "bedrock_converse", "sagemaker", "sagemaker_chat"],
         "AWS signs every request with SigV4 (a signature over the body and the time), which a filter that swaps keys cannot do; use Bedrock's OpenAI-compatible endpoint as `openai/<model>` with `api_base: https://bedrock-runtime.<region>.amazonaws.com/openai/v1` and a Bedrock API key",
@@ -183,7 +184,34 @@ pub(super) const REFUSED_PROVIDERS: &[(&[&str], &str)] = &[
         &["watsonx", "watsonx_text"],
         "watsonx takes IAM tokens exchanged from an API key, not the key itself; serve it through a LiteLLM proxy for now",
     ),
+    (
+        &["cohere", "cohere_chat"],
+        "Cohere's own API (chat v2, rerank) is not OpenAI's; use Cohere's OpenAI-compatible endpoint as `openai/<model>` with `api_base: https://api.cohere.ai/compatibility/v1`",
+    ),
 ];
+
+/// Models of an otherwise OpenAI-compatible provider that LiteLLM sends
+/// elsewhere: (provider, text in the model's name, why).
+const REFUSED_MODELS: &[(&str, &str, &str)] = &[(
+    "azure_ai",
+    "claude",
+    "LiteLLM sends Claude on Azure AI Foundry to Anthropic's Messages API (`<api_base>/anthropic/v1/messages`), a translation the filter does not make; serve it through a LiteLLM proxy for now",
+)];
+
+/// Why a key swap cannot serve `provider`'s `model`, where it cannot.
+pub(super) fn refusal(provider: &str, model: &str) -> Option<&'static str> {
+    let model = model.to_ascii_lowercase();
+    REFUSED_PROVIDERS
+        .iter()
+        .find(|(names, _)| names.contains(&provider))
+        .map(|(_, why)| *why)
+        .or_else(|| {
+            REFUSED_MODELS
+                .iter()
+                .find(|(name, text, _)| *name == provider && model.contains(text))
+                .map(|(_, _, why)| *why)
+        })
+}
 
 /// The `api-version` Azure gets when neither the deployment nor
 /// `AZURE_API_VERSION` names one: LiteLLM 1.110's default.

@@ -495,6 +495,24 @@ fn ollama_azure_families_tokens_and_shared_credentials() {
     assert_eq!(ignored, ["credential_list[0].credential_info"]);
 }
 
+/// LiteLLM's Anthropic `api_base` is the root (`https://api.anthropic.com`),
+/// with `/v1/...` under it; one that already ends in `/v1` is kept.
+#[test]
+fn an_anthropic_api_base_is_the_root_of_v1() {
+    let cases = [
+        ("https://claude.example.com/", "/v1"),
+        ("https://claude.example.com/proxy", "/proxy/v1"),
+        ("https://claude.example.com/v1", "/v1"),
+    ];
+    for (api_base, base_path) in cases {
+        let json = format!(
+            r#"{{"model_list": [{{"model_name": "c", "litellm_params": {{"model": "anthropic/claude-x", "api_base": "{api_base}", "api_key": "k"}}}}]}}"#
+        );
+        let config = compile_test(&json).expect("compiles");
+        assert_eq!(endpoints(&config)[0].base_path, base_path, "{api_base}");
+    }
+}
+
 #[test]
 fn litellm_settings_failover_keys_count_where_router_settings_is_silent() {
     let models = r#""model_list": [

@@ -218,18 +218,26 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         }
     };
     let field = &request_body.model;
+    let not_supported = |reason: &str| {
+        Decision::Reply(LocalReply::error(
+            ErrorKind::ModelNotSupported,
+            &format!(
+                "model `{}` is configured but not served by this router: {reason}",
+                field.name
+            ),
+            Some("model"),
+        ))
+    };
     let route = match config.router.route(&field.name) {
+        // A model_name given exactly wins over a pattern that also matches
+        // (as in LiteLLM), even when it is skipped: its request must not
+        // go to the pattern's provider.
+        Ok(_) if !config.router.has_exact(&field.name) && config.skipped_exactly(&field.name).is_some() => {
+            return not_supported(config.skipped_exactly(&field.name).map_or("", |s| s.reason.as_str()));
+        }
         Ok(route) => route,
         Err(NoRoute::Unknown) if config.skipped_entry(&field.name).is_some() => {
-            let reason = config.skipped_entry(&field.name).map_or("", |s| s.reason.as_str());
-            return Decision::Reply(LocalReply::error(
-                ErrorKind::ModelNotSupported,
-                &format!(
-                    "model `{}` is configured but not served by this router: {reason}",
-                    field.name
-                ),
-                Some("model"),
-            ));
+            return not_supported(config.skipped_entry(&field.name).map_or("", |s| s.reason.as_str()));
         }
         Err(NoRoute::Unknown) => {
             return Decision::Reply(LocalReply::error(

@@ -934,6 +934,49 @@ fn a_skipped_model_is_named_with_the_reason_not_as_unknown() {
     assert_eq!(reply("nosuch").status, 404);
 }
 
+/// LiteLLM's own oai_misc_config: a skipped exact model_name beside `*`.
+/// LiteLLM routes an exact name before any pattern, so its request is
+/// answered here, never sent to the pattern's provider; a served exact name
+/// beside a skipped one of the same pattern still goes.
+#[test]
+fn a_skipped_exact_name_wins_over_a_pattern() {
+    let config = compile_test(
+        r#"{"model_list": [
+          {"model_name": "*", "litellm_params": {"model": "openai/*", "api_key": "k"}},
+          {"model_name": "bedrock/batch-claude", "litellm_params": {"model": "bedrock/us.anthropic.claude-haiku"}},
+          {"model_name": "rerank", "litellm_params": {"model": "cohere/rerank-english-v3.0", "api_base": "https://api.cohere.ai"}},
+          {"model_name": "foundry-claude", "litellm_params": {"model": "azure_ai/claude-haiku-4-5", "api_base": "https://x.services.ai.azure.com"}},
+          {"model_name": "foundry-llama", "litellm_params": {"model": "azure_ai/llama-4", "api_base": "https://x.services.ai.azure.com", "api_key": "k"}}]}"#,
+    )
+    .expect("compiles");
+    let cases: &[(&str, Option<&str>)] = &[
+        ("bedrock/batch-claude", Some("SigV4")),
+        ("rerank", Some("Cohere's own API")),
+        ("foundry-claude", Some("Anthropic's Messages API")),
+        ("foundry-llama", None),
+        ("gpt-4o", None),
+    ];
+    for (model, reason) in cases {
+        match (
+            on_request_body(&config, chat(), format!(r#"{{"model":"{model}"}}"#).as_bytes()),
+            reason,
+        ) {
+            (Decision::Reply(reply), Some(reason)) => {
+                let body: serde_json::Value = serde_json::from_slice(&reply.body).expect("json");
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert_eq!(body["error"]["code"], "model_not_supported", "{model}");
+                assert!(
+                    message.contains(model) && message.contains(reason),
+                    "{model}: {message}"
+                );
+            }
+            (Decision::Forward(_), None) => {}
+            (Decision::Reply(reply), None) => panic!("{model}: answered {}", reply.status),
+            (Decision::Forward(_), Some(_)) => panic!("{model}: forwarded"),
+        }
+    }
+}
+
 /// A table with every route kind: exact names, a pattern, a model group,
 /// an alias, the bare-name family, an access group; and keys of each kind.
 const KEYED: &str = r#"{"model_list": [

@@ -272,6 +272,11 @@ impl Router {
         &self.slots
     }
 
+    /// Whether a model_name (or alias) is exactly `model`, not a pattern.
+    pub fn has_exact(&self, model: &str) -> bool {
+        self.exact.contains_key(model) || self.aliases.contains_key(model)
+    }
+
     /// Every endpoint a request is sent to directly. A group's own
     /// deployments are reached only through the group's cluster (a name
     /// listed more than once routes to its group, all of its entries
