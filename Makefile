@@ -99,7 +99,7 @@ node: ## Install Node.js (runs the Wasm unit tests) if it is missing
 	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
 e2e: wasm envoy sdk generator limits redis ## End-to-end tests in a real Envoy, real SDKs among the clients
-	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test litellm_examples --test failover --test envoy_errors --test keys --test limits --test oracle --test sdk
+	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test litellm_examples --test entra --test failover --test envoy_errors --test keys --test limits --test oracle --test sdk
 
 lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and wasm
 	cargo fmt --all -- --check

@@ -64,8 +64,17 @@ impl Upstream {
         }
     }
 
+    /// `scheme://host[:port]`.
+    pub fn origin(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}", self.authority())
+    }
+
     /// The cluster name of an upstream that is not a provider's own.
-    pub(crate) fn cluster_name(&self) -> String {
+    pub fn cluster_name(&self) -> String {
         let scheme = match self.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
@@ -163,8 +172,33 @@ pub struct Endpoint {
     pub api_version: Option<String>,
     /// The headers that carry the key upstream, built once: `authorization:
     /// Bearer <key>`, `x-api-key: <key>` with `anthropic-version`, or
-    /// `api-key: <key>`; none for a keyless self-hosted server.
+    /// `api-key: <key>`; none for a keyless self-hosted server or for
+    /// Entra ID client credentials.
     pub credentials: Credentials,
+    /// Entra ID client credentials, whose token Envoy gets and sends.
+    pub entra: Option<EntraClient>,
+}
+
+/// An Azure deployment's Entra ID client credentials. The filter sends no
+/// key for it: Envoy's OAuth2 credential injector, on the deployment's own
+/// cluster, gets the token (client credentials grant) and sends it as
+/// `Authorization: Bearer`, renewing it before it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntraClient {
+    /// As written: a value or `os.environ/NAME`, read when the Envoy
+    /// bootstrap is written (it is in the token endpoint's address).
+    pub tenant_id: String,
+    pub client_id: String,
+    /// As written; `os.environ/AZURE_CLIENT_SECRET` where it is not
+    /// (LiteLLM's default). Envoy reads it; the filter never does.
+    pub client_secret: Secret,
+    /// The entry's `litellm_params` document path.
+    pub params_path: String,
+    /// Whether `client_secret` is written there (kept out of the plugin
+    /// configuration), not LiteLLM's default.
+    pub secret_written: bool,
+    /// `azure_scope`, else Azure OpenAI's.
+    pub scope: String,
 }
 
 /// The headers that carry a provider key: (name, value).

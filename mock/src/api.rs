@@ -135,6 +135,9 @@ fn endpoint(provider: Provider, method: &str, path_and_query: &str) -> Option<(E
 
 /// The answer of `provider` (accepting `key`) to `request`.
 pub fn answer(provider: Provider, key: &str, request: &Received) -> Reply {
+    if provider == Provider::Entra {
+        return entra_token_answer(key, request);
+    }
     let Some((endpoint, deployment)) = endpoint(provider, &request.method, &request.path) else {
         let message = format!("Invalid URL ({} {})", request.method, request.path);
         return Reply::json(404, &openai_error(&message, "invalid_request_error", None));
@@ -183,6 +186,61 @@ pub fn answer(provider: Provider, key: &str, request: &Received) -> Reply {
     Reply::json(200, &body)
 }
 
+/// Entra ID's answer to a token request, as its v2.0 endpoint gives it
+/// (`AADSTS` codes in `error_description`); `key` is
+/// `<tenant>|<client_id>|<client_secret>`.
+fn entra_token_answer(key: &str, request: &Received) -> Reply {
+    let mut expected = key.splitn(3, '|');
+    let (tenant, client_id, secret) = (
+        expected.next().unwrap_or_default(),
+        expected.next().unwrap_or_default(),
+        expected.next().unwrap_or_default(),
+    );
+    let error = |status: u16, error: &str, description: &str| {
+        Reply::json(
+            status,
+            &json!({"error": error, "error_description": description, "error_codes": [status]}),
+        )
+    };
+    if request.method != "POST" || request.path != format!("/{tenant}/oauth2/v2.0/token") {
+        return error(
+            404,
+            "invalid_request",
+            "AADSTS90002: Tenant not found, or not a token endpoint.",
+        );
+    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(&request.body).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    if field("grant_type") != Some("client_credentials") {
+        return error(
+            400,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        );
+    }
+    if field("client_id") != Some(client_id) {
+        return error(
+            400,
+            "unauthorized_client",
+            "AADSTS700016: Application not found in the directory.",
+        );
+    }
+    if field("client_secret") != Some(secret) {
+        return error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+    }
+    if field("scope") != Some("https://cognitiveservices.azure.com/.default") {
+        return error(
+            400,
+            "invalid_scope",
+            "AADSTS70011: The provided value for the input parameter 'scope' is not valid.",
+        );
+    }
+    Reply::json(
+        200,
+        &json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": crate::entra_token(client_id)}),
+    )
+}
+
 /// The real APIs' answers to missing or wrong credentials.
 fn check_credentials(provider: Provider, key: &str, request: &Received) -> Result<(), Reply> {
     let presented: Vec<&str> = CREDENTIAL_HEADERS
@@ -191,7 +249,7 @@ fn check_credentials(provider: Provider, key: &str, request: &Received) -> Resul
         .copied()
         .collect();
     match provider {
-        Provider::Recorder => Ok(()),
+        Provider::Recorder | Provider::Entra => Ok(()),
         Provider::Vllm if key.is_empty() => match presented.as_slice() {
             [] => Ok(()),
             names => Err(Reply::json(

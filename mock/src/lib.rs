@@ -46,6 +46,16 @@ pub enum Provider {
     /// check what arrived themselves (LiteLLM's own configs, whose
     /// deployments are of every provider).
     Recorder,
+    /// Entra ID's token endpoint (`POST /<tenant>/oauth2/v2.0/token`, the
+    /// client credentials grant as a form): its key is
+    /// `<tenant>|<client_id>|<client_secret>`; the token it issues is
+    /// [`entra_token`] of the client.
+    Entra,
+}
+
+/// The access token the Entra mock issues to `client_id`.
+pub fn entra_token(client_id: &str) -> String {
+    format!("entra-token-for-{client_id}")
 }
 
 impl Provider {
@@ -60,6 +70,7 @@ impl Provider {
             Provider::Azure => "azure",
             Provider::Vllm => "vllm",
             Provider::Recorder => "recorder",
+            Provider::Entra => "entra",
         }
     }
 
@@ -75,7 +86,7 @@ impl Provider {
             Provider::Groq => "GROQ_API_KEY",
             Provider::Azure => "AZURE_API_KEY",
             Provider::Vllm => "HOSTED_VLLM_API_KEY",
-            Provider::Recorder => "",
+            Provider::Recorder | Provider::Entra => "",
         }
     }
 
@@ -86,7 +97,7 @@ impl Provider {
             Provider::Groq => "/openai/v1",
             Provider::Azure => "/openai/deployments/",
             Provider::OpenAi | Provider::Anthropic | Provider::Vllm => "/v1",
-            Provider::Recorder => "",
+            Provider::Recorder | Provider::Entra => "",
         }
     }
 }

@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use sha2::{Digest, Sha256};
+
 use crate::config::limits;
 use crate::config::providers::{credential_headers, default_credentials, openai_compatible_at_api_base, refusal};
 use crate::config::raw::{RawCredentialValues, RawDeployment};
 use crate::config::values::{check_header_value, check_positive, env_var, resolve, Resolved};
 use crate::config::{error, ConfigError, EnvAddress, Warning, WarningKind, AZURE_DEFAULT_API_VERSION};
 use crate::model::{
-    ApiBase, AuthStyle, Credentials, Deployment, Endpoint, PathStyle, Provider, Shares, Skipped, Target, Timeouts,
-    Unavailable,
+    ApiBase, AuthStyle, Credentials, Deployment, Endpoint, EntraClient, PathStyle, Provider, Secret, Shares, Skipped,
+    Target, Timeouts, Unavailable,
 };
 use crate::route::families::Families;
 use crate::route::pattern::Pattern;
@@ -40,15 +42,15 @@ pub(super) struct Context<'a> {
 /// its path.
 const AZURE_FAMILY_PREFIXES: &[&str] = &["o_series/", "gpt5_series/"];
 
-/// Keys that ask for Entra ID client credentials, which need a token
-/// exchange the filter cannot make.
-const ENTRA_CLIENT_KEYS: &[&str] = &[
-    "client_secret",
-    "tenant_id",
-    "client_id",
-    "azure_username",
-    "azure_password",
-];
+/// Keys that ask for an Entra ID token by username and password, a flow
+/// Envoy's credential injector does not make.
+const ENTRA_PASSWORD_KEYS: &[&str] = &["azure_username", "azure_password"];
+
+/// The scope LiteLLM asks Entra ID for when `azure_scope` is not set.
+const AZURE_DEFAULT_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+
+/// LiteLLM's client secret when a deployment names none.
+const AZURE_CLIENT_SECRET_DEFAULT: &str = "os.environ/AZURE_CLIENT_SECRET";
 
 /// `model_list[index]`, the `nth` entry of its `model_name`. An `api_base`
 /// read from the environment is noted in `env_addresses`.
@@ -208,19 +210,49 @@ pub(super) fn compile_deployment(
         PathStyle::OpenAi => model_template,
     };
     let params_prefix = format!("{entry_path}.litellm_params.");
-    let entra_client = cx.ignored.iter().any(|path| {
-        path.strip_prefix(&params_prefix)
-            .is_some_and(|key| ENTRA_CLIENT_KEYS.contains(&key))
-    });
-    if provider.path_style == PathStyle::AzureDeployments
-        && entra_client
+    let azure_keyless = provider.path_style == PathStyle::AzureDeployments
         && params.api_key.is_none()
-        && params.azure_ad_token.is_none()
-    {
-        return skip(
-            "it asks for Entra ID client credentials (tenant_id, client_id, client_secret), which need a token exchange the filter cannot make; give it an `api_key`, or a static `azure_ad_token`".to_owned(),
-        );
-    }
+        && params.azure_ad_token.is_none();
+    let entra_password = cx.ignored.iter().any(|path| {
+        path.strip_prefix(&params_prefix)
+            .is_some_and(|key| ENTRA_PASSWORD_KEYS.contains(&key))
+    });
+    let entra = match (azure_keyless, params.tenant_id.take(), params.client_id.take()) {
+        (true, Some(tenant_id), Some(client_id)) => Some(EntraClient {
+            tenant_id,
+            client_id,
+            params_path: format!("{entry_path}.litellm_params"),
+            secret_written: params.client_secret.is_some(),
+            client_secret: Secret::new(
+                params
+                    .client_secret
+                    .take()
+                    .unwrap_or_else(|| AZURE_CLIENT_SECRET_DEFAULT.to_owned()),
+            ),
+            scope: params
+                .azure_scope
+                .take()
+                .unwrap_or_else(|| AZURE_DEFAULT_SCOPE.to_owned()),
+        }),
+        (_, tenant_id, client_id) => {
+            // Not asked for (another provider, or a key given): never sent.
+            let unused = [
+                ("tenant_id", tenant_id.is_some()),
+                ("client_id", client_id.is_some()),
+                ("client_secret", params.client_secret.is_some()),
+                ("azure_scope", params.azure_scope.is_some()),
+            ];
+            for (key, _) in unused.iter().filter(|(_, given)| *given) {
+                warnings.push(Warning::new(format!("{params_prefix}{key}"), WarningKind::Ignored));
+            }
+            if azure_keyless && entra_password {
+                return skip(
+                    "it asks for an Entra ID token by username and password, a flow Envoy's credential injector does not make; give it an `api_key`, a static `azure_ad_token`, or client credentials (`tenant_id`, `client_id`, `client_secret`)".to_owned(),
+                );
+            }
+            None
+        }
+    };
     // Settings from the environment (`api_base: os.environ/AZURE_API_BASE`).
     if let Some(variable) = params.api_base.as_deref().and_then(env_var) {
         env_addresses.push(EnvAddress {
@@ -261,6 +293,8 @@ pub(super) fn compile_deployment(
             }
             Resolved::Unset(var) => Resolved::Unset(var),
         },
+        // Envoy sends the Entra ID token.
+        None if entra.is_some() => Resolved::Value(Credentials::new()),
         None => default_credentials(provider, env)?,
     };
     let deployment = |target| {
@@ -324,13 +358,26 @@ pub(super) fn compile_deployment(
             )
         })?,
     };
-    Ok(deployment(Target::Fixed(endpoint(
-        provider,
-        api_base,
-        api_version,
-        credentials,
-        env,
-    ))))
+    let mut endpoint = endpoint(provider, api_base, api_version, credentials, env);
+    if let Some(entra) = entra {
+        // Its own cluster: the token goes to this deployment's requests only.
+        endpoint.cluster = format!("{}_entra_{}", endpoint.cluster, entra_id(&entra));
+        endpoint.entra = Some(entra);
+    }
+    Ok(deployment(Target::Fixed(endpoint)))
+}
+
+/// A short name for one set of Entra ID client credentials (never from the
+/// secret), the same in the filter and the generator.
+fn entra_id(entra: &EntraClient) -> String {
+    let digest = Sha256::new()
+        .chain_update(&entra.tenant_id)
+        .chain_update([0])
+        .chain_update(&entra.client_id)
+        .chain_update([0])
+        .chain_update(&entra.scope)
+        .finalize();
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why a model's provider is not served: refused (and what to use
@@ -406,5 +453,6 @@ pub(super) fn endpoint(
         base_path: api_base.path,
         api_version,
         credentials,
+        entra: None,
     }
 }

@@ -21,7 +21,7 @@ use std::fmt;
 use crate::config::deployment::Compiled;
 use rustc_hash::FxHashMap;
 
-use crate::model::{Deployment, KeyTable, Prices, Secret, Skipped, Target, Team, Upstream};
+use crate::model::{Deployment, Endpoint, KeyTable, Prices, Secret, Skipped, Target, Team};
 use crate::route::families::Families;
 use crate::route::{Router, RouterError, RouterParts};
 
@@ -106,10 +106,10 @@ impl Config {
     /// Every upstream a request is sent to directly, with its cluster name,
     /// once each, sorted by cluster: what the Envoy bootstrap must define
     /// besides the groups' clusters, which carry their own endpoints.
-    pub fn upstreams(&self) -> Vec<(&str, &Upstream)> {
-        let mut upstreams: BTreeMap<&str, &Upstream> = BTreeMap::new();
+    pub fn upstreams(&self) -> Vec<(&str, &Endpoint)> {
+        let mut upstreams: BTreeMap<&str, &Endpoint> = BTreeMap::new();
         for endpoint in self.router.endpoints() {
-            upstreams.entry(&endpoint.cluster).or_insert(&endpoint.upstream);
+            upstreams.entry(&endpoint.cluster).or_insert(endpoint);
         }
         upstreams.into_iter().collect()
     }
@@ -295,12 +295,22 @@ pub fn compile_document(
     let mut list_index = Vec::with_capacity(raw.model_list.len());
     let mut skipped = Vec::new();
     let mut entries_of_name: HashMap<String, usize> = HashMap::new();
+    let mut listed: HashMap<&str, usize> = HashMap::new();
+    for entry in &raw.model_list {
+        *listed.entry(entry.model_name.as_str()).or_default() += 1;
+    }
+    let in_group: BTreeSet<String> = listed
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let mut env_addresses = Vec::new();
     for (index, entry) in raw.model_list.into_iter().enumerate() {
         let nth = entries_of_name.entry(entry.model_name.clone()).or_default();
         *nth += 1;
         let path = format!("model_list[{index}]");
-        match deployment::compile_deployment(entry, index, *nth, &context, &mut env_addresses, &mut warnings)? {
+        let compiled = deployment::compile_deployment(entry, index, *nth, &context, &mut env_addresses, &mut warnings)?;
+        match entra_outside_groups(compiled, &in_group) {
             Compiled::Skipped(entry) => {
                 let model = format!("{path}.litellm_params.model");
                 let kind = WarningKind::Skipped {
@@ -376,6 +386,27 @@ pub fn compile_document(
     })
 }
 
+/// A deployment with Entra ID client credentials in a model group is
+/// skipped: Envoy injects the token on the deployment's own cluster, and a
+/// group's requests leave through the group's cluster, shared with
+/// deployments that did not ask for the token.
+fn entra_outside_groups(compiled: Compiled, in_group: &BTreeSet<String>) -> Compiled {
+    match compiled {
+        Compiled::Served(d) if has_entra(&d) && in_group.contains(&d.model_name) => Compiled::Skipped(Skipped {
+            model_name: d.model_name,
+            pattern: d.pattern,
+            reason: ENTRA_IN_GROUP.to_owned(),
+        }),
+        other => other,
+    }
+}
+
+const ENTRA_IN_GROUP: &str = "Entra ID client credentials in a model group: Envoy injects the token on the deployment's own cluster, and a group's requests leave through one cluster shared by all its deployments; give this deployment a model_name of its own, or an `api_key`";
+
+fn has_entra(d: &Deployment) -> bool {
+    matches!(&d.target, Target::Fixed(endpoint) if endpoint.entra.is_some())
+}
+
 /// The fallbacks as written, less those naming a model whose every entry
 /// was skipped (with a warning already), plus the default fallbacks for
 /// every exact name without its own. A name nowhere in `model_list` stays,
@@ -389,17 +420,36 @@ fn served_fallbacks(
 ) -> Vec<(String, String, Vec<String>)> {
     let served: BTreeSet<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
     let only_skipped = |name: &str| !served.contains(name) && skipped.iter().any(|s| s.model_name == name);
+    // Fallbacks make a group (see [`entra_outside_groups`]).
+    let entra: BTreeSet<&str> = deployments
+        .iter()
+        .filter(|d| has_entra(d))
+        .map(|d| d.model_name.as_str())
+        .collect();
     let mut fallbacks = Vec::with_capacity(listed.len());
     let mut with_own = BTreeSet::new();
     for (path, group, targets) in listed {
-        let (dropped, kept): (Vec<String>, Vec<String>) = targets.into_iter().partition(|t| only_skipped(t));
+        let (dropped, kept): (Vec<String>, Vec<String>) = targets
+            .into_iter()
+            .partition(|t| only_skipped(t) || entra.contains(t.as_str()));
         for target in dropped {
+            let why = match entra.contains(target.as_str()) {
+                true => "has Entra ID client credentials, whose token Envoy injects on its own cluster only",
+                false => "is not served (see its entry's warning)",
+            };
+            warnings.push(Warning::new(
+                format!("{path}.{group}"),
+                WarningKind::NotAsWritten(format!("fallback `{target}` {why}; left out")),
+            ));
+        }
+        if entra.contains(group.as_str()) {
             warnings.push(Warning::new(
                 format!("{path}.{group}"),
                 WarningKind::NotAsWritten(format!(
-                    "fallback `{target}` is not served (see its entry's warning); left out"
+                    "`{group}` has Entra ID client credentials, whose token Envoy injects on its own cluster only: its fallbacks are not acted on"
                 )),
             ));
+            continue;
         }
         if !only_skipped(&group) && !kept.is_empty() {
             with_own.insert(group.clone());
@@ -411,8 +461,13 @@ fn served_fallbacks(
             .iter()
             .filter(|d| d.pattern.is_none() && d.target != Target::RequestProvider);
         let names: BTreeSet<&str> = exact.map(|d| d.model_name.as_str()).collect();
+        let targets: Vec<String> = targets.into_iter().filter(|t| !entra.contains(t.as_str())).collect();
         for name in names {
-            if with_own.contains(name) || targets.iter().any(|t| t == name) {
+            if with_own.contains(name)
+                || entra.contains(name)
+                || targets.iter().any(|t| t == name)
+                || targets.is_empty()
+            {
                 continue;
             }
             fallbacks.push((path.clone(), name.to_owned(), targets.clone()));

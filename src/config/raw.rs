@@ -157,6 +157,11 @@ pub(super) struct RawParams {
     pub api_version: Option<String>,
     /// A static Entra ID token for Azure, sent as `Authorization: Bearer`.
     pub azure_ad_token: Option<String>,
+    /// Entra ID client credentials for Azure (Envoy gets the token).
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub azure_scope: Option<String>,
     /// A `credential_list` entry's name.
     pub litellm_credential_name: Option<String>,
     /// A group's traffic shares: `weight`, else `rpm`, else `tpm` (LiteLLM's simple-shuffle).

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{ApiBase, AuthStyle, Endpoint, ModelLimit, Scheme};
+use crate::model::{ApiBase, AuthStyle, Endpoint, ModelLimit, Scheme, Upstream};
 
 pub const SEED: &str = r#"{"model_list": [
   {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "os.environ/ANTHROPIC_API_KEY"}},
@@ -32,6 +32,16 @@ fn endpoints(config: &Config) -> Vec<&Endpoint> {
             Target::Fixed(endpoint) => Some(endpoint),
             Target::Unavailable(_) | Target::RequestProvider => None,
         })
+        .collect()
+}
+
+/// The document paths of the keys the compiler did not read.
+fn ignored_paths(config: &Config) -> Vec<&str> {
+    config
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Ignored)
+        .map(|w| w.path.as_str())
         .collect()
 }
 
@@ -325,12 +335,7 @@ fn what_is_accepted_but_not_acted_on_is_named() {
             "router_settings.routing_strategy: `usage-based-routing-v2` is not supported; groups are balanced by weight, rpm or tpm (simple-shuffle)",
         ]
     );
-    let ignored: Vec<&str> = config
-        .warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::Ignored)
-        .map(|w| w.path.as_str())
-        .collect();
+    let ignored = ignored_paths(&config);
     assert_eq!(
         ignored,
         [
@@ -355,7 +360,7 @@ fn every_api_base_host_is_an_upstream_of_its_own() {
     let upstreams: Vec<(&str, String)> = config
         .upstreams()
         .into_iter()
-        .map(|(cluster, u)| (cluster, format!("{:?}://{}", u.scheme, u.authority())))
+        .map(|(cluster, e)| (cluster, format!("{:?}://{}", e.upstream.scheme, e.upstream.authority())))
         .collect();
     assert_eq!(
         upstreams,
@@ -415,8 +420,16 @@ fn entries_that_cannot_be_served_are_skipped_and_named() {
             "no model family claims it",
         ),
         (
-            r#"{"model": "azure/gpt-4o", "api_base": "https://r.openai.azure.com", "tenant_id": "t", "client_id": "c", "client_secret": "s"}"#,
-            "Entra ID client credentials",
+            r#"{"model": "azure/gpt-4o", "api_base": "https://r.openai.azure.com", "azure_username": "u", "azure_password": "s"}"#,
+            "Entra ID token by username and password",
+        ),
+        (
+            r#"{"model": "cohere/rerank-english-v3.0", "api_base": "https://api.cohere.ai", "api_key": "k"}"#,
+            "Cohere's own API",
+        ),
+        (
+            r#"{"model": "azure_ai/claude-haiku-4-5", "api_base": "https://r.services.ai.azure.com", "api_key": "k"}"#,
+            "Anthropic's Messages API",
         ),
         (
             r#"{"model": "openai/x", "litellm_credential_name": "nope"}"#,
@@ -442,6 +455,67 @@ fn entries_that_cannot_be_served_are_skipped_and_named() {
         assert!(config.skipped_entry("other").is_none());
         assert!(!warning.to_string().contains("\"s\""), "no secret in {warning}");
     }
+}
+
+/// Entra ID client credentials: served with no key from the filter, on a
+/// cluster of their own (Envoy injects the token there); never in a group,
+/// whose cluster other deployments share; read only where asked for.
+#[test]
+fn entra_client_credentials_get_a_cluster_of_their_own_and_no_key() {
+    let entra =
+        r#""api_base": "https://r.openai.azure.com", "tenant_id": "os.environ/AZURE_TENANT_ID", "client_id": "c1""#;
+    let json = format!(
+        r#"{{"model_list": [
+      {{"model_name": "entra", "litellm_params": {{"model": "azure/gpt-4o", {entra}, "client_secret": "s3cret"}}}},
+      {{"model_name": "keyed", "litellm_params": {{"model": "azure/gpt-4o", "api_base": "https://r.openai.azure.com", "api_key": "k", "client_secret": "unused"}}}},
+      {{"model_name": "duo", "litellm_params": {{"model": "azure/a", {entra}}}}},
+      {{"model_name": "duo", "litellm_params": {{"model": "azure/b", "api_base": "https://r.openai.azure.com", "api_key": "k"}}}},
+      {{"model_name": "other", "litellm_params": {{"model": "openai/gpt-4o", "api_key": "k", "tenant_id": "t"}}}}],
+     "router_settings": {{"fallbacks": [{{"other": ["entra"]}}]}}}}"#
+    );
+    let config = compile_test(&json).expect("compiles");
+    let route = |name: &'static str| config.router.route(name).expect("routes");
+    let entra_endpoint = route("entra").endpoint.expect("fixed");
+    let keyed = route("keyed").endpoint.expect("fixed");
+    assert!(entra_endpoint.credentials.is_empty(), "Envoy sends the token");
+    assert_eq!(keyed.cluster, "https_r.openai.azure.com_443");
+    assert!(
+        entra_endpoint
+            .cluster
+            .starts_with("https_r.openai.azure.com_443_entra_")
+            && entra_endpoint.cluster != keyed.cluster,
+        "{}",
+        entra_endpoint.cluster
+    );
+    let client = entra_endpoint.entra.as_ref().expect("entra");
+    assert_eq!(
+        (
+            client.tenant_id.as_str(),
+            client.client_id.as_str(),
+            client.client_secret.expose()
+        ),
+        ("os.environ/AZURE_TENANT_ID", "c1", "s3cret")
+    );
+    assert_eq!(client.scope, "https://cognitiveservices.azure.com/.default");
+    assert!(client.secret_written);
+    // In a group: skipped, the keyed sibling served alone.
+    let skipped = config.skipped.iter().find(|s| s.model_name == "duo").expect("skipped");
+    assert!(skipped.reason.contains("model group"), "{}", skipped.reason);
+    assert_eq!(route("duo").upstream_model, "b");
+    // Not asked for: ignored (and so never carried into Envoy's configuration).
+    let ignored = ignored_paths(&config);
+    assert_eq!(
+        ignored,
+        [
+            "model_list[1].litellm_params.client_secret",
+            "model_list[4].litellm_params.tenant_id"
+        ]
+    );
+    // A fallback to it would leave through the fallback group's cluster.
+    assert!(config.router.groups().is_empty());
+    assert!(config.warnings.iter().any(|w| w
+        .to_string()
+        .contains("fallback `entra` has Entra ID client credentials")));
 }
 
 #[test]

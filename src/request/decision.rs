@@ -232,7 +232,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
         // A model_name given exactly wins over a pattern that also matches
         // (as in LiteLLM), even when it is skipped: its request must not
         // go to the pattern's provider.
-        Ok(_) if !config.router.has_exact(&field.name) && config.skipped_exactly(&field.name).is_some() => {
+        Ok(_) if config.skipped_exactly(&field.name).is_some() && !config.router.has_exact(&field.name) => {
             return not_supported(config.skipped_exactly(&field.name).map_or("", |s| s.reason.as_str()));
         }
         Ok(route) => route,

@@ -6,7 +6,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use llm_router::config::{self, Config, ConfigError, Document, Warning, WarningKind};
+use llm_router::config::{self, env_var, Config, ConfigError, Document, Warning, WarningKind};
+use llm_router::model::{ApiBase, Upstream};
 use serde_json::{Map, Value};
 
 /// Stands in for every environment variable while the configuration is
@@ -44,6 +45,78 @@ pub struct Conversion {
     pub warnings: Vec<Warning>,
     /// Every variable the filter reads at run time (`host_env_keys`).
     pub env_keys: BTreeSet<String>,
+    /// Envoy's OAuth2 credential injectors, one per cluster of a deployment
+    /// with Entra ID client credentials (for a bootstrap only).
+    pub entra: Vec<EntraInjector>,
+}
+
+/// Where Entra ID issues tokens unless `AZURE_AUTHORITY_HOST` says
+/// otherwise (a national cloud, or a test's), as in LiteLLM.
+const AZURE_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+
+/// One Entra ID client's token, got by Envoy for one cluster.
+pub struct EntraInjector {
+    /// The deployment's cluster, which the injector sits on.
+    pub cluster: String,
+    /// The token endpoint: `<authority>/<tenant>/oauth2/v2.0/token`.
+    pub token_uri: String,
+    /// Its host, a cluster of its own.
+    pub authority: Upstream,
+    pub client_id: String,
+    pub scope: String,
+    /// The client secret: Envoy reads it from its environment (or, written
+    /// into the file, from the bootstrap's secrets, which `/config_dump`
+    /// redacts).
+    pub secret: SecretSource,
+}
+
+pub enum SecretSource {
+    Variable(String),
+    Inline(String),
+}
+
+/// The injectors a bootstrap writes, with `os.environ/` read now.
+fn entra_injectors(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<EntraInjector>, Problem> {
+    let authority_url = env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| AZURE_AUTHORITY_HOST.to_owned());
+    let authority = ApiBase::parse(&authority_url).ok_or_else(|| {
+        problem(
+            "",
+            format!("AZURE_AUTHORITY_HOST `{authority_url}` is not an http(s) URL"),
+        )
+    })?;
+    let mut injectors = Vec::new();
+    for (cluster, endpoint) in config.upstreams() {
+        let Some(entra) = &endpoint.entra else { continue };
+        let read = |key: &str, value: &str| {
+            match env_var(value) {
+            None => Ok(value.to_owned()),
+            Some(var) => env(var).ok_or_else(|| {
+                problem(
+                    format!("{}.{key}", entra.params_path),
+                    format!("{key} `os.environ/{var}`: {var} is not set, and the Envoy bootstrap needs it now (Envoy's credential injector is written out); set it, or write the value"),
+                )
+            }),
+        }
+        };
+        let tenant_id = read("tenant_id", &entra.tenant_id)?;
+        let secret = match env_var(entra.client_secret.expose()) {
+            Some(var) => SecretSource::Variable(var.to_owned()),
+            None => SecretSource::Inline(entra.client_secret.expose().to_owned()),
+        };
+        injectors.push(EntraInjector {
+            cluster: cluster.to_owned(),
+            token_uri: format!(
+                "{}{}/{tenant_id}/oauth2/v2.0/token",
+                authority.upstream.origin(),
+                authority.path
+            ),
+            authority: authority.upstream.clone(),
+            client_id: read("client_id", &entra.client_id)?,
+            scope: entra.scope.clone(),
+            secret,
+        });
+    }
+    Ok(injectors)
 }
 
 /// How `os.environ/` in an `api_base` is treated.
@@ -83,6 +156,12 @@ pub fn convert(litellm: &Value, variables: &ApiBaseVariables) -> Result<Conversi
     for warning in config.warnings.iter().filter(|w| w.kind == WarningKind::Ignored) {
         remove(&mut plugin, &warning.path);
     }
+    // Envoy holds an Entra ID client secret; the filter never reads it.
+    for (_, endpoint) in config.upstreams() {
+        if let Some(entra) = endpoint.entra.as_ref().filter(|e| e.secret_written) {
+            remove(&mut plugin, &format!("{}.client_secret", entra.params_path));
+        }
+    }
     // A section left empty by what was dropped says nothing.
     plugin.retain(|_, value| !matches!(value, Value::Object(map) if map.is_empty()));
     if let ApiBaseVariables::Now(env) = variables {
@@ -106,12 +185,17 @@ pub fn convert(litellm: &Value, variables: &ApiBaseVariables) -> Result<Conversi
             config.warnings = warnings;
         }
     }
+    let entra = match variables {
+        ApiBaseVariables::Now(env) => entra_injectors(&config, *env)?,
+        ApiBaseVariables::AtRunTime => Vec::new(),
+    };
     let warnings = std::mem::take(&mut config.warnings);
     Ok(Conversion {
         plugin,
         config,
         warnings,
         env_keys,
+        entra,
     })
 }
 

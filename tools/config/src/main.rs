@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use llm_router_config::bootstrap::{self, parse_ratelimit, Address, Options, DEFAULT_RATELIMIT, DEFAULT_WASM};
 use llm_router_config::convert::Conversion;
-use llm_router_config::convert::{self, ApiBaseVariables};
+use llm_router_config::convert::{self, ApiBaseVariables, SecretSource};
 use llm_router_config::{keys, prices};
 
 const USAGE: &str = "\
@@ -246,6 +246,30 @@ fn run(
                     optional_unset.join(", ")
                 ));
             }
+            let secrets_unset: BTreeSet<&str> = conversion
+                .entra
+                .iter()
+                .filter_map(|injector| match &injector.secret {
+                    SecretSource::Variable(var) if env(var).is_none() => Some(var.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if !secrets_unset.is_empty() {
+                let names: Vec<&str> = secrets_unset.into_iter().collect();
+                diagnostics.push(format!(
+                    "note: not set here, and read by Envoy itself when it starts (Entra ID client secrets; Envoy does not start without them): {}",
+                    names.join(", ")
+                ));
+            }
+            if conversion
+                .entra
+                .iter()
+                .any(|i| matches!(i.secret, SecretSource::Inline(_)))
+            {
+                diagnostics.push(
+                    "note: an Entra ID client_secret written in the file is written into the bootstrap's secrets (Envoy's /config_dump redacts it); `os.environ/NAME` keeps it out of both files".to_owned(),
+                );
+            }
             if !std::path::Path::new(&options.wasm).is_file() {
                 diagnostics.push(format!(
                     "note: the filter module {} is not there yet (`make wasm` builds it); Envoy needs it at that path",
@@ -254,7 +278,22 @@ fn run(
             }
             bootstrap::bootstrap(&conversion, options)
         }
-        None => convert::plugin_text(&conversion.plugin),
+        None => {
+            let entra: Vec<&str> = conversion
+                .config
+                .upstreams()
+                .into_iter()
+                .filter(|(_, endpoint)| endpoint.entra.is_some())
+                .map(|(cluster, _)| cluster)
+                .collect();
+            if !entra.is_empty() {
+                diagnostics.push(format!(
+                    "note: Entra ID client credentials: the filter sends no key to these clusters, Envoy's OAuth2 credential injector must (`--envoy` writes it; docs/configuration.md): {}",
+                    entra.join(", ")
+                ));
+            }
+            convert::plugin_text(&conversion.plugin)
+        }
     };
     let filter_file = envoy
         .filter(|options| options.discovery.is_some())

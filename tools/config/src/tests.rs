@@ -577,3 +577,78 @@ fn an_optional_key_is_not_said_to_answer_503() {
         "{notes:?}"
     );
 }
+
+/// Entra ID client credentials: the bootstrap has Envoy's injector for
+/// that deployment's cluster (matched on the routing header), the token
+/// endpoint from `AZURE_AUTHORITY_HOST`, and the secret read by Envoy from
+/// its environment; the plugin configuration never holds the secret, and a
+/// tenant left to an unset variable is an error at its line.
+#[test]
+fn entra_client_credentials_become_envoys_credential_injector() {
+    let yaml_text = "model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/gpt-4o
+      api_base: https://r.openai.azure.com
+      tenant_id: os.environ/AZURE_TENANT_ID
+      client_id: the-client
+      client_secret: os.environ/ENTRA_SECRET
+";
+    let env = |var: &str| match var {
+        "AZURE_TENANT_ID" => Some("the-tenant".to_owned()),
+        "AZURE_AUTHORITY_HOST" => Some("https://login.microsoftonline.us".to_owned()),
+        _ => None,
+    };
+    let output = convert_text(yaml_text, true, &env).expect("converts");
+    let bootstrap = yaml::parse(&output.text).expect("YAML").value;
+    let filters = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"];
+    let injector = filters
+        .as_array()
+        .expect("filters")
+        .iter()
+        .find(|f| f["name"].as_str().is_some_and(|n| n.contains("entra")))
+        .expect("an injector");
+    let cluster = injector["typed_config"]["xds_matcher"]["matcher_list"]["matchers"][0]["predicate"]["not_matcher"]
+        ["single_predicate"]["value_match"]["exact"]
+        .as_str()
+        .expect("matched on its cluster");
+    assert!(cluster.starts_with("https_r.openai.azure.com_443_entra_"), "{cluster}");
+    let oauth2 = &injector["typed_config"]["extension_config"]["typed_config"]["credential"]["typed_config"];
+    assert_eq!(
+        oauth2["token_endpoint"]["uri"],
+        "https://login.microsoftonline.us/the-tenant/oauth2/v2.0/token"
+    );
+    assert_eq!(oauth2["client_credentials"]["client_id"], "the-client");
+    let secrets = &bootstrap["static_resources"]["secrets"];
+    assert_eq!(
+        secrets[0]["generic_secret"]["secret"]["environment_variable"],
+        "ENTRA_SECRET"
+    );
+    assert!(!output.text.contains("os.environ/ENTRA_SECRET"), "{}", output.text);
+    assert!(output
+        .diagnostics
+        .iter()
+        .any(|d| d.contains("read by Envoy itself") && d.ends_with("ENTRA_SECRET")));
+
+    // The plugin configuration alone: no secret, and a note that Envoy must
+    // send the token.
+    let plugin = convert_text(yaml_text, false, &no_env).expect("converts");
+    assert!(
+        !plugin.text.contains("ENTRA_SECRET") && plugin.text.contains("the-client"),
+        "{}",
+        plugin.text
+    );
+    assert!(plugin
+        .diagnostics
+        .iter()
+        .any(|d| d.contains("credential injector must")));
+
+    let error = convert_text(yaml_text, true, &no_env)
+        .err()
+        .expect("the tenant is needed now");
+    assert!(
+        error.starts_with("config.yaml:6:7: ") && error.contains("AZURE_TENANT_ID is not set"),
+        "{error}"
+    );
+}
