@@ -231,6 +231,104 @@ fn the_failover_example_generates_a_valid_bootstrap() {
     assert!(ok, "{output}");
 }
 
+/// `--istio` on the failover example: every group's cluster and route are
+/// the bootstrap's, the upstream filter delivered over ECDS; put together
+/// as the gateway would (the ECDS reference replaced by the EXTENSION_CONFIG,
+/// the module from disk), they are the bootstrap's clusters and routes, and
+/// Envoy validates that bootstrap.
+#[test]
+fn the_istio_groups_filter_is_the_bootstraps_groups() {
+    let config = fs::read_to_string(root().join("examples/litellm-failover.yaml")).expect("example");
+    let wasm = wasm_path().to_str().expect("utf-8").to_owned();
+    let (ok, bootstrap, stderr) = run_generator(&["--envoy", "--wasm", &wasm], &config, &[]);
+    assert!(ok, "{stderr}");
+    let (ok, istio, stderr) = run_generator(&["--istio", "--sha256", &"ab".repeat(32)], &config, &[]);
+    assert!(ok, "{stderr}");
+    let parse = |text: &str| json_of(yaml_rust2::YamlLoader::load_from_str(text).expect("YAML").remove(0));
+    let mut envoy = parse(&bootstrap);
+    let istio = parse(&istio);
+    assert_eq!(istio["kind"], "EnvoyFilter");
+    let patches = istio["spec"]["configPatches"].as_array().expect("patches");
+    let extension = &patches[0]["patch"]["value"];
+    assert_eq!(extension["name"], "istio-system.llm-router-upstream");
+    let remote = &extension["typed_config"]["config"]["vm_config"]["code"]["remote"];
+    assert_eq!(remote["sha256"], "ab".repeat(32));
+    let mut upstream_filter =
+        serde_json::json!({"name": "llm-router-upstream", "typed_config": extension["typed_config"].clone()});
+    upstream_filter["typed_config"]["config"]["vm_config"]["code"] = serde_json::json!({"local": {"filename": wasm}});
+
+    let clusters_of = |envoy: &Yaml| -> Vec<Yaml> {
+        envoy["static_resources"]["clusters"]
+            .as_array()
+            .expect("clusters")
+            .iter()
+            .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with("group_")))
+            .cloned()
+            .collect()
+    };
+    let mut istio_clusters = Vec::new();
+    let mut istio_routes = Vec::new();
+    for patch in &patches[1..] {
+        match patch["applyTo"].as_str() {
+            Some("CLUSTER") => {
+                assert_eq!(patch["match"]["context"], "GATEWAY");
+                let mut cluster = patch["patch"]["value"].clone();
+                let filters = &mut cluster["typed_extension_protocol_options"]
+                    ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"];
+                assert_eq!(filters[0]["name"], "istio-system.llm-router-upstream");
+                assert!(filters[0]["config_discovery"]["config_source"]["ads"].is_object());
+                filters[0] = upstream_filter.clone();
+                istio_clusters.push(cluster);
+            }
+            Some("VIRTUAL_HOST") => {
+                assert_eq!(patch["patch"]["operation"], "MERGE");
+                istio_routes.extend(
+                    patch["patch"]["value"]["routes"]
+                        .as_array()
+                        .expect("routes")
+                        .iter()
+                        .cloned(),
+                );
+            }
+            other => panic!("unexpected patch {other:?}"),
+        }
+    }
+    let bootstrap_groups = clusters_of(&envoy);
+    let hcm = &mut envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array_mut()
+        .expect("routes");
+    assert_eq!(istio_clusters.len(), 2, "gpt-4o and gpt-4o-mini");
+    assert_eq!(istio_clusters, bootstrap_groups);
+    let group_routes: Vec<Yaml> = routes
+        .iter()
+        .filter(|r| r["route"]["cluster"].as_str().is_some_and(|c| c.starts_with("group_")))
+        .cloned()
+        .collect();
+    assert_eq!(istio_routes, group_routes);
+
+    // The bootstrap with the gateway's pieces in place of its own validates.
+    routes.retain(|r| !r["route"]["cluster"].as_str().is_some_and(|c| c.starts_with("group_")));
+    let catch_all = routes.pop().expect("the catch-all route");
+    routes.extend(istio_routes);
+    routes.push(catch_all);
+    let clusters = envoy["static_resources"]["clusters"].as_array_mut().expect("clusters");
+    clusters.retain(|c| !c["name"].as_str().is_some_and(|n| n.starts_with("group_")));
+    clusters.extend(istio_clusters);
+    let mut env = env();
+    env.extend([("AZURE_API_KEY", "k"), ("OPENAI_API_KEY_TEAM_B", "k2")]);
+    let (ok, output) = validate(&envoy.to_string(), &env);
+    assert!(ok, "{output}");
+
+    // A config without groups has nothing for it.
+    let (ok, _, stderr) = run_generator(
+        &["--istio"],
+        &fs::read_to_string(root().join("examples/demo.yaml")).expect("demo"),
+        &[],
+    );
+    assert!(!ok && stderr.contains("no model group"), "{stderr}");
+}
+
 #[test]
 fn istio_routes_every_cluster_the_filter_sets_to_its_provider() {
     let docs = yaml_docs("envoy/istio/providers.yaml");

@@ -55,6 +55,9 @@ pub struct Options {
     /// `--ratelimit HOST:PORT`: the rate-limit service, asked where some key
     /// or team has a limit.
     pub ratelimit: Upstream,
+    /// `--istio`: the model groups as an Istio EnvoyFilter instead, the
+    /// module fetched from `wasm` (a URL) and checked against this sha256.
+    pub istio: Option<String>,
 }
 
 /// Where `llm-router-limits` listens by default.
@@ -107,7 +110,7 @@ pub fn bootstrap(conversion: &Conversion, options: &Options) -> String {
     let header = &config.cluster_header;
     let buffer_limit = config.max_body_bytes + ENVOY_BUFFER_MARGIN;
     let header = quoted(header);
-    let filter = |root_id: &str, indent: usize| wasm_filter(conversion, options, root_id, indent);
+    let filter = |root_id: &str, indent: usize| wasm_filter(conversion, &options.wasm, root_id, indent);
     let group_routes: String = config
         .router
         .groups()
@@ -211,7 +214,8 @@ static_resources:
         out.push_str(&cluster(name, &endpoint.upstream));
     }
     for group in config.router.groups() {
-        out.push_str(&group_cluster(group, config, &filter(UPSTREAM_ROOT_ID, 8)));
+        let upstream_filter = format!("        - name: {UPSTREAM_ROOT_ID}\n{}", filter(UPSTREAM_ROOT_ID, 8));
+        out.push_str(&group_cluster(group, config, &upstream_filter));
     }
     out.push_str(&entra_token_endpoints(&conversion.entra));
     out
@@ -614,7 +618,7 @@ fn access_log_facts(config: &Config) -> String {
 
 /// The Wasm filter's `typed_config`, indented by `indent`: the downstream
 /// instance and the groups' upstream one share the VM and the configuration.
-fn wasm_filter(conversion: &Conversion, options: &Options, root_id: &str, indent: usize) -> String {
+pub(crate) fn wasm_filter(conversion: &Conversion, wasm: &str, root_id: &str, indent: usize) -> String {
     let env_keys: Vec<String> = conversion.env_keys.iter().map(|key| quoted(key)).collect();
     let plugin: String = plugin_text(&conversion.plugin)
         .lines()
@@ -642,7 +646,7 @@ fn wasm_filter(conversion: &Conversion, options: &Options, root_id: &str, indent
         "@type": type.googleapis.com/google.protobuf.StringValue
         value: |
 {plugin}"#,
-        wasm = quoted(&options.wasm),
+        wasm = quoted(wasm),
         env_keys = env_keys.join(", "),
     );
     let pad = " ".repeat(indent);
@@ -675,7 +679,7 @@ fn discovered_filter(file: &Path) -> String {
 /// downstream filter's `Wasm` configuration (the one written inline
 /// without `--out`).
 pub fn discovery_file(conversion: &Conversion, options: &Options) -> String {
-    let inline = wasm_filter(conversion, options, ROOT_ID, 0);
+    let inline = wasm_filter(conversion, &options.wasm, ROOT_ID, 0);
     let wasm = crate::yaml::parse(&inline)
         .map(|doc| doc.value["typed_config"].clone())
         .unwrap_or_default();
@@ -730,7 +734,7 @@ fn usable_members<'c>(
 }
 
 /// A group's route: its cluster, with LiteLLM's retries as Envoy's.
-fn group_route(group: &Group, config: &Config, header: &str) -> String {
+pub(crate) fn group_route(group: &Group, config: &Config, header: &str) -> String {
     let failover = &config.failover;
     let priorities = usable_members(group, config)
         .iter()
@@ -790,7 +794,7 @@ fn seconds(value: f64) -> String {
 /// priorities, weights as Envoy's; a deployment that fails `allowed_fails`
 /// times in a row is ejected for `cooldown_time`; the upstream filter gives
 /// each attempt its deployment's request.
-fn group_cluster(group: &Group, config: &Config, upstream_filter: &str) -> String {
+pub(crate) fn group_cluster(group: &Group, config: &Config, upstream_filter: &str) -> String {
     let members = usable_members(group, config);
     let all_ips = members.iter().all(|(_, _, _, e)| host_ip(&e.upstream).is_some());
     let discovery = if all_ips {
@@ -874,7 +878,6 @@ fn group_cluster(group: &Group, config: &Config, upstream_filter: &str) -> Strin
         explicit_http_config: {{ http_protocol_options: {{}} }}
         # Once per attempt: the chosen deployment's path, key and model.
         http_filters:
-        - name: {UPSTREAM_ROOT_ID}
 {upstream_filter}        - name: envoy.filters.http.upstream_codec
           typed_config:
             "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec

@@ -1,11 +1,13 @@
 //! The configuration tools' library: a LiteLLM `config.yaml` read as
 //! LiteLLM reads it ([`yaml`]), compiled by the filter's own compiler
-//! ([`convert`]), turned into an Envoy bootstrap ([`bootstrap`]); and the
+//! ([`convert`]), turned into an Envoy bootstrap ([`bootstrap`]) or the model
+//! groups' Istio EnvoyFilter ([`istio`]); and the
 //! `keys` subcommands. `llm-router-config` and `llm-router-limits` share it,
 //! so both read a config exactly as the filter does.
 
 pub mod bootstrap;
 pub mod convert;
+pub mod istio;
 pub mod keys;
 pub mod prices;
 pub mod yaml;

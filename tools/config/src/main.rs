@@ -18,6 +18,7 @@ use llm_router_config::{keys, prices};
 const USAGE: &str = "\
 usage: llm-router-config [--envoy [--listen HOST:PORT] [--admin HOST:PORT] [--wasm PATH] [--out DIR]
                           [--ratelimit HOST:PORT]] [CONFIG.yaml]
+       llm-router-config --istio [--wasm URL] [--sha256 HEX] [CONFIG.yaml]
        llm-router-config keys new|import … (`llm-router-config keys` says how)
 
 Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
@@ -35,7 +36,10 @@ Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
              per-token prices go into the filter's configuration, to price usage
              against budgets (default: the litellm package in .venv, where a budget is set)
   --ratelimit  the rate-limit service (llm-router-limits) where a key or team has
-             rpm_limit, tpm_limit or max_budget (default 127.0.0.1:8081)";
+             rpm_limit, tpm_limit or max_budget (default 127.0.0.1:8081)
+  --istio    prints the config's model groups as an Istio EnvoyFilter for the ingress
+             gateway, beside envoy/istio/llm-router.yaml: each group's cluster, route and
+             upstream filter; --wasm is then the module's URL and --sha256 its digest";
 
 struct Arguments {
     envoy: Option<Options>,
@@ -51,6 +55,11 @@ enum PriceTable {
     /// prices.
     Venv(Option<PathBuf>),
 }
+
+/// Where envoy/istio/llm-router.yaml says the module is published, and its
+/// digest: placeholders to set (`--wasm`, `--sha256`).
+const ISTIO_WASM_URL: &str = "https://downloads.example.com/llm-router/v0.1.0/llm_router.wasm";
+const ISTIO_WASM_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The venv the Makefile installs LiteLLM's SDK into.
 const VENV: &str = ".venv";
@@ -69,10 +78,14 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     let mut out = None;
     let mut ratelimit = parse_ratelimit(DEFAULT_RATELIMIT)?;
     let mut prices = None;
+    let mut istio = false;
+    let mut sha256 = None;
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "--envoy" => envoy = true,
+            "--istio" => istio = true,
+            "--sha256" => sha256 = Some(value("--sha256")?),
             "--listen" => listen = Address::parse(&value("--listen")?)?,
             "--admin" => admin = Address::parse(&value("--admin")?)?,
             "--wasm" => wasm = Some(value("--wasm")?),
@@ -88,6 +101,17 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     if out.is_some() && !envoy {
         return Err("--out goes with --envoy".to_owned());
     }
+    if istio && envoy {
+        return Err("--envoy or --istio, not both".to_owned());
+    }
+    if sha256.is_some() && !istio {
+        return Err("--sha256 goes with --istio".to_owned());
+    }
+    let wasm = match istio {
+        true => Some(wasm.unwrap_or_else(|| ISTIO_WASM_URL.to_owned())),
+        false => wasm,
+    };
+    let envoy = envoy || istio;
     // Absolute: Envoy watches the file from wherever it runs.
     let out = out.map(|dir| std::path::absolute(&dir).unwrap_or_else(|_| dir.into()));
     let envoy = envoy.then(|| Options {
@@ -97,6 +121,7 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
         wasm: wasm.unwrap_or_else(default_wasm),
         discovery: out.as_ref().map(|dir| dir.join(FILTER_FILE)),
         ratelimit,
+        istio: istio.then(|| sha256.unwrap_or_else(|| ISTIO_WASM_SHA256.to_owned())),
     });
     let prices = match prices {
         Some(path) => PriceTable::Given(path),
@@ -270,31 +295,37 @@ fn run(
                     "note: an Entra ID client_secret written in the file is written into the bootstrap's secrets (Envoy's /config_dump redacts it); `os.environ/NAME` keeps it out of both files".to_owned(),
                 );
             }
-            if !std::path::Path::new(&options.wasm).is_file() {
+            if options.istio.is_none() && !std::path::Path::new(&options.wasm).is_file() {
                 diagnostics.push(format!(
                     "note: the filter module {} is not there yet (`make wasm` builds it); Envoy needs it at that path",
                     options.wasm
                 ));
             }
-            bootstrap::bootstrap(&conversion, options)
-        }
-        None => {
-            let entra: Vec<&str> = conversion
-                .config
-                .upstreams()
-                .into_iter()
-                .filter(|(_, endpoint)| endpoint.entra.is_some())
-                .map(|(cluster, _)| cluster)
-                .collect();
-            if !entra.is_empty() {
-                diagnostics.push(format!(
-                    "note: Entra ID client credentials: the filter sends no key to these clusters, Envoy's OAuth2 credential injector must (`--envoy` writes it; docs/configuration.md): {}",
-                    entra.join(", ")
-                ));
+            match &options.istio {
+                Some(sha256) => llm_router_config::istio::groups_filter(&conversion, options, sha256)?.ok_or_else(|| {
+                    format!("{file}: no model group here: envoy/istio/llm-router.yaml with this config's filter configuration is all Istio needs")
+                })?,
+                None => bootstrap::bootstrap(&conversion, options),
             }
-            convert::plugin_text(&conversion.plugin)
         }
+        None => convert::plugin_text(&conversion.plugin),
     };
+    // Only the bootstrap carries Envoy's credential injector.
+    if envoy.is_none_or(|options| options.istio.is_some()) {
+        let entra: Vec<&str> = conversion
+            .config
+            .upstreams()
+            .into_iter()
+            .filter(|(_, endpoint)| endpoint.entra.is_some())
+            .map(|(cluster, _)| cluster)
+            .collect();
+        if !entra.is_empty() {
+            diagnostics.push(format!(
+                "note: Entra ID client credentials: the filter sends no key to these clusters, Envoy's OAuth2 credential injector must (`--envoy` writes it; docs/configuration.md): {}",
+                entra.join(", ")
+            ));
+        }
+    }
     let filter_file = envoy
         .filter(|options| options.discovery.is_some())
         .map(|options| bootstrap::discovery_file(&conversion, options));

@@ -652,3 +652,37 @@ fn entra_client_credentials_become_envoys_credential_injector() {
         "{error}"
     );
 }
+
+/// `--istio` takes a URL and a digest for the module, and no Envoy-only flag.
+#[test]
+fn istio_arguments() {
+    let rows: &[(&[&str], Result<(&str, &str), &str>)] = &[
+        (
+            &["--istio"],
+            Ok((
+                "https://downloads.example.com/llm-router/v0.1.0/llm_router.wasm",
+                "0000000000000000000000000000000000000000000000000000000000000000",
+            )),
+        ),
+        (
+            &["--istio", "--wasm", "oci://ghcr.io/x/llm-router:1", "--sha256", "ab"],
+            Ok(("oci://ghcr.io/x/llm-router:1", "ab")),
+        ),
+        (&["--istio", "--envoy"], Err("not both")),
+        (&["--sha256", "ab"], Err("goes with --istio")),
+    ];
+    for (args, expected) in rows {
+        let parsed = arguments(args.iter().map(|a| a.to_string()).collect());
+        match (parsed, expected) {
+            (Ok(parsed), Ok((wasm, sha256))) => {
+                let options = parsed.envoy.expect("options");
+                assert_eq!(
+                    (options.wasm.as_str(), options.istio.as_deref()),
+                    (*wasm, Some(*sha256))
+                );
+            }
+            (Err(e), Err(fragment)) => assert!(e.contains(fragment), "{args:?}: {e}"),
+            (got, _) => panic!("{args:?}: {:?}", got.err()),
+        }
+    }
+}
