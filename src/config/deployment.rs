@@ -173,7 +173,7 @@ pub(super) fn compile_deployment(
                 warnings.push(Warning::new(
                     model_path.clone(),
                     WarningKind::NotAsWritten(format!(
-                        "provider `{name}` is not in llm-router's table: served as an OpenAI-compatible API at this api_base, with a bearer key"
+                        "provider `{name}` is not in llm-router's table: served as an OpenAI-compatible API at this api_base, with its key (or `{}_API_KEY`, where set) as a bearer key", name.to_ascii_uppercase()
                     )),
                 ));
                 unlisted = openai_compatible_at_api_base(name);
@@ -266,6 +266,66 @@ pub(super) fn compile_deployment(
         Some(Resolved::Value(value)) => Ok(Some(value)),
         Some(Resolved::Unset(var)) => Err(var),
     };
+    let deployment = |target| {
+        Compiled::Served(Deployment {
+            id: id.clone(),
+            model_name: model_name.clone(),
+            pattern: pattern.clone(),
+            upstream_model: model_template.to_owned(),
+            target_has_stars: target_stars > 0,
+            target,
+            shares,
+            order,
+            timeouts,
+            access_groups: access_groups.clone(),
+            prices,
+        })
+    };
+    let unavailable = |variable| {
+        Target::Unavailable(Unavailable {
+            provider: provider.clone(),
+            variable,
+        })
+    };
+    // Unset in the VM: the deployment answers 503 (and needs no cluster).
+    let (api_base, api_version) = match (setting(params.api_base), setting(params.api_version)) {
+        (Ok(api_base), Ok(api_version)) => (api_base, api_version),
+        (Err(var), _) | (_, Err(var)) => return Ok(deployment(unavailable(var))),
+    };
+    let api_base = match api_base {
+        Some(url) => {
+            // LiteLLM loads any text and fails at request time: skipped.
+            let Some(mut api_base) = ApiBase::parse(&url) else {
+                return Ok(Compiled::Skipped(Skipped {
+                    model_name,
+                    pattern,
+                    reason: format!(
+                        "litellm_params.api_base `{url}` is not an http(s) URL (`https://host[:port][/path]`)"
+                    ),
+                }));
+            };
+            // Ollama's OpenAI-compatible API and Anthropic's are under
+            // `/v1` of the address LiteLLM users give.
+            if !api_base.path.ends_with(&provider.api_suffix) {
+                api_base.path.push_str(&provider.api_suffix);
+            }
+            api_base
+        }
+        None => provider.api_base.clone().ok_or_else(|| {
+            let example = match provider.path_style {
+                PathStyle::AzureDeployments => "https://<resource>.openai.azure.com",
+                PathStyle::OpenAi => "http://<host>:8000/v1",
+            };
+            error(
+                format!("{entry_path}.litellm_params"),
+                at,
+                format!(
+                    "provider `{}` has no default address: set litellm_params.api_base (e.g. `{example}`)",
+                    provider.name
+                ),
+            )
+        })?,
+    };
     // An Azure deployment with a static Entra ID token sends it as a bearer
     // token in place of `api-key`.
     let (key, key_name, auth) = match (params.api_key, params.azure_ad_token) {
@@ -297,66 +357,9 @@ pub(super) fn compile_deployment(
         None if entra.is_some() => Resolved::Value(Credentials::new()),
         None => default_credentials(provider, env)?,
     };
-    let deployment = |target| {
-        Compiled::Served(Deployment {
-            id: id.clone(),
-            model_name: model_name.clone(),
-            pattern: pattern.clone(),
-            upstream_model: model_template.to_owned(),
-            target_has_stars: target_stars > 0,
-            target,
-            shares,
-            order,
-            timeouts,
-            access_groups: access_groups.clone(),
-            prices,
-        })
-    };
-    let unavailable = |variable| {
-        Target::Unavailable(Unavailable {
-            provider: provider.clone(),
-            variable,
-        })
-    };
-    // Unset in the VM: the deployment answers 503 (and needs no cluster).
-    let (api_base, api_version) = match (setting(params.api_base), setting(params.api_version)) {
-        (Ok(api_base), Ok(api_version)) => (api_base, api_version),
-        (Err(var), _) | (_, Err(var)) => return Ok(deployment(unavailable(var))),
-    };
     let credentials = match credentials {
         Resolved::Value(credentials) => credentials,
         Resolved::Unset(var) => return Ok(deployment(unavailable(var))),
-    };
-    let api_base = match api_base {
-        Some(url) => {
-            let mut api_base = ApiBase::parse(&url).ok_or_else(|| {
-                error(
-                    format!("{entry_path}.litellm_params.api_base"),
-                    at,
-                    format!("litellm_params.api_base `{url}` is not an http(s) URL (`https://host[:port][/path]`)"),
-                )
-            })?;
-            // Ollama's OpenAI-compatible API and Anthropic's are under
-            // `/v1` of the address LiteLLM users give.
-            if !api_base.path.ends_with(&provider.api_suffix) {
-                api_base.path.push_str(&provider.api_suffix);
-            }
-            api_base
-        }
-        None => provider.api_base.clone().ok_or_else(|| {
-            let example = match provider.path_style {
-                PathStyle::AzureDeployments => "https://<resource>.openai.azure.com",
-                PathStyle::OpenAi => "http://<host>:8000/v1",
-            };
-            error(
-                format!("{entry_path}.litellm_params"),
-                at,
-                format!(
-                    "provider `{}` has no default address: set litellm_params.api_base (e.g. `{example}`)",
-                    provider.name
-                ),
-            )
-        })?,
     };
     let mut endpoint = endpoint(provider, api_base, api_version, credentials, env);
     if let Some(entra) = entra {

@@ -219,7 +219,8 @@ pub const AZURE_DEFAULT_API_VERSION: &str = "2025-02-01-preview";
 
 /// A provider the table does not know, named by a deployment that gives
 /// its `api_base`: taken as an OpenAI-compatible API with a bearer key
-/// (`<NAME>_API_KEY` when the deployment names none), as most are.
+/// (`<NAME>_API_KEY` when the deployment names none, and none where that is
+/// unset: most such servers are self-hosted), as most are.
 pub(super) fn openai_compatible_at_api_base(name: &str) -> Provider {
     Provider {
         name: name.to_owned(),
@@ -228,7 +229,7 @@ pub(super) fn openai_compatible_at_api_base(name: &str) -> Provider {
         auth: AuthStyle::Bearer,
         path_style: PathStyle::OpenAi,
         api_key_env: format!("{}_API_KEY", name.to_ascii_uppercase()),
-        key_optional: false,
+        key_optional: true,
         inject_stream_usage: true,
         model_families: Vec::new(),
         api_suffix: String::new(),
