@@ -87,16 +87,14 @@ fn entra_injectors(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     let mut injectors = Vec::new();
     for (cluster, endpoint) in config.upstreams() {
         let Some(entra) = &endpoint.entra else { continue };
-        let read = |key: &str, value: &str| {
-            match env_var(value) {
+        let read = |key: &str, value: &str| match env_var(value) {
             None => Ok(value.to_owned()),
             Some(var) => env(var).ok_or_else(|| {
-                problem(
-                    format!("{}.{key}", entra.params_path),
-                    format!("{key} `os.environ/{var}`: {var} is not set, and the Envoy bootstrap needs it now (Envoy's credential injector is written out); set it, or write the value"),
-                )
+                let why = "the Envoy bootstrap needs it now (Envoy's credential injector is written out)";
+                let message =
+                    format!("{key} `os.environ/{var}`: {var} is not set, and {why}; set it, or write the value");
+                problem(format!("{}.{key}", entra.params_path), message)
             }),
-        }
         };
         let tenant_id = read("tenant_id", &entra.tenant_id)?;
         let secret = match env_var(entra.client_secret.expose()) {

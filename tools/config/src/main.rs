@@ -271,8 +271,12 @@ fn run(
                     optional_unset.join(", ")
                 ));
             }
-            let secrets_unset: BTreeSet<&str> = conversion
-                .entra
+            // Only the bootstrap has Envoy read the secrets (see below for Istio).
+            let injectors = match options.istio {
+                Some(_) => &[][..],
+                None => conversion.entra.as_slice(),
+            };
+            let secrets_unset: BTreeSet<&str> = injectors
                 .iter()
                 .filter_map(|injector| match &injector.secret {
                     SecretSource::Variable(var) if env(var).is_none() => Some(var.as_str()),
@@ -286,11 +290,7 @@ fn run(
                     names.join(", ")
                 ));
             }
-            if conversion
-                .entra
-                .iter()
-                .any(|i| matches!(i.secret, SecretSource::Inline(_)))
-            {
+            if injectors.iter().any(|i| matches!(i.secret, SecretSource::Inline(_))) {
                 diagnostics.push(
                     "note: an Entra ID client_secret written in the file is written into the bootstrap's secrets (Envoy's /config_dump redacts it); `os.environ/NAME` keeps it out of both files".to_owned(),
                 );
