@@ -64,21 +64,21 @@ impl Upstream {
         }
     }
 
-    /// `scheme://host[:port]`.
-    pub fn origin(&self) -> String {
-        let scheme = match self.scheme {
+    fn scheme_name(&self) -> &'static str {
+        match self.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
-        };
-        format!("{scheme}://{}", self.authority())
+        }
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme_name(), self.authority())
     }
 
     /// The cluster name of an upstream that is not a provider's own.
     pub fn cluster_name(&self) -> String {
-        let scheme = match self.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
+        let scheme = self.scheme_name();
         format!(
             "{scheme}_{}_{}",
             self.host.trim_matches(['[', ']']).replace(':', "-"),
@@ -189,16 +189,24 @@ pub struct EntraClient {
     /// bootstrap is written (it is in the token endpoint's address).
     pub tenant_id: String,
     pub client_id: String,
-    /// As written; `os.environ/AZURE_CLIENT_SECRET` where it is not
-    /// (LiteLLM's default). Envoy reads it; the filter never does.
-    pub client_secret: Secret,
+    /// As written (kept out of the plugin configuration); `None`:
+    /// LiteLLM's default, [`EntraClient::DEFAULT_SECRET`]. Envoy reads it;
+    /// the filter never does.
+    pub client_secret: Option<Secret>,
     /// The entry's `litellm_params` document path.
     pub params_path: String,
-    /// Whether `client_secret` is written there (kept out of the plugin
-    /// configuration), not LiteLLM's default.
-    pub secret_written: bool,
     /// `azure_scope`, else Azure OpenAI's.
     pub scope: String,
+}
+
+impl EntraClient {
+    /// LiteLLM's client secret when a deployment names none.
+    pub const DEFAULT_SECRET: &str = "os.environ/AZURE_CLIENT_SECRET";
+
+    /// The client secret as written, or LiteLLM's default.
+    pub fn secret(&self) -> &str {
+        self.client_secret.as_ref().map_or(Self::DEFAULT_SECRET, Secret::expose)
+    }
 }
 
 /// The headers that carry a provider key: (name, value).

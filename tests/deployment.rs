@@ -26,29 +26,6 @@ fn yaml_docs(path: &str) -> Vec<Yaml> {
         .collect()
 }
 
-fn json_of(yaml: yaml_rust2::Yaml) -> Json {
-    use yaml_rust2::Yaml as Y;
-    match yaml {
-        Y::Real(text) => text.parse::<f64>().map_or(Json::String(text), Json::from),
-        Y::Integer(n) => Json::from(n),
-        Y::String(text) => Json::String(text),
-        Y::Boolean(b) => Json::Bool(b),
-        Y::Array(items) => Json::Array(items.into_iter().map(json_of).collect()),
-        Y::Hash(map) => Json::Object(
-            map.into_iter()
-                .map(|(key, value)| {
-                    let key = match json_of(key) {
-                        Json::String(key) => key,
-                        other => other.to_string(),
-                    };
-                    (key, json_of(value))
-                })
-                .collect(),
-        ),
-        Y::Alias(_) | Y::Null | Y::BadValue => Json::Null,
-    }
-}
-
 fn str_at<'y>(value: &'y Yaml, path: &[&str]) -> &'y str {
     let mut v = value;
     for key in path {

@@ -25,8 +25,8 @@ use std::process::Command;
 
 use common::*;
 use mock_provider::{Mock, Provider};
-use serde_json::{json, Map, Value};
-use yaml_rust2::{Yaml, YamlLoader};
+use serde_json::{json, Value};
+use yaml_rust2::YamlLoader;
 
 /// Providers whose deployments a key swap cannot serve, and why: each one
 /// of these must be skipped with a warning, never served wrongly.
@@ -118,28 +118,11 @@ fn oracle(files: &[String], env: &[(String, String)]) -> Value {
     serde_json::from_slice(&out.stdout).expect("the oracle prints JSON")
 }
 
-/// A YAML document as JSON (Envoy reads either).
-fn to_json(yaml: &Yaml) -> Value {
-    match yaml {
-        Yaml::Hash(hash) => Value::Object(
-            hash.iter()
-                .map(|(k, v)| (k.as_str().map_or_else(|| format!("{k:?}"), str::to_owned), to_json(v)))
-                .collect::<Map<String, Value>>(),
-        ),
-        Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect()),
-        Yaml::String(s) => json!(s),
-        Yaml::Integer(i) => json!(i),
-        Yaml::Real(r) => r.parse::<f64>().map_or_else(|_| json!(r), |f| json!(f)),
-        Yaml::Boolean(b) => json!(b),
-        _ => Value::Null,
-    }
-}
-
 /// The bootstrap with every cluster's endpoints at the recorder, in plain
 /// HTTP: only where the bytes go changes.
 fn pointed_at(bootstrap: &str, recorder: &Mock) -> String {
-    let docs = YamlLoader::load_from_str(bootstrap).expect("the bootstrap is YAML");
-    let mut config = to_json(&docs[0]);
+    let mut docs = YamlLoader::load_from_str(bootstrap).expect("the bootstrap is YAML");
+    let mut config = json_of(docs.remove(0));
     // A file whose every deployment is skipped has no cluster.
     let clusters = config["static_resources"]["clusters"].as_array_mut();
     for cluster in clusters.into_iter().flatten() {

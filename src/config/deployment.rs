@@ -49,9 +49,6 @@ const ENTRA_PASSWORD_KEYS: &[&str] = &["azure_username", "azure_password"];
 /// The scope LiteLLM asks Entra ID for when `azure_scope` is not set.
 const AZURE_DEFAULT_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 
-/// LiteLLM's client secret when a deployment names none.
-const AZURE_CLIENT_SECRET_DEFAULT: &str = "os.environ/AZURE_CLIENT_SECRET";
-
 /// `model_list[index]`, the `nth` entry of its `model_name`. An `api_base`
 /// read from the environment is noted in `env_addresses`.
 pub(super) fn compile_deployment(
@@ -222,13 +219,7 @@ pub(super) fn compile_deployment(
             tenant_id,
             client_id,
             params_path: format!("{entry_path}.litellm_params"),
-            secret_written: params.client_secret.is_some(),
-            client_secret: Secret::new(
-                params
-                    .client_secret
-                    .take()
-                    .unwrap_or_else(|| AZURE_CLIENT_SECRET_DEFAULT.to_owned()),
-            ),
+            client_secret: params.client_secret.take().map(Secret::new),
             scope: params
                 .azure_scope
                 .take()

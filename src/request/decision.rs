@@ -228,18 +228,19 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             Some("model"),
         ))
     };
-    let route = match config.router.route(&field.name) {
-        // A model_name given exactly wins over a pattern that also matches
-        // (as in LiteLLM), even when it is skipped: its request must not
-        // go to the pattern's provider.
-        Ok(_) if config.skipped_exactly(&field.name).is_some() && !config.router.has_exact(&field.name) => {
-            return not_supported(config.skipped_exactly(&field.name).map_or("", |s| s.reason.as_str()));
-        }
-        Ok(route) => route,
-        Err(NoRoute::Unknown) if config.skipped_entry(&field.name).is_some() => {
-            return not_supported(config.skipped_entry(&field.name).map_or("", |s| s.reason.as_str()));
-        }
-        Err(NoRoute::Unknown) => {
+    // A model_name given exactly wins over a pattern that also matches (as
+    // in LiteLLM), even when it is skipped: its request must not go to the
+    // pattern's provider.
+    let skipped_exactly = config
+        .skipped_exactly(&field.name)
+        .filter(|_| !config.router.has_exact(&field.name));
+    let route = match (config.router.route(&field.name), skipped_exactly) {
+        (Ok(_), Some(skipped)) => return not_supported(&skipped.reason),
+        (Ok(route), None) => route,
+        (Err(NoRoute::Unknown), _) => {
+            if let Some(skipped) = config.skipped_entry(&field.name) {
+                return not_supported(&skipped.reason);
+            }
             return Decision::Reply(LocalReply::error(
                 ErrorKind::ModelNotFound,
                 &format!(
@@ -247,9 +248,9 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
                     field.name
                 ),
                 Some("model"),
-            ))
+            ));
         }
-        Err(NoRoute::NoProvider) => {
+        (Err(NoRoute::NoProvider), _) => {
             let prefixes: Vec<String> = config
                 .router
                 .forwarded_prefixes()

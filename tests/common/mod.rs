@@ -478,3 +478,29 @@ pub fn scrape_until(stack: &Stack, ready: impl Fn(&[String]) -> bool) -> Vec<Str
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A YAML document as JSON (Envoy reads either; indexing a missing key
+/// gives `null`, as a test wants).
+pub fn json_of(yaml: yaml_rust2::Yaml) -> serde_json::Value {
+    use serde_json::Value as Json;
+    use yaml_rust2::Yaml as Y;
+    match yaml {
+        Y::Real(text) => text.parse::<f64>().map_or(Json::String(text), Json::from),
+        Y::Integer(n) => Json::from(n),
+        Y::String(text) => Json::String(text),
+        Y::Boolean(b) => Json::Bool(b),
+        Y::Array(items) => Json::Array(items.into_iter().map(json_of).collect()),
+        Y::Hash(map) => Json::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let key = match json_of(key) {
+                        Json::String(key) => key,
+                        other => other.to_string(),
+                    };
+                    (key, json_of(value))
+                })
+                .collect(),
+        ),
+        Y::Alias(_) | Y::Null | Y::BadValue => Json::Null,
+    }
+}

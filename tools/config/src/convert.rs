@@ -97,9 +97,9 @@ fn entra_injectors(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             }),
         };
         let tenant_id = read("tenant_id", &entra.tenant_id)?;
-        let secret = match env_var(entra.client_secret.expose()) {
+        let secret = match env_var(entra.secret()) {
             Some(var) => SecretSource::Variable(var.to_owned()),
-            None => SecretSource::Inline(entra.client_secret.expose().to_owned()),
+            None => SecretSource::Inline(entra.secret().to_owned()),
         };
         injectors.push(EntraInjector {
             cluster: cluster.to_owned(),
@@ -156,7 +156,7 @@ pub fn convert(litellm: &Value, variables: &ApiBaseVariables) -> Result<Conversi
     }
     // Envoy holds an Entra ID client secret; the filter never reads it.
     for (_, endpoint) in config.upstreams() {
-        if let Some(entra) = endpoint.entra.as_ref().filter(|e| e.secret_written) {
+        if let Some(entra) = endpoint.entra.as_ref().filter(|e| e.client_secret.is_some()) {
             remove(&mut plugin, &format!("{}.client_secret", entra.params_path));
         }
     }
