@@ -20,14 +20,9 @@ UNUSED_CALLBACKS := proxy_on_done proxy_on_log
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-toolchain: ## Install the pinned Rust toolchain, the wasm32-wasip1 target, and libclang
+toolchain: ## Install the pinned Rust toolchain and the wasm32-wasip1 target
 	@rustup toolchain install >/dev/null 2>&1 || rustup show active-toolchain >/dev/null
 	@rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
-	@# llm-router-limits builds limitador, whose Redis storage needs RocksDB built
-	@# too (limitador 0.11-0.14 do not compile it without): its bindings need libclang.
-	@ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || (apt-get install -y libclang-dev \
-	  || (apt-get update && apt-get install -y libclang-dev)) >/dev/null \
-	  || { echo "llm-router-limits needs libclang (Debian package libclang-dev)"; exit 1; }
 
 limits: toolchain ## Build llm-router-limits, the rate-limit service for keys' rpm, tpm and budgets
 	cargo build -p llm-router-limits
@@ -89,7 +84,7 @@ generate: generator ## Regenerate the shipped Envoy files and examples/llm-route
 
 test: lint unit e2e ## Run every test: lints, unit tests (native and in V8), end-to-end tests in Envoy
 
-unit: toolchain node ## Unit tests (no Envoy): native, then the filter's lib in V8 (Node) with Wasm SIMD
+unit: toolchain node redis ## Unit tests (no Envoy): native, then the filter's lib in V8 (Node) with Wasm SIMD
 	cargo test --workspace --lib --bins
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/scripts/wasi-run.mjs" \
 	  cargo test --target wasm32-wasip1 --lib

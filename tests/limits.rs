@@ -3,8 +3,8 @@
 //! config. A key over its rpm, tpm or budget gets a JSON 429 saying which
 //! limit, whose, and when it resets; tokens and cost are charged when the
 //! stream is done (JSON and streamed replies); two Envoys with their own
-//! services share one limit through Redis; the service down fails open or
-//! closed as configured; a limit changed in the file applies without
+//! services share one limit through Redis; the service down, or its Redis
+//! down, fails open or closed as configured; a limit changed in the file applies without
 //! restarting Envoy.
 
 mod common;
@@ -87,7 +87,10 @@ fn limits_service(config: &Path, redis: Option<&Process>) -> Process {
 
 /// Debian's `redis-server`, on a free port, keeping nothing on disk.
 fn redis(dir: &Path) -> Process {
-    let port = free_port();
+    redis_on(dir, free_port())
+}
+
+fn redis_on(dir: &Path, port: u16) -> Process {
     let mut command = Command::new("redis-server");
     command
         .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
@@ -344,6 +347,44 @@ fn two_envoys_with_their_own_services_share_one_limit_through_redis() {
     passes_and_is_charged(&a, TPM_KEY, false, 2);
     refused(&chat(&b, TPM_KEY, false), "token limit", "key `tpm-key`");
     assert_eq!(openai.requests(), 4);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn with_redis_down_rates_fail_open_and_budgets_closed_until_it_is_back() {
+    let openai = openai();
+    let dir = scratch_dir();
+    let mut redis = redis(&dir);
+    let redis_port = redis.port;
+    let config_path = dir.join("config.yaml");
+    let text = config(&openai, 1, "{}");
+    fs::write(&config_path, &text).expect("config");
+    let service = limits_service(&config_path, Some(&redis));
+    let stack = envoy(&text, service.port);
+    assert_eq!(chat(&stack, RPM_KEY, false).status(), 200);
+    refused(&chat(&stack, RPM_KEY, false), "request limit", "key `rpm-key`");
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    // The service answers, but cannot count: Envoy applies the defaults.
+    for _ in 0..3 {
+        assert_eq!(chat(&stack, RPM_KEY, false).status(), 200);
+    }
+    let budget = chat(&stack, BUDGET_KEY, false);
+    assert_eq!(
+        error_code(&budget),
+        (503, "limits_unavailable".to_owned()),
+        "{}",
+        budget.text()
+    );
+    // Redis back, empty: the service reconnects and counts from 0 again.
+    let _redis = redis_on(&dir, redis_port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while chat(&stack, BUDGET_KEY, false).status() != 200 {
+        assert!(Instant::now() < deadline, "not counting again in 10 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(chat(&stack, RPM_KEY, false).status(), 200);
+    refused(&chat(&stack, RPM_KEY, false), "request limit", "key `rpm-key`");
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -6,6 +6,7 @@
 //! with `--redis` in Redis, shared exactly by every instance of a fleet.
 //! The config is read again when the file changes.
 
+mod redis_counters;
 mod service;
 mod window;
 
@@ -16,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
-use limitador::storage::redis::AsyncRedisStorage;
-use limitador::{AsyncRateLimiter, RateLimiter};
+use limitador::RateLimiter;
 use llm_router::limits::{rules, Rule};
 use llm_router_config::convert::ApiBaseVariables;
+use redis_counters::RedisCounters;
 use service::{Engine, Limits};
 
 const USAGE: &str = "usage: llm-router-limits --config CONFIG.yaml [--listen HOST:PORT] [--redis redis://HOST:PORT]
@@ -110,12 +111,7 @@ async fn serve(arguments: Arguments) -> Result<(), String> {
     let rules = read_rules(&arguments.config)?;
     let engine = match &arguments.redis {
         None => Engine::Local(RateLimiter::new(LOCAL_COUNTERS)),
-        Some(url) => {
-            let storage = AsyncRedisStorage::new(url)
-                .await
-                .map_err(|e| format!("--redis {url}: {e}"))?;
-            Engine::Fleet(AsyncRateLimiter::new_with_storage(Box::new(storage)))
-        }
+        Some(url) => Engine::Fleet(Box::new(RedisCounters::new(url)?)),
     };
     let limits = Arc::new(Limits::new(engine));
     let count = rules.len();

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -17,20 +17,21 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::R
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::Duration as ProtoDuration;
 use limitador::limit::{Context, Expression, Limit, Predicate};
-use limitador::{AsyncRateLimiter, CheckResult, RateLimiter};
+use limitador::RateLimiter;
 use llm_router::contract::rate_limit::DOMAIN;
 use llm_router::limits::{descriptor_limit, Kind, Rule, Subject};
 use tonic::{Request, Response, Status};
 
+use crate::redis_counters::{RedisCounters, Verdict};
 use crate::window::{self, Period};
 
 /// Where the counts are kept.
 pub enum Engine {
-    /// This process only.
+    /// This process only: limitador's in-memory engine.
     Local(RateLimiter),
     /// Redis, shared by every instance pointed at it (exact: each check
-    /// and count is one Redis script).
-    Fleet(AsyncRateLimiter),
+    /// and each charge is one Redis script).
+    Fleet(Box<RedisCounters>),
 }
 
 /// The limitador namespace of one limit: one namespace per (subject,
@@ -71,35 +72,67 @@ fn context_for(period: Option<Period>) -> Context<'static> {
     }
 }
 
+/// The Redis key of `rule`'s counter in `period`: its namespace, and the
+/// period where it counts in calendar periods.
+fn counter_key(rule: &Rule, period: Option<Period>) -> String {
+    let namespace = namespace(&rule.subject, rule.kind);
+    match period {
+        Some(period) => format!("{namespace}/{PERIOD}={}", period.id),
+        None => namespace,
+    }
+}
+
 impl Engine {
     async fn configure(&self, rules: &[Rule]) -> Result<(), String> {
-        let limits = rules.iter().map(limitador_limit).collect::<Result<Vec<_>, _>>()?;
         match self {
-            Engine::Local(limiter) => limiter.configure_with(limits),
-            Engine::Fleet(limiter) => limiter.configure_with(limits).await,
+            Engine::Local(limiter) => {
+                let limits = rules.iter().map(limitador_limit).collect::<Result<Vec<_>, _>>()?;
+                limiter.configure_with(limits).map_err(|e| e.to_string())
+            }
+            // Redis keeps counts, not limits: each call brings its rule.
+            Engine::Fleet(_) => Ok(()),
         }
-        .map_err(|e| e.to_string())
     }
 
     /// Counts `hits` if they fit (a request), or checks only (0 hits).
-    async fn check_and_count(&self, namespace: &str, context: &Context<'_>, hits: u64) -> Result<CheckResult, String> {
-        let namespace = namespace.into();
-        let result = match self {
-            Engine::Local(limiter) => limiter.check_rate_limited_and_update(&namespace, context, hits),
-            Engine::Fleet(limiter) => limiter.check_rate_limited_and_update(&namespace, context, hits).await,
-        };
-        result.map_err(|e| e.to_string())
+    async fn check_and_count(&self, rule: &Rule, period: Option<Period>, hits: u64) -> Result<Verdict, String> {
+        match self {
+            Engine::Local(limiter) => {
+                let namespace = namespace(&rule.subject, rule.kind).into();
+                let result = limiter
+                    .check_rate_limited_and_update(&namespace, &context_for(period), hits)
+                    .map_err(|e| e.to_string())?;
+                let counter = result.counters.first();
+                Ok(Verdict {
+                    limited: result.limited,
+                    remaining: counter.and_then(|c| c.remaining()).unwrap_or(0),
+                    expires_in: counter.and_then(|c| c.expires_in()),
+                })
+            }
+            Engine::Fleet(redis) => {
+                let window = Duration::from_secs(window::counter_seconds(rule));
+                redis
+                    .check_and_count(&counter_key(rule, period), rule.max, window, hits)
+                    .await
+            }
+        }
     }
 
     /// Counts `hits` whatever the limit: a charge for what was already
     /// used (tokens, cost), sent when the stream is done.
-    async fn charge(&self, namespace: &str, context: &Context<'_>, hits: u64) -> Result<(), String> {
-        let namespace = namespace.into();
+    async fn charge(&self, rule: &Rule, period: Option<Period>, hits: u64) -> Result<(), String> {
         match self {
-            Engine::Local(limiter) => limiter.update_counters(&namespace, context, hits),
-            Engine::Fleet(limiter) => limiter.update_counters(&namespace, context, hits).await,
+            Engine::Local(limiter) => {
+                let namespace = namespace(&rule.subject, rule.kind).into();
+                limiter
+                    .update_counters(&namespace, &context_for(period), hits)
+                    .map_err(|e| e.to_string())
+            }
+            Engine::Fleet(redis) => {
+                let window = Duration::from_secs(window::counter_seconds(rule));
+                redis.charge(&counter_key(rule, period), window, hits).await
+            }
         }
-        .map_err(|e| e.to_string())
     }
 }
 
@@ -138,7 +171,8 @@ impl Limits {
             .map_err(|_| Status::internal("the limits lock is poisoned"))
     }
 
-    pub async fn decide(&self, request: RateLimitRequest) -> Result<RateLimitResponse, Status> {
+    /// Answers `request` at `now` (the calendar periods budgets count in).
+    pub async fn decide(&self, request: RateLimitRequest, now: DateTime<Utc>) -> Result<RateLimitResponse, Status> {
         let rules = self.rules()?;
         let mut statuses = Vec::with_capacity(request.descriptors.len());
         let mut refusal: Option<(&Rule, u64)> = None;
@@ -153,15 +187,13 @@ impl Limits {
                 continue;
             };
             let hits = hits(descriptor, request.hits_addend);
-            let namespace = namespace(&rule.subject, rule.kind);
-            let period = window::period(rule, Utc::now());
-            let context = context_for(period);
+            let period = window::period(rule, now);
             // Tokens and dollars are charged after the fact: a charge is
             // counted whole and refuses nothing (the next request's check
             // with 0 hits does).
             if rule.kind != Kind::Requests && hits > 0 {
                 self.engine
-                    .charge(&namespace, &context, hits)
+                    .charge(rule, period, hits)
                     .await
                     .map_err(Status::unavailable)?;
                 statuses.push(ok_status());
@@ -169,16 +201,12 @@ impl Limits {
             }
             let result = self
                 .engine
-                .check_and_count(&namespace, &context, hits)
+                .check_and_count(rule, period, hits)
                 .await
                 .map_err(Status::unavailable)?;
-            let counter = result.counters.first();
-            let remaining = counter.and_then(|c| c.remaining()).unwrap_or(0);
             let reset = match period {
                 Some(period) => Duration::from_secs(period.seconds_left),
-                None => counter
-                    .and_then(|c| c.expires_in())
-                    .unwrap_or(Duration::from_secs(rule.window_seconds)),
+                None => result.expires_in.unwrap_or(Duration::from_secs(rule.window_seconds)),
             };
             if result.limited && refusal.is_none() {
                 refusal = Some((rule, reset_seconds(reset)));
@@ -186,7 +214,7 @@ impl Limits {
             statuses.push(DescriptorStatus {
                 code: if result.limited { Code::OverLimit } else { Code::Ok } as i32,
                 current_limit: current_limit(rule),
-                limit_remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                limit_remaining: u32::try_from(result.remaining).unwrap_or(u32::MAX),
                 duration_until_reset: Some(ProtoDuration {
                     seconds: i64::try_from(reset.as_secs()).unwrap_or(i64::MAX),
                     nanos: 0,
@@ -218,7 +246,7 @@ impl RateLimitService for Limits {
         &self,
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
-        self.decide(request.into_inner()).await.map(Response::new)
+        self.decide(request.into_inner(), Utc::now()).await.map(Response::new)
     }
 }
 
@@ -319,14 +347,91 @@ mod tests {
         }
     }
 
-    async fn limits(rules: Vec<Rule>) -> Limits {
-        let limits = Limits::new(Engine::Local(RateLimiter::new(1_000)));
+    /// Debian's `redis-server` on a free port, keeping nothing on disk;
+    /// stopped on drop.
+    struct RedisServer {
+        child: std::process::Child,
+        port: u16,
+    }
+
+    impl RedisServer {
+        fn start() -> RedisServer {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("a free port: {e}"));
+            RedisServer::start_on(port)
+        }
+
+        fn start_on(port: u16) -> RedisServer {
+            let child = std::process::Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("redis-server (`make redis` installs it): {e}"));
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "redis-server not up in 10 s");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            RedisServer { child, port }
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+    }
+
+    impl RedisServer {
+        fn stop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    async fn configured(engine: Engine, rules: Vec<Rule>) -> Limits {
+        let limits = Limits::new(engine);
         assert_eq!(limits.configure(rules).await, Ok(()));
         limits
     }
 
+    /// The same limits in each engine: in memory, and in a Redis of its
+    /// own (kept running while the test runs).
+    async fn each_engine(rules: Vec<Rule>) -> Vec<(&'static str, Limits, Option<RedisServer>)> {
+        let redis = RedisServer::start();
+        let fleet = Box::new(RedisCounters::new(&redis.url()).unwrap_or_else(|e| panic!("{e}")));
+        vec![
+            (
+                "in memory",
+                configured(Engine::Local(RateLimiter::new(1_000)), rules.clone()).await,
+                None,
+            ),
+            ("redis", configured(Engine::Fleet(fleet), rules).await, Some(redis)),
+        ]
+    }
+
+    /// The clock the tests answer at: a Wednesday, 10:00:00 UTC.
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_765_360_800, 0).unwrap_or_default()
+    }
+
     async fn over(limits: &Limits, request: RateLimitRequest) -> (bool, String, Vec<(String, String)>) {
-        let Ok(response) = limits.decide(request).await else {
+        let Ok(response) = limits.decide(request, now()).await else {
             panic!("answers");
         };
         let headers = response
@@ -343,84 +448,88 @@ mod tests {
 
     #[tokio::test]
     async fn requests_are_counted_and_refused_past_the_limit() {
-        let limits = limits(vec![rule(key("team-a"), Kind::Requests, 2)]).await;
-        let one = || request(vec![descriptor(&key("team-a"), Kind::Requests, None)]);
-        assert!(!over(&limits, one()).await.0);
-        assert!(!over(&limits, one()).await.0);
-        let (refused, message, headers) = over(&limits, one()).await;
-        assert!(refused);
-        assert!(
-            message.starts_with("request limit exceeded for key `team-a`: 2 requests per minute; resets in "),
-            "{message}"
-        );
-        let retry_after: Vec<u64> = headers
-            .iter()
-            .filter(|(k, _)| k == "retry-after")
-            .filter_map(|(_, v)| v.parse().ok())
-            .collect();
-        assert!(matches!(retry_after.as_slice(), [1..=60]), "{headers:?}");
-        // Another key is not affected.
-        let limits_b = request(vec![descriptor(&key("team-b"), Kind::Requests, None)]);
-        assert!(!over(&limits, limits_b).await.0);
+        for (engine, limits, _redis) in each_engine(vec![rule(key("team-a"), Kind::Requests, 2)]).await {
+            let one = || request(vec![descriptor(&key("team-a"), Kind::Requests, None)]);
+            assert!(!over(&limits, one()).await.0, "{engine}");
+            assert!(!over(&limits, one()).await.0, "{engine}");
+            let (refused, message, headers) = over(&limits, one()).await;
+            assert!(refused, "{engine}");
+            assert!(
+                message.starts_with("request limit exceeded for key `team-a`: 2 requests per minute; resets in "),
+                "{engine}: {message}"
+            );
+            let retry_after: Vec<u64> = headers
+                .iter()
+                .filter(|(k, _)| k == "retry-after")
+                .filter_map(|(_, v)| v.parse().ok())
+                .collect();
+            assert!(matches!(retry_after.as_slice(), [1..=60]), "{engine}: {headers:?}");
+            // Another key is not affected.
+            let limits_b = request(vec![descriptor(&key("team-b"), Kind::Requests, None)]);
+            assert!(!over(&limits, limits_b).await.0, "{engine}");
+        }
     }
 
     #[tokio::test]
     async fn tokens_are_checked_with_zero_and_charged_at_the_end() {
         let team = Subject::Team("t".to_owned());
-        let limits = limits(vec![rule(team.clone(), Kind::Tokens, 100)]).await;
-        let check = || request(vec![descriptor(&team, Kind::Tokens, Some(0))]);
-        assert!(!over(&limits, check()).await.0);
-        // A charge past the limit is counted whole and refuses nothing…
-        let charge = request(vec![descriptor(&team, Kind::Tokens, Some(150))]);
-        assert!(!over(&limits, charge).await.0);
-        // …the next request's check does.
-        let (refused, message, _) = over(&limits, check()).await;
-        assert!(refused);
-        assert!(
-            message.starts_with("token limit exceeded for team `t`: 100 tokens per minute"),
-            "{message}"
-        );
+        for (engine, limits, _redis) in each_engine(vec![rule(team.clone(), Kind::Tokens, 100)]).await {
+            let check = || request(vec![descriptor(&team, Kind::Tokens, Some(0))]);
+            assert!(!over(&limits, check()).await.0, "{engine}");
+            // A charge past the limit is counted whole and refuses nothing…
+            let charge = request(vec![descriptor(&team, Kind::Tokens, Some(150))]);
+            assert!(!over(&limits, charge).await.0, "{engine}");
+            // …the next request's check does.
+            let (refused, message, _) = over(&limits, check()).await;
+            assert!(refused, "{engine}");
+            assert!(
+                message.starts_with("token limit exceeded for team `t`: 100 tokens per minute"),
+                "{engine}: {message}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn what_names_no_limit_passes() {
-        let limits = limits(vec![rule(key("a"), Kind::Requests, 0)]).await;
-        let limited = descriptor(&key("a"), Kind::Requests, None);
-        let mut other_domain = request(vec![limited.clone()]);
-        other_domain.domain = "another".to_owned();
-        let rows = [
-            (request(vec![limited.clone()]), true),
-            (other_domain, false),
-            (request(vec![descriptor(&key("b"), Kind::Requests, None)]), false),
-            (request(vec![descriptor(&key("a"), Kind::Budget, Some(0))]), false),
-            (
-                request(vec![RateLimitDescriptor {
-                    entries: vec![Entry {
-                        key: TEAM_ENTRY.to_owned(),
-                        value: "a".to_owned(),
-                    }],
-                    ..RateLimitDescriptor::default()
-                }]),
-                false,
-            ),
-            (request(vec![]), false),
-        ];
-        for (i, (request, refused)) in rows.into_iter().enumerate() {
-            assert_eq!(over(&limits, request).await.0, refused, "row {i}");
+        for (engine, limits, _redis) in each_engine(vec![rule(key("a"), Kind::Requests, 0)]).await {
+            let limited = descriptor(&key("a"), Kind::Requests, None);
+            let mut other_domain = request(vec![limited.clone()]);
+            other_domain.domain = "another".to_owned();
+            let rows = [
+                (request(vec![limited.clone()]), true),
+                (other_domain, false),
+                (request(vec![descriptor(&key("b"), Kind::Requests, None)]), false),
+                (request(vec![descriptor(&key("a"), Kind::Budget, Some(0))]), false),
+                (
+                    request(vec![RateLimitDescriptor {
+                        entries: vec![Entry {
+                            key: TEAM_ENTRY.to_owned(),
+                            value: "a".to_owned(),
+                        }],
+                        ..RateLimitDescriptor::default()
+                    }]),
+                    false,
+                ),
+                (request(vec![]), false),
+            ];
+            for (i, (request, refused)) in rows.into_iter().enumerate() {
+                assert_eq!(over(&limits, request).await.0, refused, "{engine}: row {i}");
+            }
         }
         assert_eq!(key("a").entries(), [(KEY_ENTRY, "a")]);
     }
 
     #[tokio::test]
     async fn a_new_maximum_applies_to_the_count_so_far() {
-        let limits = limits(vec![rule(key("a"), Kind::Requests, 1)]).await;
-        let one = || request(vec![descriptor(&key("a"), Kind::Requests, None)]);
-        assert!(!over(&limits, one()).await.0);
-        assert!(over(&limits, one()).await.0);
-        assert_eq!(limits.configure(vec![rule(key("a"), Kind::Requests, 3)]).await, Ok(()));
-        assert!(!over(&limits, one()).await.0);
-        assert!(!over(&limits, one()).await.0);
-        assert!(over(&limits, one()).await.0);
+        for (engine, limits, _redis) in each_engine(vec![rule(key("a"), Kind::Requests, 1)]).await {
+            let one = || request(vec![descriptor(&key("a"), Kind::Requests, None)]);
+            assert!(!over(&limits, one()).await.0, "{engine}");
+            assert!(over(&limits, one()).await.0, "{engine}");
+            assert_eq!(limits.configure(vec![rule(key("a"), Kind::Requests, 3)]).await, Ok(()));
+            assert!(!over(&limits, one()).await.0, "{engine}");
+            assert!(!over(&limits, one()).await.0, "{engine}");
+            assert!(over(&limits, one()).await.0, "{engine}");
+        }
     }
 
     #[tokio::test]
@@ -429,24 +538,57 @@ mod tests {
             window_seconds: 86_400,
             ..rule(key("b"), Kind::Budget, 100)
         };
-        let limits = limits(vec![daily]).await;
-        let charge = request(vec![descriptor(&key("b"), Kind::Budget, Some(150))]);
-        assert!(!over(&limits, charge).await.0);
-        let (refused, message, headers) =
-            over(&limits, request(vec![descriptor(&key("b"), Kind::Budget, Some(0))])).await;
-        assert!(refused);
-        assert!(
-            message.starts_with("budget exceeded for key `b`: a budget of $0.000100 per day"),
-            "{message}"
-        );
-        let now = Utc::now().timestamp();
-        let to_midnight = 86_400 - now.rem_euclid(86_400);
-        let retry_after: i64 = headers
-            .iter()
-            .find(|(k, _)| k == "retry-after")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(-1);
-        assert!((retry_after - to_midnight).abs() <= 2, "{retry_after} vs {to_midnight}");
+        // 10:00 UTC: 14 hours to midnight.
+        assert_eq!(now().timestamp().rem_euclid(86_400), 10 * 3_600);
+        for (engine, limits, _redis) in each_engine(vec![daily]).await {
+            let charge = request(vec![descriptor(&key("b"), Kind::Budget, Some(150))]);
+            assert!(!over(&limits, charge).await.0, "{engine}");
+            let check = || request(vec![descriptor(&key("b"), Kind::Budget, Some(0))]);
+            let (refused, message, headers) = over(&limits, check()).await;
+            assert!(refused, "{engine}");
+            assert!(
+                message.starts_with("budget exceeded for key `b`: a budget of $0.000100 per day"),
+                "{engine}: {message}"
+            );
+            let retry_after: Vec<&str> = headers
+                .iter()
+                .filter(|(k, _)| k == "retry-after")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(retry_after, ["50400"], "{engine}");
+            // The next day is a new period: the charge is behind it.
+            let tomorrow = now() + chrono::TimeDelta::days(1);
+            let Ok(response) = limits.decide(check(), tomorrow).await else {
+                panic!("{engine}: answers");
+            };
+            assert_eq!(response.overall_code, Code::Ok as i32, "{engine}");
+        }
+    }
+
+    #[tokio::test]
+    async fn with_redis_down_the_service_answers_unavailable_until_it_is_back() {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let port = redis.port;
+        drop(redis);
+        let fleet = Box::new(RedisCounters::new(&url).unwrap_or_else(|e| panic!("{e}")));
+        let limits = configured(Engine::Fleet(fleet), vec![rule(key("a"), Kind::Requests, 5)]).await;
+        let one = || request(vec![descriptor(&key("a"), Kind::Requests, None)]);
+        // Envoy's rate-limit filter applies its failure mode to this.
+        let down = limits.decide(one(), now()).await;
+        assert_eq!(down.map_err(|status| status.code()), Err(tonic::Code::Unavailable));
+        // Back on the same address: the service reconnects on its own.
+        let mut back = RedisServer::start_on(port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(response) = limits.decide(one(), now()).await {
+                assert_eq!(response.overall_code, Code::Ok as i32);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not reconnected in 10 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        back.stop();
     }
 
     #[test]
