@@ -7,9 +7,13 @@ SDKS          := openai==3.57.0 anthropic==2.16.0 litellm==1.110.2
 VENV          := .venv
 ENVOY         := $(VENV)/bin/envoy
 WASM          := target/wasm32-wasip1/release/llm_router.wasm
-MOCK          := target/release/mock-provider
+MOCK          := target/debug/mock-provider
 # LiteLLM config.yaml -> plugin configuration or Envoy bootstrap (tools/config).
-GENERATOR     := target/release/llm-router-config
+GENERATOR     := target/debug/llm-router-config
+# Every host build resolves the whole workspace's features (`--workspace`), so
+# the lints' tools, the unit tests, the programs and the Envoy tests share one
+# build of each dependency instead of one per package's feature set.
+HOST_BINS     := cargo build --workspace --bins
 # Per-request callbacks the filter does not implement: dropped from the module
 # so Envoy skips them (scripts/drop-exports.py says why).
 UNUSED_CALLBACKS := proxy_on_done proxy_on_log
@@ -25,7 +29,7 @@ toolchain: ## Install the pinned Rust toolchain and the wasm32-wasip1 target
 	@rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
 
 limits: toolchain ## Build llm-router-limits, the rate-limit service for keys' rpm, tpm and budgets
-	cargo build -p llm-router-limits
+	$(HOST_BINS)
 
 redis: ## Install redis-server (llm-router-limits shares counts through it; the limits tests start one)
 	@command -v redis-server >/dev/null || (apt-get install -y redis-server \
@@ -38,7 +42,7 @@ wasm: toolchain ## Build the filter (release .wasm)
 	@ls -l $(WASM) | awk '{print "built $(WASM): " $$5 " bytes"}'
 
 mock: toolchain ## Build the mock providers
-	cargo build --release -p mock-provider
+	$(HOST_BINS)
 
 envoy: $(ENVOY) ## Install Envoy (pinned, from PyPI) into .venv
 
@@ -69,7 +73,7 @@ run: wasm envoy generator ## Run a LiteLLM config on real providers: make run [L
 	fi
 
 generator: toolchain ## Build llm-router-config (LiteLLM config.yaml -> plugin configuration or Envoy bootstrap)
-	cargo build -q --release -p llm-router-config
+	$(HOST_BINS)
 
 config: generator ## Convert a LiteLLM config.yaml: make config LITELLM=path/to/config.yaml [ENVOY_BOOTSTRAP=1]
 	@[ -n "$(LITELLM)" ] || { echo "usage: make config LITELLM=path/to/config.yaml [ENVOY_BOOTSTRAP=1]"; \
@@ -94,7 +98,7 @@ node: ## Install Node.js (runs the Wasm unit tests) if it is missing
 	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
 e2e: wasm envoy sdk generator limits redis ## End-to-end tests in a real Envoy, real SDKs among the clients
-	cargo test --test routing --test security --test metrics --test usage --test deployment --test litellm --test litellm_examples --test entra --test failover --test envoy_errors --test keys --test limits --test oracle --test sdk
+	cargo test --workspace --test routing --test security --test metrics --test usage --test deployment --test litellm --test litellm_examples --test entra --test failover --test envoy_errors --test keys --test limits --test oracle --test sdk
 
 lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and wasm
 	cargo fmt --all -- --check
@@ -106,7 +110,7 @@ validate: wasm envoy ## envoy --mode validate on every shipped Envoy config
 	  LITELLM_MASTER_KEY=sk-validate OPENAI_API_KEY=x ANTHROPIC_API_KEY=x GROQ_API_KEY=x \
 	    $(ENVOY) --mode validate -c $$config -l error || exit 1; done
 
-soak: wasm envoy ## Valid and hostile requests under load in Envoy for 10 minutes (SOAK_SECONDS=600)
+soak: wasm envoy generator limits ## Valid, keyed and hostile requests under load in Envoy for 10 minutes, memory watched (SOAK_SECONDS=600)
 	cargo test --release --test soak -- --ignored --nocapture
 
 # The end of the first round (routing only, nothing read from responses):

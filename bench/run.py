@@ -42,7 +42,7 @@ LIMITS = os.path.join(ROOT, "target/release/llm-router-limits")
 # The first round's build (commit 5e81e6b, built by `make bench`): the
 # reference the response side is held to.
 FIRST_ROUND_WASM = os.path.join(ROOT, "target/first-round/llm_router.wasm")
-GENERATOR = os.path.join(ROOT, "target/release/llm-router-config")
+GENERATOR = os.path.join(ROOT, "target/debug/llm-router-config")
 # The many-streams scenario's slow upstream and client (bench/streams).
 STREAMS_TOOL = os.path.join(ROOT, "target/release/bench-streams")
 STREAM_COUNTS = [int(n) for n in os.environ.get("BENCH_STREAMS", "100,1000,5000").split(",") if n]

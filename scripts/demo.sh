@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY=${ENVOY:-.venv/bin/envoy}
-MOCK=${MOCK:-target/release/mock-provider}
+MOCK=${MOCK:-target/debug/mock-provider}
 LIMITS=${LIMITS:-target/debug/llm-router-limits}
 
 # Demo keys: the mocks accept exactly these; the filter swaps them in.

@@ -29,7 +29,7 @@ pub fn root() -> PathBuf {
 
 /// llm-router-config, as `make e2e` builds it.
 pub fn generator_binary() -> PathBuf {
-    let generator = root().join("target/release/llm-router-config");
+    let generator = root().join("target/debug/llm-router-config");
     assert!(
         generator.exists(),
         "{} is missing: run `make test` (it builds the generator first)",
