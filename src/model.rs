@@ -31,6 +31,9 @@ pub enum PathStyle {
     OpenAi,
     /// `/openai/deployments/<deployment>/<operation>?api-version=<version>`.
     AzureDeployments,
+    /// Azure AI Foundry (LiteLLM's `azure_ai`): as [`PathStyle::OpenAi`],
+    /// with `api-version` first in the query when the deployment sets one.
+    AzureAi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,6 +144,9 @@ pub struct Provider {
     pub cluster: String,
     /// `None`: every deployment gives its own (Azure, vLLM).
     pub api_base: Option<ApiBase>,
+    /// The variable LiteLLM reads a deployment's address from when it
+    /// gives none (`AZURE_AI_API_BASE`).
+    pub api_base_env: Option<String>,
     pub auth: AuthStyle,
     pub path_style: PathStyle,
     /// The variable LiteLLM reads when a deployment gives no `api_key`.

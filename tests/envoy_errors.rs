@@ -1,8 +1,9 @@
 //! Envoy's own error answers reach a client in the filter's JSON shape
-//! (`local_reply_config` in every generated bootstrap), with their status:
-//! an upstream that is down, one that times out, and a body Envoy's own
-//! buffer refuses. The filter's own replies stay as they are, a skipped
-//! model's included.
+//! (`local_reply_config` in every generated bootstrap), with their status
+//! and a message that says what happened: an upstream that refuses the
+//! connection, one whose name does not resolve, one that times out, a
+//! cluster the configuration lacks, and a body Envoy's own buffer refuses.
+//! The filter's own replies stay as they are, a skipped model's included.
 
 mod common;
 
@@ -10,10 +11,11 @@ use std::net::TcpListener;
 
 use common::*;
 use mock_provider::{Fault, Provider};
+use yaml_rust2::YamlLoader;
 
 const KEY: &str = "sk-errors-openai";
 
-fn assert_json_error(response: &Response, status: u16, code: &str) {
+fn assert_json_error(response: &Response, status: u16, code: &str) -> String {
     assert_eq!(error_code(response), (status, code.to_owned()), "{}", response.text());
     assert_eq!(response.header("content-type"), Some("application/json"));
     let message = response.body_json()["error"]["message"]
@@ -21,22 +23,51 @@ fn assert_json_error(response: &Response, status: u16, code: &str) {
         .unwrap_or_default()
         .to_owned();
     assert!(!message.is_empty(), "{}", response.text());
+    message
+}
+
+/// Envoy's error, in words, with Envoy's own detail after it.
+fn assert_says(response: &Response, status: u16, code: &str, words: &str, detail: &str) {
+    let message = assert_json_error(response, status, code);
+    assert!(message.starts_with(words), "{message}");
+    let (_, envoy) = message.rsplit_once("(Envoy: ").unwrap_or_else(|| panic!("{message}"));
+    assert!(envoy.contains(detail), "{message}");
+}
+
+/// A port nothing listens on: bound, then let go.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The bootstrap without the cluster named `name`: a configuration out of
+/// step with the filter's (an Istio mesh, a hand-edited file).
+fn without_cluster(bootstrap: &str, name: &str) -> String {
+    let mut docs = YamlLoader::load_from_str(bootstrap).expect("the bootstrap is YAML");
+    let mut config = json_of(docs.remove(0));
+    let clusters = config["static_resources"]["clusters"].as_array_mut().expect("clusters");
+    let before = clusters.len();
+    clusters.retain(|c| c["name"] != name);
+    assert_eq!(clusters.len(), before - 1, "no cluster {name}");
+    config.to_string()
 }
 
 #[test]
 fn upstream_down_and_upstream_timeout_answer_json() {
     let slow = mock_provider::start(Provider::OpenAi, "127.0.0.1:0", KEY).expect("mock starts");
     slow.set_fault(Some(Fault::parse("stall=4000").expect("fault")));
-    // A port nothing listens on: bound, then let go.
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let (closed, orphan) = (closed_port(), closed_port());
     let config = format!(
         "model_list:
   - model_name: down
     litellm_params: {{model: openai/gpt-4o, api_key: {KEY}, api_base: http://127.0.0.1:{closed}/v1}}
+  - model_name: unresolvable
+    litellm_params: {{model: openai/gpt-4o, api_key: {KEY}, api_base: http://no-such-host.invalid/v1}}
+  - model_name: orphan
+    litellm_params: {{model: openai/gpt-4o, api_key: {KEY}, api_base: http://127.0.0.1:{orphan}/v1}}
   - model_name: slow
     litellm_params: {{model: openai/gpt-4o, api_key: {KEY}, api_base: http://127.0.0.1:{port}/v1, timeout: 1}}
   - model_name: claude-on-bedrock
@@ -56,15 +87,44 @@ general_settings:
         "an ignored secret reached Envoy's configuration"
     );
     let stack = Stack::launch(
-        &bootstrap,
+        &without_cluster(&bootstrap, &format!("http_127.0.0.1_{orphan}")),
         &[("LITELLM_MASTER_KEY", MASTER_KEY.to_owned())],
         Vec::new(),
         1,
     );
     let down = stack.chat(r#"{"model":"down","messages":[]}"#);
-    assert_json_error(&down, 503, "upstream_unavailable");
+    assert_says(
+        &down,
+        503,
+        "upstream_unavailable",
+        "could not connect to the provider",
+        "connection_failure",
+    );
+    let unresolvable = stack.chat(r#"{"model":"unresolvable","messages":[]}"#);
+    assert_says(
+        &unresolvable,
+        503,
+        "upstream_unavailable",
+        "no healthy upstream",
+        "no_healthy_upstream",
+    );
+    // Envoy's own body is empty here.
+    let orphan = stack.chat(r#"{"model":"orphan","messages":[]}"#);
+    assert_says(
+        &orphan,
+        503,
+        "upstream_unavailable",
+        "Envoy has no upstream for this request",
+        "cluster_not_found",
+    );
     let timed_out = stack.chat(r#"{"model":"slow","messages":[]}"#);
-    assert_json_error(&timed_out, 504, "upstream_timeout");
+    assert_says(
+        &timed_out,
+        504,
+        "upstream_timeout",
+        "the provider did not start answering",
+        "upstream_per_try_timeout",
+    );
     // A skipped entry answers with the reason, in the filter's own reply,
     // which is not wrapped again.
     let skipped = stack.chat(r#"{"model":"claude-on-bedrock","messages":[]}"#);

@@ -275,3 +275,150 @@ fn each_request_reaches_its_api_base_as_that_provider_takes_it() {
         .collect();
     assert_eq!(ids, ["gpt-4o", "gpt-4o-mini", "llama", "*", "gpt-4"]);
 }
+
+fn recorder() -> Mock {
+    mock_provider::start(Provider::Recorder, "127.0.0.1:0", "").expect("recorder starts")
+}
+
+fn ask(stack: &Stack, model: &str) -> Response {
+    stack.chat(&format!(
+        r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#
+    ))
+}
+
+/// LiteLLM's "fallback to a specific model id", and a fallback to a model
+/// only a pattern serves (`azure/gpt-4o` beside `azure/*`): each is a later
+/// priority of the group's cluster, and its attempt is sent as that
+/// deployment takes it (the pattern's deployment the fallback's model, not
+/// the pattern's text). A fallback the filter cannot honour is left out
+/// with a warning at its line; the file is served.
+#[test]
+fn fallbacks_to_a_model_id_and_to_a_pattern_served_name_fail_over_in_envoy() {
+    let down = recorder();
+    down.set_fault(Some(mock_provider::Fault::parse("503").expect("fault")));
+    let west = recorder();
+    let azure = mock_provider::start(Provider::Azure, "127.0.0.1:0", AZURE_KEY).expect("mock starts");
+    let config = format!(
+        r#"model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_key: k-down, api_base: "http://127.0.0.1:{down}/v1"}}
+  - model_name: "azure/*"
+    litellm_params: {{model: "azure/*", api_base: "http://127.0.0.1:{azure}", api_key: {AZURE_KEY}, api_version: "2024-10-21"}}
+  - model_name: claude
+    litellm_params: {{model: openai/claude-primary, api_key: k-down, api_base: "http://127.0.0.1:{down}/v1"}}
+  - model_name: g
+    litellm_params: {{model: openai/g-east, api_key: k-east, api_base: "http://127.0.0.1:{down}/v1"}}
+    model_info: {{id: east}}
+  - model_name: g
+    litellm_params: {{model: openai/g-west, api_key: k-west, api_base: "http://127.0.0.1:{west}/v1"}}
+    model_info: {{id: west}}
+router_settings:
+  fallbacks: [{{gpt-4o: [azure/gpt-4o, nope]}}, {{claude: [west]}}]
+"#,
+        down = down.addr.port(),
+        west = west.addr.port(),
+        azure = azure.addr.port(),
+    );
+    let (bootstrap, stderr) = generate_test_bootstrap(&config, &[]);
+    assert!(
+        stderr.contains("config.yaml:15:16: warning: router_settings.fallbacks[0].gpt-4o: ")
+            && stderr
+                .contains("fallback `nope` is no model_name, model_info.id, alias or model a pattern serves; left out"),
+        "{stderr}"
+    );
+    let stack = Stack::launch(
+        &bootstrap,
+        &[("LITELLM_MASTER_KEY", MASTER_KEY.to_owned())],
+        Vec::new(),
+        1,
+    );
+
+    let response = ask(&stack, "gpt-4o");
+    assert_eq!(response.status(), 200, "{}", response.text());
+    assert_eq!(response.header("x-llm-router-deployment"), Some("azure/*#1"));
+    let received = azure.received().pop().expect("the fallback got it");
+    assert_eq!(
+        received.path,
+        "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    );
+
+    let response = ask(&stack, "claude");
+    assert_eq!(response.status(), 200, "{}", response.text());
+    assert_eq!(response.header("x-llm-router-deployment"), Some("west"));
+    let received = west.received().pop().expect("the fallback got it");
+    assert_eq!(received.header("authorization"), Some("Bearer k-west"));
+    let sent: serde_json::Value = serde_json::from_slice(&received.body).expect("json body");
+    assert_eq!(sent["model"], "g-west");
+    assert_eq!(down.requests(), 2, "each primary was tried first");
+}
+
+/// `os.environ/NAME` in a `credential_list` entry is read as in
+/// `litellm_params`: its `api_base` is the deployment's cluster (not a
+/// stand-in host answering 503), its key read by the filter.
+#[test]
+fn credential_values_from_the_environment_reach_their_upstream() {
+    let upstream = recorder();
+    let config = "model_list:
+  - model_name: shared
+    litellm_params: {model: openai/gpt-4o, litellm_credential_name: team}
+credential_list:
+  - credential_name: team
+    credential_values: {api_key: os.environ/TEAM_KEY, api_base: os.environ/TEAM_BASE}
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+";
+    let base = format!("http://127.0.0.1:{}/v1", upstream.addr.port());
+    let (bootstrap, _) = generate_test_bootstrap(config, &[("TEAM_BASE", &base)]);
+    let env = [
+        ("LITELLM_MASTER_KEY", MASTER_KEY.to_owned()),
+        ("TEAM_KEY", "team-key".to_owned()),
+    ];
+    let stack = Stack::launch(&bootstrap, &env, Vec::new(), 1);
+    let response = ask(&stack, "shared");
+    assert_eq!(response.status(), 200, "{}", response.text());
+    let received = upstream.received().pop().expect("received");
+    assert_eq!(received.path, "/v1/chat/completions");
+    assert_eq!(received.header("authorization"), Some("Bearer team-key"));
+}
+
+/// A listed provider at a server of the user's own (a self-hosted TGI, an
+/// OpenAI-compatible server) with no `api_key`: its usual variable where
+/// set, nothing where not, as LiteLLM sends it; no 503.
+#[test]
+fn a_listed_provider_at_its_own_server_needs_no_key() {
+    let tgi = recorder();
+    let compatible = recorder();
+    let config = format!(
+        "model_list:
+  - model_name: tgi
+    litellm_params: {{model: huggingface/tgi, api_base: \"http://127.0.0.1:{tgi}/v1\"}}
+  - model_name: compatible
+    litellm_params: {{model: mistral/small, api_base: \"http://127.0.0.1:{compatible}/v1\"}}
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+",
+        tgi = tgi.addr.port(),
+        compatible = compatible.addr.port(),
+    );
+    let (bootstrap, _) = generate_test_bootstrap(&config, &[]);
+    let env = [
+        ("LITELLM_MASTER_KEY", MASTER_KEY.to_owned()),
+        ("MISTRAL_API_KEY", "mistral-key".to_owned()),
+    ];
+    let stack = Stack::launch(&bootstrap, &env, Vec::new(), 1);
+    for (model, upstream, key) in [
+        ("tgi", &tgi, None),
+        ("compatible", &compatible, Some("Bearer mistral-key")),
+    ] {
+        let response = ask(&stack, model);
+        assert_eq!(response.status(), 200, "{model}: {}", response.text());
+        let received = upstream.received().pop().expect("received");
+        assert_eq!(received.header("authorization"), key, "{model}");
+        for header in mock_provider::CREDENTIAL_HEADERS
+            .iter()
+            .filter(|h| **h != "authorization")
+        {
+            assert_eq!(received.header(header), None, "{model}: {header}");
+        }
+    }
+}

@@ -47,6 +47,9 @@ const DEFAULT_BASES: &[(&str, &str)] = &[
     ("gemini", "https://generativelanguage.googleapis.com/v1beta/openai"),
 ];
 
+/// Where the examples' `os.environ/AZURE_AI_API_BASE` points.
+const FOUNDRY_BASE: &str = "https://litellm-example.services.ai.azure.com";
+
 fn python() -> std::path::PathBuf {
     root().join(".venv/bin/python")
 }
@@ -94,7 +97,12 @@ fn environment(files: &[String], recorder: &Mock) -> Vec<(String, String)> {
     names
         .into_iter()
         .map(|name| {
-            let value = if name.ends_with("_API_BASE") || name.ends_with("_BASE_URL") {
+            let value = if name == "AZURE_AI_API_BASE" {
+                // A Foundry host, whose path and key header LiteLLM's
+                // azure_ai provider chooses by it (pointed_at sends it to
+                // the recorder).
+                FOUNDRY_BASE.to_owned()
+            } else if name.ends_with("_API_BASE") || name.ends_with("_BASE_URL") {
                 format!("http://127.0.0.1:{}", recorder.addr.port())
             } else if name.ends_with("_PORT") {
                 "6379".to_owned()
@@ -180,6 +188,18 @@ fn expected(
     let (host, base_path) = split_url(base);
     let key = text(candidate, "api_key").map(str::to_owned);
     match provider {
+        // Its URL and key header, from LiteLLM's own azure_ai code.
+        "azure_ai" => {
+            let url = text(candidate, "url").expect("the oracle's azure_ai url");
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            let path = rest.find('/').map_or("/", |i| &rest[i..]);
+            let header = match text(candidate, "key_header") {
+                Some("api-key") => "api-key",
+                _ => "authorization",
+            };
+            let key = text(candidate, "key_value").map(str::to_owned);
+            (split_url(url).0, path.to_owned(), header, key, Some(model.to_owned()))
+        }
         "azure" => {
             let version = text(candidate, "api_version").unwrap_or(azure_default_version);
             let path = format!("{base_path}/openai/deployments/{model}/chat/completions?api-version={version}");

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::limits;
-use crate::config::providers::{credential_headers, default_credentials, openai_compatible_at_api_base, refusal};
+use crate::config::providers::{
+    azure_ai_as_azure_openai, azure_ai_at, credential_headers, default_credentials, openai_compatible_at_api_base,
+    refusal,
+};
 use crate::config::raw::{RawCredentialValues, RawDeployment};
 use crate::config::values::{check_header_value, check_positive, env_var, resolve, Resolved};
 use crate::config::{error, ConfigError, EnvAddress, Warning, WarningKind, AZURE_DEFAULT_API_VERSION};
@@ -30,8 +33,8 @@ pub(super) enum Compiled {
 pub(super) struct Context<'a> {
     pub providers: &'a BTreeMap<String, Provider>,
     pub families: &'a Families,
-    /// `credential_list`, by `credential_name`.
-    pub credentials: &'a BTreeMap<String, RawCredentialValues>,
+    /// `credential_list`, by `credential_name`, with its position.
+    pub credentials: &'a BTreeMap<String, (usize, RawCredentialValues)>,
     /// The document path of every key the compiler did not read.
     pub ignored: &'a [String],
     pub env: &'a dyn Fn(&str) -> Option<String>,
@@ -112,12 +115,17 @@ pub(super) fn compile_deployment(
             reason,
         }))
     };
+    // Where the `api_base` is written: the entry's, or its credential's.
+    let mut api_base_path = format!("{entry_path}.litellm_params.api_base");
     if let Some(name) = params.litellm_credential_name.take() {
-        let Some(values) = cx.credentials.get(&name) else {
+        let Some((position, values)) = cx.credentials.get(&name) else {
             return skip(format!(
                 "its litellm_credential_name `{name}` is not in credential_list"
             ));
         };
+        if params.api_base.is_none() && values.api_base.is_some() {
+            api_base_path = format!("credential_list[{position}].credential_values.api_base");
+        }
         // The deployment's own values win over the credential's.
         params.api_key = params.api_key.or_else(|| values.api_key.clone());
         params.api_base = params.api_base.or_else(|| values.api_base.clone());
@@ -160,13 +168,14 @@ pub(super) fn compile_deployment(
     // `<provider>/<model>`, else a bare model whose family names its
     // provider (`gpt-4o`, `claude-3-opus-20240229`), as LiteLLM infers it.
     let unlisted;
+    let refused = split.and_then(|(name, rest)| refusal(name, rest));
     let (provider, model_template) = match split {
-        Some((name, rest)) if cx.providers.contains_key(name) => (cx.providers.get(name), rest),
+        Some((name, rest)) if cx.providers.contains_key(name) && refused.is_none() => (cx.providers.get(name), rest),
         _ => match (cx.families.provider_of(&params.model), split) {
             (Some(name), _) => (cx.providers.get(name), params.model.as_str()),
             // Not in the table, but given an address: most LiteLLM
             // providers are OpenAI-compatible there.
-            (None, Some((name, rest))) if params.api_base.is_some() && refusal(name, rest).is_none() => {
+            (None, Some((name, rest))) if params.api_base.is_some() && refused.is_none() => {
                 warnings.push(Warning::new(
                     model_path.clone(),
                     WarningKind::NotAsWritten(format!(
@@ -185,7 +194,7 @@ pub(super) fn compile_deployment(
             }
         },
     };
-    let Some(provider) = provider else {
+    let Some(mut provider) = provider else {
         return skip(format!("litellm_params.model `{}` names no provider", params.model));
     };
     let target_stars = model_template.matches('*').count();
@@ -204,7 +213,7 @@ pub(super) fn compile_deployment(
             .iter()
             .find_map(|prefix| model_template.strip_prefix(prefix))
             .unwrap_or(model_template),
-        PathStyle::OpenAi => model_template,
+        PathStyle::OpenAi | PathStyle::AzureAi => model_template,
     };
     let params_prefix = format!("{entry_path}.litellm_params.");
     let azure_keyless = provider.path_style == PathStyle::AzureDeployments
@@ -244,10 +253,14 @@ pub(super) fn compile_deployment(
             None
         }
     };
+    // LiteLLM reads some providers' address from a variable of theirs.
+    if params.api_base.is_none() {
+        params.api_base = provider.api_base_env.as_ref().map(|var| format!("os.environ/{var}"));
+    }
     // Settings from the environment (`api_base: os.environ/AZURE_API_BASE`).
     if let Some(variable) = params.api_base.as_deref().and_then(env_var) {
         env_addresses.push(EnvAddress {
-            path: format!("{entry_path}.litellm_params.api_base"),
+            path: api_base_path,
             at: at.clone(),
             variable: variable.to_owned(),
         });
@@ -283,6 +296,7 @@ pub(super) fn compile_deployment(
         (Ok(api_base), Ok(api_version)) => (api_base, api_version),
         (Err(var), _) | (_, Err(var)) => return Ok(deployment(unavailable(var))),
     };
+    let foundry;
     let api_base = match api_base {
         Some(url) => {
             // LiteLLM loads any text and fails at request time: skipped.
@@ -295,6 +309,18 @@ pub(super) fn compile_deployment(
                     ),
                 }));
             };
+            if provider.path_style == PathStyle::AzureAi {
+                let openai_model = target_stars == 0 && cx.families.provider_of(model_template) == Some("openai");
+                if let Some(reason) = azure_ai_as_azure_openai(&api_base, openai_model) {
+                    return Ok(Compiled::Skipped(Skipped {
+                        model_name,
+                        pattern,
+                        reason,
+                    }));
+                }
+                foundry = azure_ai_at(provider, &api_base);
+                provider = &foundry;
+            }
             // Ollama's OpenAI-compatible API and Anthropic's are under
             // `/v1` of the address LiteLLM users give.
             if !api_base.path.ends_with(&provider.api_suffix) {
@@ -305,6 +331,7 @@ pub(super) fn compile_deployment(
         None => provider.api_base.clone().ok_or_else(|| {
             let example = match provider.path_style {
                 PathStyle::AzureDeployments => "https://<resource>.openai.azure.com",
+                PathStyle::AzureAi => "https://<resource>.services.ai.azure.com",
                 PathStyle::OpenAi => "http://<host>:8000/v1",
             };
             error(
@@ -317,6 +344,21 @@ pub(super) fn compile_deployment(
             )
         })?,
     };
+    // A server of the user's own (a self-hosted TGI, vLLM or Ollama) may
+    // take no key: as in LiteLLM, the provider's variable where set, else
+    // none.
+    let keyless;
+    let own_server = provider
+        .api_base
+        .as_ref()
+        .is_some_and(|default| default.upstream != api_base.upstream);
+    if own_server && !provider.key_optional {
+        keyless = Provider {
+            key_optional: true,
+            ..provider.clone()
+        };
+        provider = &keyless;
+    }
     // An Azure deployment with a static Entra ID token sends it as a bearer
     // token in place of `api-key`.
     let (key, key_name, auth) = match (params.api_key, params.azure_ad_token) {
@@ -438,7 +480,7 @@ pub(super) fn endpoint(
                 .or_else(|| env("AZURE_API_VERSION"))
                 .unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.to_owned()),
         ),
-        PathStyle::OpenAi => api_version,
+        PathStyle::OpenAi | PathStyle::AzureAi => api_version,
     };
     Endpoint {
         provider: provider.clone(),

@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap;
 
 use crate::model::{Deployment, Endpoint, KeyTable, Prices, Secret, Skipped, Target, Team};
 use crate::route::families::Families;
-use crate::route::{Router, RouterError, RouterParts};
+use crate::route::{Router, RouterError, RouterParts, RouterWarning};
 
 pub use keys::hash_of;
 pub use limits::{duration_seconds, micro_usd, UnavailableLimits};
@@ -74,7 +74,8 @@ pub struct Config {
     pub env_addresses: Vec<EnvAddress>,
 }
 
-/// An `api_base` read from the environment, at its document path.
+/// An `api_base` read from the environment, at the document path where it
+/// is written (the entry's `litellm_params.api_base`, or its credential's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvAddress {
     pub path: String,
@@ -280,7 +281,8 @@ pub fn compile_document(
     let credentials: BTreeMap<String, _> = raw
         .credential_list
         .into_iter()
-        .map(|c| (c.credential_name, c.credential_values))
+        .enumerate()
+        .map(|(position, c)| (c.credential_name, (position, c.credential_values)))
         .collect();
     let ignored: Vec<String> = warnings.iter().map(|w| w.path.clone()).collect();
     let context = deployment::Context {
@@ -360,11 +362,12 @@ pub fn compile_document(
         &mut member_warnings,
     )
     .map_err(|e| router_error(e, &entry_path))?;
-    warnings.extend(
-        member_warnings
-            .into_iter()
-            .map(|(index, text)| Warning::new(entry_path(index), WarningKind::NotAsWritten(text))),
-    );
+    warnings.extend(member_warnings.into_iter().map(|warning| match warning {
+        RouterWarning::Member { index, text } => Warning::new(entry_path(index), WarningKind::NotAsWritten(text)),
+        RouterWarning::Fallback { path, group, text } => {
+            Warning::new(format!("{path}.{group}"), WarningKind::NotAsWritten(text))
+        }
+    }));
     let models_reply = router.models_reply();
     Ok(Config {
         router,
@@ -408,9 +411,10 @@ fn has_entra(d: &Deployment) -> bool {
 }
 
 /// The fallbacks as written, less those naming a model whose every entry
-/// was skipped (with a warning already), plus the default fallbacks for
-/// every exact name without its own. A name nowhere in `model_list` stays,
-/// for the router to refuse.
+/// was skipped (with a warning already) and those of a group with Entra ID
+/// client credentials, plus the default fallbacks for every exact name
+/// without its own. The router looks up the rest (names, ids, patterns)
+/// and leaves out, with a warning, what it cannot reach.
 fn served_fallbacks(
     listed: Vec<(String, String, Vec<String>)>,
     defaults: Option<(String, Vec<String>)>,
@@ -429,17 +433,13 @@ fn served_fallbacks(
     let mut fallbacks = Vec::with_capacity(listed.len());
     let mut with_own = BTreeSet::new();
     for (path, group, targets) in listed {
-        let (dropped, kept): (Vec<String>, Vec<String>) = targets
-            .into_iter()
-            .partition(|t| only_skipped(t) || entra.contains(t.as_str()));
+        let (dropped, kept): (Vec<String>, Vec<String>) = targets.into_iter().partition(|t| only_skipped(t));
         for target in dropped {
-            let why = match entra.contains(target.as_str()) {
-                true => "has Entra ID client credentials, whose token Envoy injects on its own cluster only",
-                false => "is not served (see its entry's warning)",
-            };
             warnings.push(Warning::new(
                 format!("{path}.{group}"),
-                WarningKind::NotAsWritten(format!("fallback `{target}` {why}; left out")),
+                WarningKind::NotAsWritten(format!(
+                    "fallback `{target}` is not served (see its entry's warning); left out"
+                )),
             ));
         }
         if entra.contains(group.as_str()) {
@@ -486,7 +486,6 @@ fn router_error(e: RouterError, entry_path: &dyn Fn(usize) -> String) -> ConfigE
                 alias.target
             ),
         ),
-        RouterError::Fallback { path, group, problem } => error(format!("{path}.{group}"), path, problem),
         RouterError::Member { index, problem } => error(entry_path(index), entry_path(index), problem),
     }
 }

@@ -14,7 +14,10 @@ use crate::model::{ApiBase, AuthStyle, Credentials, Endpoint, PathStyle, Provide
 struct Builtin {
     name: &'static str,
     api_base: Option<&'static str>,
+    /// See [`Provider::api_base_env`].
+    api_base_env: Option<&'static str>,
     auth: AuthStyle,
+    path_style: PathStyle,
     api_key_env: &'static str,
     key_optional: bool,
     families: &'static [&'static str],
@@ -26,7 +29,9 @@ const fn openai_compatible(name: &'static str, api_base: &'static str, api_key_e
     Builtin {
         name,
         api_base: Some(api_base),
+        api_base_env: None,
         auth: AuthStyle::Bearer,
+        path_style: PathStyle::OpenAi,
         api_key_env,
         key_optional: false,
         families: &[],
@@ -44,7 +49,9 @@ const fn self_hosted(name: &'static str, api_key_env: &'static str) -> Builtin {
     Builtin {
         name,
         api_base: None,
+        api_base_env: None,
         auth: AuthStyle::Bearer,
+        path_style: PathStyle::OpenAi,
         api_key_env,
         key_optional: true,
         families: &[],
@@ -58,7 +65,9 @@ const fn ollama(name: &'static str) -> Builtin {
     Builtin {
         name,
         api_base: Some("http://localhost:11434/v1"),
+        api_base_env: None,
         auth: AuthStyle::Bearer,
+        path_style: PathStyle::OpenAi,
         api_key_env: "OLLAMA_API_KEY",
         key_optional: true,
         families: &[],
@@ -90,7 +99,9 @@ const BUILTIN_PROVIDERS: &[Builtin] = &[
     Builtin {
         name: "anthropic",
         api_base: Some("https://api.anthropic.com/v1"),
+        api_base_env: None,
         auth: AuthStyle::AnthropicKey,
+        path_style: PathStyle::OpenAi,
         api_key_env: "ANTHROPIC_API_KEY",
         key_optional: false,
         families: &["claude-*"],
@@ -100,9 +111,25 @@ const BUILTIN_PROVIDERS: &[Builtin] = &[
     Builtin {
         name: "azure",
         api_base: None,
+        api_base_env: None,
         auth: AuthStyle::AzureKey,
+        path_style: PathStyle::AzureDeployments,
         api_key_env: "AZURE_API_KEY",
         key_optional: false,
+        families: &[],
+        api_suffix: "",
+    },
+    // Azure AI Foundry: its key header and path depend on the host
+    // ([`azure_ai_at`]). Without a key LiteLLM tries an Entra ID token;
+    // the filter sends none.
+    Builtin {
+        name: "azure_ai",
+        api_base: None,
+        api_base_env: Some("AZURE_AI_API_BASE"),
+        auth: AuthStyle::Bearer,
+        path_style: PathStyle::AzureAi,
+        api_key_env: "AZURE_AI_API_KEY",
+        key_optional: true,
         families: &[],
         api_suffix: "",
     },
@@ -192,11 +219,18 @@ const REFUSED_PROVIDERS: &[(&[&str], &str)] = &[
 
 /// Models of an otherwise OpenAI-compatible provider that LiteLLM sends
 /// elsewhere: (provider, text in the model's name, why).
-const REFUSED_MODELS: &[(&str, &str, &str)] = &[(
-    "azure_ai",
-    "claude",
-    "LiteLLM sends Claude on Azure AI Foundry to Anthropic's Messages API (`<api_base>/anthropic/v1/messages`), a translation the filter does not make; serve it through a LiteLLM proxy for now",
-)];
+const REFUSED_MODELS: &[(&str, &str, &str)] = &[
+    (
+        "azure_ai",
+        "claude",
+        "LiteLLM sends Claude on Azure AI Foundry to Anthropic's Messages API (`<api_base>/anthropic/v1/messages`), a translation the filter does not make; serve it through a LiteLLM proxy for now",
+    ),
+    (
+        "azure_ai",
+        "agents/",
+        "Azure AI Foundry agents take threads and runs (the Agents API), not chat completions; serve them through a LiteLLM proxy for now",
+    ),
+];
 
 /// Why a key swap cannot serve `provider`'s `model`, where it cannot.
 pub(super) fn refusal(provider: &str, model: &str) -> Option<&'static str> {
@@ -226,6 +260,7 @@ pub(super) fn openai_compatible_at_api_base(name: &str) -> Provider {
         name: name.to_owned(),
         cluster: name.to_owned(),
         api_base: None,
+        api_base_env: None,
         auth: AuthStyle::Bearer,
         path_style: PathStyle::OpenAi,
         api_key_env: format!("{}_API_KEY", name.to_ascii_uppercase()),
@@ -234,6 +269,41 @@ pub(super) fn openai_compatible_at_api_base(name: &str) -> Provider {
         model_families: Vec::new(),
         api_suffix: String::new(),
     }
+}
+
+/// Hosts that take a key in `api-key`, as LiteLLM's `azure_ai` sends it
+/// (`is_azure_openai_v1_host`); others take a bearer key.
+const AZURE_KEY_HOSTS: &[&str] = &[".services.ai.azure.com", ".openai.azure.com"];
+
+/// Where Foundry's model inference API is, under `/models`.
+const FOUNDRY_HOST: &str = ".services.ai.azure.com";
+
+/// Azure AI Foundry's provider at `api_base`, as LiteLLM's `azure_ai`
+/// sends to it (`AzureAIStudioConfig`): the key in `api-key` on Azure's
+/// hosts, else as a bearer key; on `*.services.ai.azure.com` its
+/// model inference API, `/models/chat/completions`.
+pub(super) fn azure_ai_at(provider: &Provider, api_base: &ApiBase) -> Provider {
+    let host = api_base.upstream.host.as_str();
+    let azure_host = AZURE_KEY_HOSTS.iter().any(|suffix| host.ends_with(suffix));
+    Provider {
+        auth: if azure_host {
+            AuthStyle::AzureKey
+        } else {
+            AuthStyle::Bearer
+        },
+        api_suffix: if host.ends_with(FOUNDRY_HOST) { "/models" } else { "" }.to_owned(),
+        ..provider.clone()
+    }
+}
+
+/// LiteLLM sends `azure_ai/<an OpenAI model>` at an address that is not
+/// Foundry's model inference API through Azure OpenAI's deployments API
+/// (`_is_azure_openai_model`), which this entry does not say.
+pub(super) fn azure_ai_as_azure_openai(api_base: &ApiBase, openai_model: bool) -> Option<String> {
+    let foundry = api_base.upstream.host.ends_with(FOUNDRY_HOST) && !api_base.path.contains("/openai/deployments");
+    (openai_model && !foundry).then(|| {
+        "LiteLLM sends an OpenAI model under `azure_ai/` at an address other than Foundry's model inference API (`https://<resource>.services.ai.azure.com`) to Azure OpenAI's deployments API; write it as `azure/<deployment>`".to_owned()
+    })
 }
 
 /// Each provider's own endpoint with its conventional key, for a
@@ -297,11 +367,9 @@ fn builtin_provider(builtin: &Builtin) -> Provider {
         name: builtin.name.to_owned(),
         cluster: builtin.name.to_owned(),
         api_base: builtin.api_base.and_then(ApiBase::parse),
+        api_base_env: builtin.api_base_env.map(str::to_owned),
         auth: builtin.auth,
-        path_style: match builtin.auth {
-            AuthStyle::AzureKey => PathStyle::AzureDeployments,
-            _ => PathStyle::OpenAi,
-        },
+        path_style: builtin.path_style,
         api_key_env: builtin.api_key_env.to_owned(),
         key_optional: builtin.key_optional,
         inject_stream_usage: !NO_STREAM_OPTIONS.contains(&builtin.name),
@@ -353,6 +421,7 @@ pub(super) fn provider_table(
                         "a new provider needs `api_base`, e.g. \"https://api.example.com/v1\"",
                     )
                 })?),
+                api_base_env: None,
                 auth: raw.auth.unwrap_or(AuthStyle::Bearer),
                 path_style: PathStyle::OpenAi,
                 api_key_env: raw

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{ApiBase, AuthStyle, Endpoint, ModelLimit, Scheme, Upstream};
+use crate::model::{ApiBase, AuthStyle, Credentials, Endpoint, ModelLimit, Scheme, Upstream};
 
 pub const SEED: &str = r#"{"model_list": [
   {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "os.environ/ANTHROPIC_API_KEY"}},
@@ -75,7 +75,16 @@ fn the_seed_compiles() {
 fn litellm_extras_are_accepted() {
     let json = r#"{"model_list": [{"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "rpm": 10, "timeout": 30, "api_key": "sk-lit"}, "model_info": {"id": "x"}, "tpm": 5}],
       "general_settings": {"database_url": "ignored"}, "litellm_settings": {"drop_params": true}, "router_settings": {}}"#;
-    assert!(compile_test(json).is_ok());
+    let config = compile_test(json).expect("compiles");
+    // rpm, timeout and model_info.id are read; the rest is named.
+    assert_eq!(
+        warning_texts(&config),
+        [
+            "model_list[0].tpm is ignored",
+            "general_settings.database_url is ignored",
+            "litellm_settings.drop_params is ignored"
+        ]
+    );
 }
 
 #[test]
@@ -513,9 +522,11 @@ fn entra_client_credentials_get_a_cluster_of_their_own_and_no_key() {
     );
     // A fallback to it would leave through the fallback group's cluster.
     assert!(config.router.groups().is_empty());
-    assert!(config.warnings.iter().any(|w| w
-        .to_string()
-        .contains("fallback `entra` has Entra ID client credentials")));
+    assert!(
+        warning_texts(&config).contains(&"router_settings.fallbacks[0].other: fallback `entra` reaches `entra#1`, which has Entra ID client credentials, whose token Envoy injects on its own cluster only; left out".to_owned()),
+        "{:?}",
+        warning_texts(&config)
+    );
 }
 
 #[test]
@@ -586,6 +597,208 @@ fn an_unlisted_provider_with_an_address_needs_no_key() {
         vec![("authorization", Secret::new("Bearer k".into()))]
     );
     assert_eq!(e[0].base_path, "/v1");
+}
+
+/// A listed provider at a server of the user's own (a self-hosted TGI,
+/// vLLM or Ollama) with no `api_key`: its variable where set, else no key,
+/// as in LiteLLM; at the provider's own address the key is still needed.
+#[test]
+fn a_listed_provider_at_its_own_server_sends_its_variable_or_no_key() {
+    // (model, api_base, the key sent; Err: the variable it waits for)
+    let rows: &[(&str, &str, Result<Option<&str>, &str>)] = &[
+        (
+            "huggingface/tgi",
+            r#", "api_base": "http://10.0.0.1:8080/v1""#,
+            Ok(None),
+        ),
+        ("hosted_vllm/m", r#", "api_base": "http://10.0.0.1:8000/v1""#, Ok(None)),
+        ("ollama/m", r#", "api_base": "http://10.0.0.1:11434""#, Ok(None)),
+        ("mistral/m", r#", "api_base": "http://10.0.0.1/v1""#, Ok(None)),
+        (
+            "openai/m",
+            r#", "api_base": "http://10.0.0.1:8000/v1""#,
+            Ok(Some("Bearer sk-openai-test")),
+        ),
+        (
+            "groq/m",
+            r#", "api_base": "https://api.groq.com/openai/v1""#,
+            Ok(Some("Bearer gsk-test")),
+        ),
+        (
+            "mistral/m",
+            r#", "api_base": "https://api.mistral.ai/v1""#,
+            Err("MISTRAL_API_KEY"),
+        ),
+        ("huggingface/tgi", "", Err("HUGGINGFACE_API_KEY")),
+    ];
+    for (model, api_base, expected) in rows {
+        let json =
+            format!(r#"{{"model_list": [{{"model_name": "m", "litellm_params": {{"model": "{model}"{api_base}}}}}]}}"#);
+        let config = compile_test(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let got = match config.router.route("m").expect("routes").endpoint {
+            Ok(endpoint) => Ok(endpoint
+                .credentials
+                .iter()
+                .find(|(name, _)| *name == "authorization")
+                .map(|(_, key)| key.expose().to_owned())),
+            Err(unavailable) => Err(unavailable.variable.clone()),
+        };
+        let expected = expected.map(|key| key.map(str::to_owned)).map_err(str::to_owned);
+        assert_eq!(got, expected, "{json}");
+    }
+}
+
+/// Azure AI Foundry (`azure_ai/`) as LiteLLM's `azure_ai` provider sends
+/// it (`AzureAIStudioConfig`, checked against LiteLLM in
+/// tests/litellm_examples.rs): the key header and path by host,
+/// `api-version` only where set, and what it sends elsewhere skipped.
+#[test]
+fn azure_ai_takes_the_key_header_and_path_of_its_host() {
+    // (model, api_base, api_version, (key header, path of /v1/chat/completions)
+    // or a fragment of the reason it is skipped)
+    type Row<'a> = (&'a str, &'a str, &'a str, Result<(&'a str, &'a str), &'a str>);
+    let rows: &[Row] = &[
+        (
+            "mistral-large",
+            "https://x.services.ai.azure.com",
+            "",
+            Ok(("api-key", "/models/chat/completions")),
+        ),
+        (
+            "mistral-large",
+            "https://x.services.ai.azure.com",
+            "2024-05-01-preview",
+            Ok(("api-key", "/models/chat/completions?api-version=2024-05-01-preview")),
+        ),
+        (
+            "gpt-4o",
+            "https://x.services.ai.azure.com/models",
+            "v1",
+            Ok(("api-key", "/models/chat/completions?api-version=v1")),
+        ),
+        (
+            "mistral-large",
+            "https://mistral.eastus2.inference.ai.azure.com",
+            "",
+            Ok(("authorization", "/chat/completions")),
+        ),
+        (
+            "m",
+            "https://x.openai.azure.com/openai/v1",
+            "",
+            Ok(("api-key", "/openai/v1/chat/completions")),
+        ),
+        (
+            "m",
+            "http://127.0.0.1:9/v1",
+            "",
+            Ok(("authorization", "/v1/chat/completions")),
+        ),
+        (
+            "gpt-4o",
+            "https://x.openai.azure.com",
+            "",
+            Err("Azure OpenAI's deployments API"),
+        ),
+        (
+            "claude-sonnet-4-5",
+            "https://x.services.ai.azure.com",
+            "",
+            Err("Anthropic's Messages API"),
+        ),
+        (
+            "agents/asst_1",
+            "https://x.services.ai.azure.com",
+            "",
+            Err("the Agents API"),
+        ),
+    ];
+    for (model, api_base, api_version, expected) in rows {
+        let version = match api_version.is_empty() {
+            true => String::new(),
+            false => format!(r#", "api_version": "{api_version}""#),
+        };
+        let json = format!(
+            r#"{{"model_list": [{{"model_name": "m", "litellm_params": {{"model": "azure_ai/{model}", "api_base": "{api_base}", "api_key": "k"{version}}}}}]}}"#
+        );
+        let config = compile_test(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let got = match config.router.route("m") {
+            Ok(route) => {
+                let endpoint = route.endpoint.expect("served");
+                let path = crate::request::shaping::upstream_path(b"/v1/chat/completions", endpoint, model)
+                    .map(|p| String::from_utf8_lossy(&p).into_owned());
+                let header = endpoint.credentials.first().map_or("", |(name, _)| name);
+                Ok((header, path.unwrap_or_else(|| "/v1/chat/completions".to_owned())))
+            }
+            Err(_) => Err(config
+                .skipped_exactly("m")
+                .map(|s| s.reason.clone())
+                .unwrap_or_default()),
+        };
+        match (got, expected) {
+            (Ok((header, path)), Ok((want_header, want_path))) => {
+                assert_eq!((header, path.as_str()), (*want_header, *want_path), "{json}")
+            }
+            (Err(reason), Err(fragment)) => assert!(reason.contains(fragment), "{json}: {reason}"),
+            (got, _) => panic!("{json}: {got:?}"),
+        }
+    }
+    // No api_base: LiteLLM's AZURE_AI_API_BASE, read as `os.environ/` is.
+    let json = r#"{"model_list": [{"model_name": "m", "litellm_params": {"model": "azure_ai/mistral-large"}}]}"#;
+    let config = compile_test(json).expect("compiles");
+    assert_eq!(unset_variables(&config), ["AZURE_AI_API_BASE"]);
+    let env = |var: &str| (var == "AZURE_AI_API_BASE").then(|| "https://y.services.ai.azure.com".to_owned());
+    let config = compile(json.as_bytes(), &env).expect("compiles");
+    let e = endpoints(&config);
+    assert_eq!(
+        (e[0].upstream.host.as_str(), e[0].base_path.as_str()),
+        ("y.services.ai.azure.com", "/models")
+    );
+    assert!(e[0].credentials.is_empty(), "AZURE_AI_API_KEY is unset: no key");
+}
+
+/// `os.environ/NAME` in a credential is read as the same value in
+/// `litellm_params` is: at run time by the filter, and noted where it is
+/// written for a bootstrap that needs the address now.
+#[test]
+fn credential_values_from_the_environment_are_read_like_litellm_params() {
+    let json = r#"{"model_list": [
+      {"model_name": "a", "litellm_params": {"model": "azure/gpt-4o", "litellm_credential_name": "eu"}},
+      {"model_name": "b", "litellm_params": {"model": "azure/gpt-4o", "litellm_credential_name": "eu", "api_base": "os.environ/OWN_BASE"}}],
+     "credential_list": [{"credential_name": "eu", "credential_values": {"api_key": "os.environ/EU_KEY", "api_base": "os.environ/EU_BASE", "api_version": "os.environ/EU_VERSION"}}]}"#;
+    let env = |var: &str| match var {
+        "EU_KEY" => Some("eu-key".to_owned()),
+        "EU_BASE" => Some("https://eu.openai.azure.com".to_owned()),
+        "OWN_BASE" => Some("https://own.openai.azure.com".to_owned()),
+        "EU_VERSION" => Some("2024-10-21".to_owned()),
+        _ => None,
+    };
+    let config = compile(json.as_bytes(), &env).expect("compiles");
+    let e = endpoints(&config);
+    let got: Vec<(&str, Option<&str>, &Credentials)> = e
+        .iter()
+        .map(|e| (e.upstream.host.as_str(), e.api_version.as_deref(), &e.credentials))
+        .collect();
+    let key = vec![("api-key", Secret::new("eu-key".into()))];
+    assert_eq!(
+        got,
+        [
+            ("eu.openai.azure.com", Some("2024-10-21"), &key),
+            ("own.openai.azure.com", Some("2024-10-21"), &key)
+        ]
+    );
+    let addresses: Vec<(&str, &str)> = config
+        .env_addresses
+        .iter()
+        .map(|a| (a.path.as_str(), a.variable.as_str()))
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            ("credential_list[0].credential_values.api_base", "EU_BASE"),
+            ("model_list[1].litellm_params.api_base", "OWN_BASE")
+        ]
+    );
 }
 
 /// LiteLLM's Anthropic `api_base` is the root (`https://api.anthropic.com`),

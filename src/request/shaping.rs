@@ -106,8 +106,9 @@ pub(crate) fn milliseconds(seconds: f64) -> Vec<u8> {
 /// The provider's path for the client's: the leading `/v1` replaced by the
 /// path of `api_base` (a path without `/v1`, which LiteLLM also serves, gets
 /// it prepended); for Azure, `/openai/deployments/<deployment>/<operation>`
-/// with `api-version` first in the query. `None` when that is the client's
-/// path already.
+/// with `api-version` first in the query; for Azure AI Foundry, `api-version`
+/// (where set) first in the query. `None` when that is the client's path
+/// already.
 pub fn upstream_path(path: &[u8], endpoint: &Endpoint, upstream_model: &str) -> Option<Vec<u8>> {
     let base_path = endpoint.base_path.as_bytes();
     let rest = match path.strip_prefix(b"/v1") {
@@ -116,24 +117,31 @@ pub fn upstream_path(path: &[u8], endpoint: &Endpoint, upstream_model: &str) -> 
     };
     match (endpoint.provider.path_style, &endpoint.api_version) {
         (PathStyle::AzureDeployments, Some(version)) => {
-            let (operation, query) = match rest.iter().position(|&b| b == b'?') {
-                Some(i) => (rest.get(..i)?, rest.get(i + 1..)?),
-                None => (rest, &b""[..]),
-            };
             let deployment = utf8_percent_encode(upstream_model, PATH_SEGMENT);
-            let version = utf8_percent_encode(version, PATH_SEGMENT);
-            let mut azure = format!("/openai/deployments/{deployment}").into_bytes();
-            azure.extend_from_slice(operation);
-            azure.extend_from_slice(format!("?api-version={version}").as_bytes());
-            if !query.is_empty() {
-                azure.push(b'&');
-                azure.extend_from_slice(query);
-            }
-            Some([base_path, &azure].concat())
+            let prefix = [base_path, format!("/openai/deployments/{deployment}").as_bytes()].concat();
+            with_api_version(&prefix, rest, version)
         }
+        (PathStyle::AzureAi, Some(version)) => with_api_version(base_path, rest, version),
         _ if path.strip_suffix(rest) == Some(base_path) => None,
         _ => Some([base_path, rest].concat()),
     }
+}
+
+/// `prefix`, the operation of `rest`, then `api-version` first in the
+/// query, before the client's.
+fn with_api_version(prefix: &[u8], rest: &[u8], version: &str) -> Option<Vec<u8>> {
+    let (operation, query) = match rest.iter().position(|&b| b == b'?') {
+        Some(i) => (rest.get(..i)?, rest.get(i + 1..)?),
+        None => (rest, &b""[..]),
+    };
+    let version = utf8_percent_encode(version, PATH_SEGMENT);
+    let mut path = [prefix, operation].concat();
+    path.extend_from_slice(format!("?api-version={version}").as_bytes());
+    if !query.is_empty() {
+        path.push(b'&');
+        path.extend_from_slice(query);
+    }
+    Some(path)
 }
 
 /// What a path segment or query value may not carry as is.

@@ -8,4 +8,4 @@ pub mod pattern;
 pub mod pattern_set;
 pub mod table;
 
-pub use table::{Alias, Group, GroupMember, NoRoute, Route, Router, RouterError, RouterParts};
+pub use table::{Alias, Group, GroupMember, NoRoute, Route, Router, RouterError, RouterParts, RouterWarning};

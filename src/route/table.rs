@@ -36,7 +36,7 @@ pub struct Group {
 }
 
 /// One endpoint of a group's cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMember {
     /// Index into [`Router::deployments`].
     pub deployment: usize,
@@ -44,6 +44,9 @@ pub struct GroupMember {
     pub priority: u32,
     /// Envoy's `load_balancing_weight` (1 to 1000).
     pub weight: u32,
+    /// The model a fallback reaches this pattern deployment as
+    /// (`azure/gpt-4o` through `azure/*`), which fills its `*`s.
+    pub reached_as: Option<String>,
 }
 
 /// The deployment chosen for a model (borrowed from the configuration), where
@@ -105,14 +108,18 @@ pub struct Alias {
 pub enum RouterError {
     /// An alias whose target routes nowhere.
     Alias(Alias),
-    /// The fallbacks at document path `path`, for `group`.
-    Fallback {
-        path: String,
-        group: String,
-        problem: String,
-    },
     /// `model_list[index]` cannot join the group of its `model_name`.
     Member { index: usize, problem: String },
+}
+
+/// Something the table takes otherwise than written.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouterWarning {
+    /// About `model_list[index]`.
+    Member { index: usize, text: String },
+    /// About the fallbacks of `group` written at document path `path`
+    /// (`router_settings.fallbacks[0]`): one not acted on, and why.
+    Fallback { path: String, group: String, text: String },
 }
 
 /// What [`Router::new`] is built from.
@@ -160,7 +167,7 @@ impl Router {
     /// Builds the table. Entries sharing a `model_name` form a group, as do
     /// names with `fallbacks`; the name routes to its first entry, and to the
     /// group when there is one.
-    pub fn new(parts: RouterParts, warnings: &mut Vec<(usize, String)>) -> Result<Router, RouterError> {
+    pub fn new(parts: RouterParts, warnings: &mut Vec<RouterWarning>) -> Result<Router, RouterError> {
         let RouterParts {
             deployments,
             provider_endpoints,
@@ -208,14 +215,7 @@ impl Router {
                 });
             }
         }
-        let groups = build_groups(&deployments, &named, &exact, &fallbacks, default_timeouts, warnings)?;
-        let mut group_of = vec![None; deployments.len()];
-        for (position, group) in groups.iter().enumerate() {
-            let first = group.members.first().map(|m| m.deployment);
-            if let Some(slot) = first.and_then(|first| group_of.get_mut(first)) {
-                *slot = Some(position);
-            }
-        }
+        let group_of = vec![None; deployments.len()];
         let mut router = Router {
             deployments,
             exact,
@@ -228,7 +228,7 @@ impl Router {
             first_slot,
             slots,
             slot_owners,
-            groups,
+            groups: Vec::new(),
             group_of,
             by_id,
             default_timeouts,
@@ -239,6 +239,16 @@ impl Router {
             }
             router.aliases.insert(alias.name.clone(), alias);
         }
+        // Fallback targets are looked up as LiteLLM's Router looks up a
+        // model (ids, names, aliases, patterns), before any group exists.
+        let groups = build_groups(&router, &named, &fallbacks, warnings)?;
+        for (position, group) in groups.iter().enumerate() {
+            let first = group.members.first().map(|m| m.deployment);
+            if let Some(slot) = first.and_then(|first| router.group_of.get_mut(first)) {
+                *slot = Some(position);
+            }
+        }
+        router.groups = groups;
         Ok(router)
     }
 
@@ -316,24 +326,27 @@ impl Router {
     /// The route of one attempt of a group's request: through deployment
     /// `id` (the endpoint Envoy chose), for the request's `model`. A member
     /// of the model's own group takes the model as the group matched it; a
-    /// fallback's member takes its own (exact) `model_name`. `id` must be a
-    /// member of the model's group.
+    /// fallback's member takes the model its fallback names (its own exact
+    /// `model_name`, or the model a pattern serves). `id` must be a member
+    /// of the model's group.
     pub fn route_via<'c: 'm, 'm>(&'c self, id: &str, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
         let index = *self.by_id.get(id).ok_or(NoRoute::Unknown)?;
         let deployment = self.deployments.get(index).ok_or(NoRoute::Unknown)?;
         let (first, matched) = self.find(model)?;
-        let group = self.group_routed_from(first);
-        if !group.is_some_and(|g| g.members.iter().any(|m| m.deployment == index)) {
-            return Err(NoRoute::Unknown);
-        }
+        let group = self.group_routed_from(first).ok_or(NoRoute::Unknown)?;
+        let member = group
+            .members
+            .iter()
+            .find(|m| m.deployment == index)
+            .ok_or(NoRoute::Unknown)?;
         let own = self
             .deployments
             .get(first)
             .is_some_and(|d| d.model_name == deployment.model_name);
-        if own {
-            self.resolve_as(index, matched)
-        } else {
-            self.resolve(index, &deployment.model_name)
+        match &member.reached_as {
+            _ if own => self.resolve_as(index, matched),
+            Some(reached_as) => self.resolve(index, reached_as),
+            None => self.resolve(index, &deployment.model_name),
         }
     }
 
@@ -487,41 +500,119 @@ impl Router {
     }
 }
 
+/// One fallback of a group, as the table reaches it.
+struct FallbackTier<'f> {
+    /// Where it is written, for a warning.
+    path: &'f str,
+    group: &'f str,
+    target: &'f str,
+    /// The deployments it adds, in list order.
+    deployments: Vec<usize>,
+    /// The model a pattern deployment is reached as.
+    reached_as: Option<String>,
+}
+
+impl Router {
+    /// The deployments fallback `target` of the group first listed at
+    /// `source` reaches, as LiteLLM's Router finds a model: a deployment's
+    /// `model_info.id` first, then a name (an alias, an exact model_name, a
+    /// pattern). `Err` says why it cannot be a fallback.
+    fn fallback_reach(
+        &self,
+        source: usize,
+        target: &str,
+        named: &BTreeMap<usize, Vec<usize>>,
+    ) -> Result<(Vec<usize>, Option<String>), String> {
+        let (first, set, reached_as) = match self.by_id.get(target) {
+            Some(&index) => (index, vec![index], None),
+            None => {
+                let (first, matched) = self
+                    .find(target)
+                    .map_err(|_| "is no model_name, model_info.id, alias or model a pattern serves".to_owned())?;
+                let set = named.get(&first).cloned().unwrap_or_default();
+                let pattern = self.deployments.get(first).is_some_and(|d| d.pattern.is_some());
+                (first, set, pattern.then(|| matched.into_owned()))
+            }
+        };
+        if first == source {
+            return Err("is the group itself".to_owned());
+        }
+        for d in set.iter().filter_map(|&index| self.deployments.get(index)) {
+            if d.pattern.is_some() && reached_as.is_none() {
+                return Err(format!(
+                    "is the model_info.id of pattern `{}`, which needs a model to fill its `*`: name a model it serves",
+                    d.model_name
+                ));
+            }
+            if d.target == Target::RequestProvider {
+                return Err(format!(
+                    "is served by `{}` (`model: \"*\"`), which has no address of its own for Envoy to fail over to",
+                    d.model_name
+                ));
+            }
+            if matches!(&d.target, Target::Fixed(e) if e.entra.is_some()) {
+                return Err(format!(
+                    "reaches `{}`, which has Entra ID client credentials, whose token Envoy injects on its own cluster only",
+                    d.id
+                ));
+            }
+        }
+        Ok((set, reached_as))
+    }
+}
+
+/// Each group's fallbacks as the table reaches them, by the group's first
+/// entry; one it cannot reach is left out with a warning.
+fn fallback_tiers<'f>(
+    router: &Router,
+    named: &BTreeMap<usize, Vec<usize>>,
+    fallbacks: &'f [(String, String, Vec<String>)],
+    warnings: &mut Vec<RouterWarning>,
+) -> BTreeMap<usize, Vec<FallbackTier<'f>>> {
+    let mut tiers: BTreeMap<usize, Vec<FallbackTier>> = BTreeMap::new();
+    for (path, group, targets) in fallbacks {
+        let warn = |text: String| RouterWarning::Fallback {
+            path: path.clone(),
+            group: group.clone(),
+            text,
+        };
+        let source = named.keys().copied().find(|&first| {
+            let d = router.deployments.get(first);
+            d.is_some_and(|d| d.model_name == *group && d.target != Target::RequestProvider)
+        });
+        let Some(source) = source else {
+            warnings.push(warn(format!(
+                "`{group}` is no model_name with an address of its own (a `model: \"*\"` entry has none): its fallbacks are not acted on"
+            )));
+            continue;
+        };
+        for target in targets {
+            match router.fallback_reach(source, target, named) {
+                Ok((deployments, reached_as)) => tiers.entry(source).or_default().push(FallbackTier {
+                    path,
+                    group,
+                    target,
+                    deployments,
+                    reached_as,
+                }),
+                Err(why) => warnings.push(warn(format!("fallback `{target}` {why}; left out"))),
+            }
+        }
+    }
+    tiers
+}
+
 /// The groups of a table, in list order: every name listed more than once,
 /// and every name with fallbacks.
 fn build_groups(
-    deployments: &[Deployment],
+    router: &Router,
     named: &BTreeMap<usize, Vec<usize>>,
-    exact: &FxHashMap<String, usize>,
     fallbacks: &[(String, String, Vec<String>)],
-    default_timeouts: Timeouts,
-    warnings: &mut Vec<(usize, String)>,
+    warnings: &mut Vec<RouterWarning>,
 ) -> Result<Vec<Group>, RouterError> {
+    let deployments = router.deployments.as_slice();
     let model_name = |index: usize| deployments.get(index).map_or("", |d| d.model_name.as_str());
-    let mut fallbacks_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (path, group, targets) in fallbacks {
-        let fail = |problem: String| RouterError::Fallback {
-            path: path.clone(),
-            group: group.clone(),
-            problem,
-        };
-        let source = named
-            .keys()
-            .copied()
-            .find(|&first| model_name(first) == group)
-            .ok_or_else(|| fail(format!("`{group}` is no model_name of model_list")))?;
-        for target in targets {
-            let &first = exact.get(target.as_str()).ok_or_else(|| {
-                fail(format!(
-                    "fallback `{target}` is no model_name of model_list (fallbacks name groups listed by exact name)"
-                ))
-            })?;
-            if first == source {
-                return Err(fail(format!("`{group}` falls back to itself")));
-            }
-            fallbacks_of.entry(source).or_default().push(first);
-        }
-    }
+    let fallbacks_of = fallback_tiers(router, named, fallbacks, warnings);
     let mut groups = Vec::new();
     let mut clusters = FxHashSet::default();
     for (&first, own) in named {
@@ -530,17 +621,35 @@ fn build_groups(
             continue;
         }
         let mut members = Vec::new();
-        let mut next_priority = 0;
-        for set_first in std::iter::once(first).chain(targets.iter().copied()) {
-            let set = named.get(&set_first).map(Vec::as_slice).unwrap_or_default();
-            next_priority = tier(deployments, set, next_priority, &mut members, warnings)?;
+        let mut next_priority = tier(deployments, own, 0, None, &mut members, warnings)?;
+        for fallback in targets {
+            // A deployment is one endpoint of the cluster, at its first priority.
+            let new: Vec<usize> = fallback
+                .deployments
+                .iter()
+                .copied()
+                .filter(|&index| members.iter().all(|m| m.deployment != index))
+                .collect();
+            if new.is_empty() {
+                warnings.push(RouterWarning::Fallback {
+                    path: fallback.path.to_owned(),
+                    group: fallback.group.to_owned(),
+                    text: format!(
+                        "fallback `{}` adds no deployment the group does not have already; left out",
+                        fallback.target
+                    ),
+                });
+                continue;
+            }
+            let reached_as = fallback.reached_as.as_deref();
+            next_priority = tier(deployments, &new, next_priority, reached_as, &mut members, warnings)?;
         }
         // One limit for every attempt (Envoy reads it once per request).
         let timeouts = members
             .iter()
-            .filter_map(|m| Some(deployments.get(m.deployment)?.timeouts.or(default_timeouts)))
+            .filter_map(|m| Some(deployments.get(m.deployment)?.timeouts.or(router.default_timeouts)))
             .reduce(Timeouts::longest)
-            .unwrap_or(default_timeouts);
+            .unwrap_or(router.default_timeouts);
         let inject_stream_usage = members.iter().all(|m| {
             let reach = deployments.get(m.deployment).and_then(|d| d.target.reach());
             reach.is_some_and(|reach| provider_of(reach).inject_stream_usage)
@@ -564,15 +673,16 @@ fn build_groups(
     Ok(groups)
 }
 
-/// Adds the deployments of one name to a group, from priority `base` on:
-/// one priority per distinct `order` (those without last); returns the next
-/// free priority.
+/// Adds the deployments of one name (or one fallback) to a group, from
+/// priority `base` on: one priority per distinct `order` (those without
+/// last); returns the next free priority.
 fn tier(
     deployments: &[Deployment],
     set: &[usize],
     base: u32,
+    reached_as: Option<&str>,
     members: &mut Vec<GroupMember>,
-    warnings: &mut Vec<(usize, String)>,
+    warnings: &mut Vec<RouterWarning>,
 ) -> Result<u32, RouterError> {
     let mut listed = Vec::with_capacity(set.len());
     for &index in set {
@@ -596,6 +706,7 @@ fn tier(
             deployment: *index,
             priority: base + position as u32,
             weight,
+            reached_as: reached_as.map(str::to_owned),
         });
     }
     Ok(base + orders.len() as u32)
@@ -605,7 +716,7 @@ fn tier(
 /// simple-shuffle: `weight` if any sets it, else `rpm`, else `tpm`, else
 /// equal. One left without the key its group uses gets the smallest share
 /// (LiteLLM gives it none; Envoy has no weight 0).
-fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<(usize, String)>) -> Vec<u32> {
+fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<RouterWarning>) -> Vec<u32> {
     let keys: [(&str, fn(&Shares) -> Option<f64>); 3] =
         [("weight", |s| s.weight), ("rpm", |s| s.rpm), ("tpm", |s| s.tpm)];
     let Some((key, read)) = keys
@@ -624,13 +735,13 @@ fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<(usize, String)>)
     }
     for ((index, d), share) in listed.iter().zip(&raw) {
         if *share <= 0.0 {
-            warnings.push((
-                *index,
-                format!(
+            warnings.push(RouterWarning::Member {
+                index: *index,
+                text: format!(
                     "model_list[{index}] (model_name `{}`) has no {key} while others of its name do: it gets the smallest share (1 in 1000)",
                     d.model_name
                 ),
-            ));
+            });
         }
     }
     raw.iter()
@@ -945,35 +1056,6 @@ mod tests {
         let rows = [
             (
                 format!(
-                    r#"{{"model_list": [{}], "router_settings": {{"fallbacks": [{{"m": ["nope"]}}]}}}}"#,
-                    entry("m", "openai/a", "")
-                ),
-                "fallback `nope` is no model_name",
-            ),
-            (
-                format!(
-                    r#"{{"model_list": [{}], "router_settings": {{"fallbacks": [{{"nope": ["m"]}}]}}}}"#,
-                    entry("m", "openai/a", "")
-                ),
-                "`nope` is no model_name",
-            ),
-            (
-                format!(
-                    r#"{{"model_list": [{}], "router_settings": {{"fallbacks": [{{"m": ["m"]}}]}}}}"#,
-                    entry("m", "openai/a", "")
-                ),
-                "falls back to itself",
-            ),
-            (
-                format!(
-                    r#"{{"model_list": [{}, {}], "router_settings": {{"fallbacks": [{{"m": ["p/*"]}}]}}}}"#,
-                    entry("m", "openai/a", ""),
-                    entry("p/*", "openai/*", "")
-                ),
-                "by exact name",
-            ),
-            (
-                format!(
                     r#"{{"model_list": [{}, {}]}}"#,
                     entry("*", "*", ""),
                     entry("*", "openai/*", "")
@@ -988,18 +1070,111 @@ mod tests {
                 ),
                 "model_info.id `same` is also model_list[0]'s",
             ),
-            (entry("m", "openai/a", r#", "weight": -1"#), "must be a positive number"),
+            (
+                format!(r#"{{"model_list": [{}]}}"#, entry("m", "openai/a", r#", "weight": -1"#)),
+                "must be a positive number",
+            ),
         ];
         for (json, fragment) in rows {
-            let json = if json.starts_with("{\"model_list") {
-                json
-            } else {
-                format!(r#"{{"model_list": [{json}]}}"#)
-            };
             match compile_test(&json) {
                 Err(e) => assert!(e.problem.contains(fragment), "{json}: {e}"),
                 Ok(_) => panic!("{json} compiled"),
             }
+        }
+    }
+
+    /// A model list for the fallback rows: an exact name `m`, a group `g`
+    /// (ids `g-east`, `g-west`), a pattern `azure/*` (id `az`), a
+    /// passthrough `*`, an alias `alias` of `g`.
+    fn fallback_config(fallbacks: &str) -> String {
+        let with_id = |name: &str, target: &str, id: &str| {
+            format!(
+                r#"{{"model_name": {name:?}, "litellm_params": {{"model": {target:?}, "api_key": "k"}}, "model_info": {{"id": {id:?}}}}}"#
+            )
+        };
+        format!(
+            r#"{{"model_list": [{}, {}, {}, {}, {}], "router_settings": {{"fallbacks": {fallbacks}, "model_group_alias": {{"alias": "g"}}}}}}"#,
+            entry("m", "openai/m", ""),
+            with_id("g", "groq/g1", "g-east"),
+            with_id("g", "groq/g2", "g-west"),
+            with_id("azure/*", "openai/az-*", "az"),
+            entry("*", "*", ""),
+        )
+    }
+
+    #[test]
+    fn fallbacks_reach_ids_names_and_patterns_or_are_left_out_with_the_reason() {
+        // (fallbacks, m's group: (id, priority, the model the member sends),
+        // the warning for what is left out)
+        type Row<'a> = (&'a str, &'a [(&'a str, u32, &'a str)], Option<&'a str>);
+        let rows: &[Row] = &[
+            // LiteLLM's "fallback to a specific model id"
+            (r#"[{"m": ["g-west"]}]"#, &[("m#1", 0, "m"), ("g-west", 1, "g2")], None),
+            // a name, an alias, a model only a pattern serves
+            (
+                r#"[{"m": ["alias", "azure/gpt-4o"]}]"#,
+                &[("m#1", 0, "m"), ("g-east", 1, "g1"), ("g-west", 1, "g2"), ("az", 2, "az-gpt-4o")],
+                None,
+            ),
+            // a deployment already in the group is not added again
+            (
+                r#"[{"m": ["g-east", "g"]}]"#,
+                &[("m#1", 0, "m"), ("g-east", 1, "g1"), ("g-west", 2, "g2")],
+                None,
+            ),
+            (
+                r#"[{"m": ["g", "g-west"]}]"#,
+                &[("m#1", 0, "m"), ("g-east", 1, "g1"), ("g-west", 1, "g2")],
+                Some("router_settings.fallbacks[0].m: fallback `g-west` adds no deployment the group does not have already; left out"),
+            ),
+            (
+                r#"[{"m": ["m", "g-east"]}]"#,
+                &[("m#1", 0, "m"), ("g-east", 1, "g1")],
+                Some("router_settings.fallbacks[0].m: fallback `m` is the group itself; left out"),
+            ),
+            (
+                r#"[{"m": ["az"]}]"#,
+                &[],
+                Some("router_settings.fallbacks[0].m: fallback `az` is the model_info.id of pattern `azure/*`, which needs a model to fill its `*`: name a model it serves; left out"),
+            ),
+            (
+                r#"[{"m": ["anthropic/claude"]}]"#,
+                &[],
+                Some("router_settings.fallbacks[0].m: fallback `anthropic/claude` is served by `*` (`model: \"*\"`), which has no address of its own for Envoy to fail over to; left out"),
+            ),
+            (
+                r#"[{"nope": ["m"]}]"#,
+                &[],
+                Some("router_settings.fallbacks[0].nope: `nope` is no model_name with an address of its own (a `model: \"*\"` entry has none): its fallbacks are not acted on"),
+            ),
+            (
+                r#"[{"*": ["m"]}]"#,
+                &[],
+                Some("router_settings.fallbacks[0].*: `*` is no model_name with an address of its own (a `model: \"*\"` entry has none): its fallbacks are not acted on"),
+            ),
+        ];
+        for (fallbacks, members, warning) in rows {
+            let config = compile_test(&fallback_config(fallbacks)).unwrap_or_else(|e| panic!("{fallbacks}: {e}"));
+            let router = &config.router;
+            let group = router.groups().iter().find(|g| g.model_name == "m");
+            let got: Vec<(String, u32, String)> = group
+                .map(|g| g.members.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|m| {
+                    let id = router.deployments()[m.deployment].id.clone();
+                    let sent = router.route_via(&id, "m").map(|r| r.upstream_model.into_owned());
+                    (id, m.priority, sent.unwrap_or_default())
+                })
+                .collect();
+            let want: Vec<(String, u32, String)> = members
+                .iter()
+                .map(|(id, p, model)| (id.to_string(), *p, model.to_string()))
+                .collect();
+            assert_eq!(got, want, "{fallbacks}");
+            let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+            let want: Vec<String> = warning.iter().map(|w| w.to_string()).collect();
+            assert_eq!(warnings, want, "{fallbacks}");
         }
     }
 

@@ -45,7 +45,7 @@ def candidate(params):
         upstream, provider, dynamic_key, dynamic_base = model, None, None, None
     # The variable LiteLLM reads a provider's key from when the deployment names none.
     env_key = os.environ.get(f"{(provider or '').upper()}_API_KEY")
-    return {
+    answer = {
         "model": model,
         "provider": provider,
         "upstream_model": upstream,
@@ -53,6 +53,26 @@ def candidate(params):
         "api_key": params.get("api_key") or dynamic_key or env_key,
         "api_version": params.get("api_version"),
     }
+    if provider == "azure_ai":
+        answer.update(azure_ai_request(answer))
+    return answer
+
+
+def azure_ai_request(candidate):
+    """The URL and key header LiteLLM's azure_ai provider sends a chat
+    request with, by its own code (they depend on the host)."""
+    from litellm.llms.azure_ai.chat.transformation import AzureAIStudioConfig
+
+    config = AzureAIStudioConfig()
+    litellm_params = {"api_version": candidate["api_version"]}
+    url = config.get_complete_url(
+        candidate["api_base"], candidate["api_key"], candidate["upstream_model"], {}, litellm_params
+    )
+    headers = config.validate_environment(
+        {}, candidate["upstream_model"], [], {}, litellm_params, candidate["api_key"], candidate["api_base"]
+    )
+    key_header = next(name.lower() for name in headers if name.lower() in ("api-key", "authorization"))
+    return {"url": url, "key_header": key_header, "key_value": headers[next(n for n in headers if n.lower() == key_header)]}
 
 
 def requests(router, model_list):

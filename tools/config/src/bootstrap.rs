@@ -341,25 +341,51 @@ macro_rules! code_details_filter {
 }
 
 /// Envoy's own local replies (no healthy upstream, a connection refused or
-/// reset, a timeout, a body over the buffer, a rate limit) in the OpenAI
-/// error shape of the filter's own, keeping their status. Each mapper
-/// matches only what Envoy itself answers: the filter's replies carry none
-/// of these response flags nor that response code detail, so their JSON is
-/// left as it is. (comment, filter, message, type, code, status: Envoy's
-/// where empty)
-const LOCAL_REPLY_MAPPERS: [(&str, &str, &str, &str, &str, &str); 6] = [
+/// reset, a timeout, no cluster, a body over the buffer, a rate limit) in
+/// the OpenAI error shape of the filter's own, keeping their status. Each
+/// mapper matches only what Envoy itself answers: the filter's replies carry
+/// none of these response flags nor that response code detail, so their
+/// JSON is left as it is. Each message says what happened in words; Envoy's
+/// own body can be empty (no cluster, no route), its response code details
+/// never are, so they follow as the detail. (comment, filter, message,
+/// type, code, status: Envoy's where empty)
+const LOCAL_REPLY_MAPPERS: [(&str, &str, &str, &str, &str, &str); 9] = [
     (
         "",
         "response_flag_filter: { flags: [UT] }",
-        "\"%LOCAL_REPLY_BODY%\"",
+        "\"the provider did not start answering within the deployment's time limit (`timeout`, `stream_timeout`) (Envoy: %RESPONSE_CODE_DETAILS%)\"",
         "upstream_error",
         "upstream_timeout",
         "",
     ),
     (
         "",
-        "response_flag_filter: { flags: [UH, UF, URX, UC, UR, UO, NC, NR, UMSDR, DPE, UPE] }",
-        "\"%LOCAL_REPLY_BODY%\"",
+        "response_flag_filter: { flags: [UH] }",
+        "\"no healthy upstream: every deployment of this model is down or cooling down after failures, or its host name does not resolve (DNS) (Envoy: %RESPONSE_CODE_DETAILS%)\"",
+        "upstream_error",
+        "upstream_unavailable",
+        "",
+    ),
+    (
+        "",
+        "response_flag_filter: { flags: [UF] }",
+        "\"could not connect to the provider: the connection was refused, timed out or failed TLS (Envoy: %RESPONSE_CODE_DETAILS%)\"",
+        "upstream_error",
+        "upstream_unavailable",
+        "",
+    ),
+    (
+        "",
+        "response_flag_filter: { flags: [URX, UC, UR, UO, UMSDR, DPE, UPE] }",
+        "\"the connection to the provider failed before it answered (reset, overflow or a protocol error) (Envoy: %RESPONSE_CODE_DETAILS%)\"",
+        "upstream_error",
+        "upstream_unavailable",
+        "",
+    ),
+    (
+        "No cluster or route: a configuration out of step with the filter's.",
+        "response_flag_filter: { flags: [NC, NR] }",
+        "\"Envoy has no upstream for this request: the route names a cluster its configuration does not define (regenerate it with llm-router-config --envoy) (Envoy: %RESPONSE_CODE_DETAILS%)\"",
         "upstream_error",
         "upstream_unavailable",
         "",

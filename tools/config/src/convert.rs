@@ -172,9 +172,7 @@ pub fn convert(litellm: &Value, variables: &ApiBaseVariables) -> Result<Conversi
                         format!("{}: api_base `os.environ/{var}`: {var} is not set, and the Envoy bootstrap needs this address now (its clusters are written out); set it, or write the URL", address.at),
                     )
                 })?;
-                if let Some(slot) = value_at(&mut plugin, &address.path) {
-                    *slot = Value::String(value);
-                }
+                set_at(&mut plugin, &address.path, Value::String(value));
             }
             // Compiled again with the addresses in: the clusters are theirs.
             // The warnings stay the first compilation's, about the user's file.
@@ -221,38 +219,40 @@ fn step<'v>(value: &'v mut Value, step: &Result<&str, usize>) -> Option<&'v mut 
     }
 }
 
-/// The value at a document path.
-fn value_at<'v>(document: &'v mut Map<String, Value>, path: &str) -> Option<&'v mut Value> {
+/// The mapping that holds the key a document path ends in, and that key.
+fn parent_at<'v, 'p>(
+    document: &'v mut Map<String, Value>,
+    path: &'p str,
+) -> Option<(&'v mut Map<String, Value>, &'p str)> {
     let steps = steps(path);
-    let (first, rest) = steps.split_first()?;
-    let mut value = document.get_mut(*first.as_ref().ok()?)?;
-    for s in rest {
-        value = step(value, s)?;
+    let (Ok(last), parents) = steps.split_last()? else {
+        return None;
+    };
+    let parent = match parents.split_first() {
+        None => document,
+        Some((first, rest)) => {
+            let mut value = document.get_mut(*first.as_ref().ok()?)?;
+            for s in rest {
+                value = step(value, s)?;
+            }
+            value.as_object_mut()?
+        }
+    };
+    Some((parent, *last))
+}
+
+/// Sets the key at a document path (written there or not: a provider's
+/// own address variable is read where the entry gives none).
+fn set_at(document: &mut Map<String, Value>, path: &str, value: Value) {
+    if let Some((parent, key)) = parent_at(document, path) {
+        parent.insert(key.to_owned(), value);
     }
-    Some(value)
 }
 
 /// Removes the key at a document path.
 fn remove(document: &mut Map<String, Value>, path: &str) {
-    let steps = steps(path);
-    let Some((Ok(last), parents)) = steps.split_last() else {
-        return;
-    };
-    let parent = match parents.split_first() {
-        None => Some(document),
-        Some((first, rest)) => {
-            let Some(mut value) = first.as_ref().ok().and_then(|k| document.get_mut(*k)) else {
-                return;
-            };
-            for s in rest {
-                let Some(next) = step(value, s) else { return };
-                value = next;
-            }
-            value.as_object_mut()
-        }
-    };
-    if let Some(parent) = parent {
-        parent.remove(*last);
+    if let Some((parent, key)) = parent_at(document, path) {
+        parent.remove(key);
     }
 }
 

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use llm_router::model::Provider;
 use llm_router_config::bootstrap::{self, parse_ratelimit, Address, Options, DEFAULT_RATELIMIT, DEFAULT_WASM};
 use llm_router_config::convert::Conversion;
 use llm_router_config::convert::{self, ApiBaseVariables, SecretSource};
@@ -243,15 +244,21 @@ fn run(
     diagnostics.extend(price_notes);
     let text = match envoy {
         Some(options) => {
-            // A self-hosted server's key (vLLM, Ollama) is optional: without
-            // it none is sent, and its routes still work.
-            let optional: BTreeSet<&str> = conversion
-                .config
-                .router
-                .endpoints()
+            // A self-hosted server's key (vLLM, Ollama, a listed provider
+            // at an address of the user's own) is optional: without it none
+            // is sent, and its routes still work; unless another route
+            // needs the same variable.
+            let router = &conversion.config.router;
+            let fixed = router.deployments().iter().filter_map(|d| d.target.reach()?.ok());
+            let (optional, required): (Vec<&Provider>, Vec<&Provider>) = fixed
+                .chain(router.endpoints())
                 .map(|e| &e.provider)
-                .filter(|p| p.key_optional)
+                .partition(|p| p.key_optional);
+            let required: BTreeSet<&str> = required.iter().map(|p| p.api_key_env.as_str()).collect();
+            let optional: BTreeSet<&str> = optional
+                .iter()
                 .map(|p| p.api_key_env.as_str())
+                .filter(|key| !required.contains(key))
                 .collect();
             let (optional_unset, unset): (Vec<&str>, Vec<&str>) = conversion
                 .env_keys

@@ -322,26 +322,43 @@ fn the_filters_own_keys_are_carried() {
                      max_body_bytes: 1000\ncluster_header: x-route\ninject_stream_usage: false\n\
                      access_log_facts: false\n";
     let output = convert_text(yaml_text, true, &no_env).expect("converts");
-    let plugin = &output.text[output.text.find("value: |").expect("plugin block")..];
-    for fragment in [
-        r#""newco": {"api_base": "https://api.newco.ai/v1"}"#,
-        r#""max_body_bytes": 1000"#,
-        r#""cluster_header": "x-route""#,
-        r#""inject_stream_usage": false"#,
-        r#""access_log_facts": false"#,
-    ] {
-        assert!(plugin.contains(fragment), "{fragment}");
-    }
+    let bootstrap = yaml::parse(&output.text).expect("the bootstrap is YAML").value;
+    let manager = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let plugin_text = manager["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .expect("the plugin configuration");
+    let plugin: serde_json::Value = serde_json::from_str(plugin_text).expect("the plugin configuration is JSON");
+    assert_eq!(
+        plugin["providers"]["newco"],
+        serde_json::json!({"api_base": "https://api.newco.ai/v1"})
+    );
+    assert_eq!(plugin["max_body_bytes"], 1000);
+    assert_eq!(plugin["cluster_header"], "x-route");
+    assert_eq!(plugin["inject_stream_usage"], false);
+    assert_eq!(plugin["access_log_facts"], false);
     // The access log keeps Envoy's own fields and reads no fact the filter
     // was told not to write.
-    let log = &output.text[output.text.find("access_log:").expect("an access log")..];
-    assert!(log.contains("upstream_cluster: \"%UPSTREAM_CLUSTER%\""));
-    assert!(!output.text.contains("%FILTER_STATE(wasm.llm_router.model:PLAIN)%"));
+    let log_fields = |manager: &serde_json::Value| {
+        let fields = &manager["access_log"][0]["typed_config"]["log_format"]["json_format"];
+        fields.as_object().expect("the access log's fields").clone()
+    };
+    let fields = log_fields(manager);
+    assert_eq!(fields["upstream_cluster"], "%UPSTREAM_CLUSTER%");
+    let facts: Vec<&String> = fields
+        .iter()
+        .filter(|(_, value)| value.as_str().is_some_and(|v| v.contains("FILTER_STATE")))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(facts.is_empty(), "{facts:?}");
     let with_facts =
         convert_text(&yaml_text.replace("access_log_facts: false\n", ""), true, &no_env).expect("converts");
-    assert!(with_facts
-        .text
-        .contains("model: \"%FILTER_STATE(wasm.llm_router.model:PLAIN)%\""));
+    let with_facts = yaml::parse(&with_facts.text).expect("the bootstrap is YAML").value;
+    let manager_with_facts =
+        &with_facts["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert_eq!(
+        log_fields(manager_with_facts)["model"],
+        "%FILTER_STATE(wasm.llm_router.model:PLAIN)%"
+    );
     for fragment in [
         "cluster_header: x-route",
         "request_headers_to_remove: [x-route]",
@@ -575,6 +592,94 @@ fn an_optional_key_is_not_said_to_answer_503() {
             .iter()
             .any(|n| n.starts_with("note: optional") && n.ends_with(": HOSTED_VLLM_API_KEY")),
         "{notes:?}"
+    );
+}
+
+/// A listed provider at a server of the user's own takes its variable as
+/// optional, unless another route needs the same variable.
+#[test]
+fn a_listed_providers_own_server_key_is_optional_unless_another_route_needs_it() {
+    let yaml_text = "model_list:
+  - model_name: tgi
+    litellm_params: {model: huggingface/tgi, api_base: http://10.0.0.8:8080/v1}
+  - model_name: local-gpt
+    litellm_params: {model: openai/gpt-4o, api_base: http://10.0.0.9:8000/v1}
+  - model_name: gpt
+    litellm_params: {model: openai/gpt-4o}
+";
+    let output = convert_text(yaml_text, true, &no_env).expect("converts");
+    let notes: Vec<&String> = output.diagnostics.iter().filter(|d| d.starts_with("note:")).collect();
+    let note = |start: &str| {
+        notes
+            .iter()
+            .find(|n| n.starts_with(start))
+            .map(|n| n.rsplit(": ").next())
+    };
+    assert_eq!(
+        note("note: not set here").flatten(),
+        Some("OPENAI_API_KEY"),
+        "{notes:?}"
+    );
+    assert_eq!(
+        note("note: optional").flatten(),
+        Some("HUGGINGFACE_API_KEY"),
+        "{notes:?}"
+    );
+    let bootstrap = yaml::parse(&output.text).expect("the bootstrap is YAML").value;
+    let manager = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let keys =
+        &manager["http_filters"][0]["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"];
+    assert_eq!(keys, &serde_json::json!(["HUGGINGFACE_API_KEY", "OPENAI_API_KEY"]));
+}
+
+/// An `api_base` read from the environment where a credential gives it,
+/// or where LiteLLM reads a provider's own address variable
+/// (`AZURE_AI_API_BASE`), becomes its cluster, as one in `litellm_params`
+/// does: never the stand-in address.
+#[test]
+fn addresses_from_credentials_and_provider_variables_get_their_clusters() {
+    let yaml_text = "model_list:
+  - model_name: shared
+    litellm_params: {model: azure/gpt-4o, litellm_credential_name: eu}
+  - model_name: foundry
+    litellm_params: {model: azure_ai/mistral-large}
+credential_list:
+  - credential_name: eu
+    credential_values: {api_key: os.environ/EU_KEY, api_base: os.environ/EU_BASE}
+";
+    let env = |var: &str| match var {
+        "EU_BASE" => Some("https://eu.openai.azure.com".to_owned()),
+        "AZURE_AI_API_BASE" => Some("https://f.services.ai.azure.com".to_owned()),
+        _ => None,
+    };
+    let output = convert_text(yaml_text, true, &env).expect("converts");
+    let bootstrap = yaml::parse(&output.text).expect("the bootstrap is YAML").value;
+    let clusters: Vec<&str> = bootstrap["static_resources"]["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        clusters,
+        ["https_eu.openai.azure.com_443", "https_f.services.ai.azure.com_443"]
+    );
+    let manager = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let config = &manager["http_filters"][0]["typed_config"]["config"];
+    let plugin: serde_json::Value =
+        serde_json::from_str(config["configuration"]["value"].as_str().expect("plugin")).expect("JSON");
+    assert_eq!(
+        plugin["credential_list"][0]["credential_values"]["api_base"],
+        "https://eu.openai.azure.com"
+    );
+    assert_eq!(
+        plugin["model_list"][1]["litellm_params"]["api_base"],
+        "https://f.services.ai.azure.com"
+    );
+    let keys = &config["vm_config"]["environment_variables"]["host_env_keys"];
+    assert_eq!(
+        keys,
+        &serde_json::json!(["AZURE_AI_API_KEY", "AZURE_API_VERSION", "EU_KEY"])
     );
 }
 
