@@ -201,6 +201,11 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
+/// How long Envoy may take to be ready: V8 compiles the filter's module
+/// while the listener loads, which took 15 s on a two-core host busy with
+/// builds and a soak (under a second when idle).
+pub const START_DEADLINE: Duration = Duration::from_secs(45);
+
 /// Envoy with the filter, its mocks, and where to reach them. Stopped on drop.
 pub struct Stack {
     child: Child,
@@ -321,9 +326,9 @@ impl Stack {
     }
 
     /// Polls `probe` until it yields, failing with Envoy's log if Envoy exits
-    /// or ten seconds pass.
+    /// or [`START_DEADLINE`] passes.
     fn wait_for<T>(&mut self, mut probe: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + START_DEADLINE;
         loop {
             if let Some(value) = probe() {
                 return value;
@@ -333,7 +338,7 @@ impl Stack {
             }
             assert!(
                 Instant::now() < deadline,
-                "envoy not ready in 10 s:\n{}",
+                "envoy not ready in {START_DEADLINE:?}:\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
