@@ -19,7 +19,7 @@ HOST_BINS     := cargo build --workspace --bins
 UNUSED_CALLBACKS := proxy_on_done proxy_on_log
 
 .DEFAULT_GOAL := help
-.PHONY: help toolchain node wasm mock limits redis generator generate envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean
+.PHONY: help toolchain node nextest wasm mock limits redis generator generate envoy sdk demo run config test unit e2e lint validate soak bench fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -97,8 +97,15 @@ node: ## Install Node.js (runs the Wasm unit tests) if it is missing
 	@command -v node >/dev/null || (apt-get install -y nodejs || (apt-get update && apt-get install -y nodejs)) >/dev/null \
 	  || { echo "make unit needs Node.js (Debian package nodejs)"; exit 1; }
 
-e2e: wasm envoy sdk generator limits redis ## End-to-end tests in a real Envoy, real SDKs among the clients
-	cargo test --workspace --test routing --test security --test metrics --test usage --test deployment --test litellm --test litellm_examples --test entra --test failover --test envoy_errors --test keys --test limits --test oracle --test sdk
+# The Envoy tests, each in its own process, E2E_THREADS at once: most of a
+# test's time is Envoy starting and requests waiting on mocks, not CPU.
+E2E_THREADS ?= 4
+
+nextest: ## Install cargo-nextest (runs the Envoy tests side by side) if it is missing
+	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+e2e: wasm envoy sdk generator limits redis nextest ## End-to-end tests in a real Envoy, real SDKs among the clients
+	cargo nextest run --test-threads $(E2E_THREADS) --no-fail-fast --workspace --test routing --test security --test metrics --test usage --test deployment --test litellm --test litellm_examples --test entra --test failover --test envoy_errors --test keys --test limits --test oracle --test sdk
 
 lint: toolchain ## rustfmt and clippy (panics denied in filter code), host and wasm
 	cargo fmt --all -- --check

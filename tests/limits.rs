@@ -140,6 +140,9 @@ fn openai() -> Mock {
     mock_provider::start(Provider::OpenAi, "127.0.0.1:0", &key).expect("mock starts")
 }
 
+/// How long the generated bootstrap lets a rate-limit call take.
+const RATE_LIMIT_TIMEOUT: &str = "timeout: 0.5s";
+
 /// Envoy from the generated bootstrap, its rate-limit service at `port`.
 fn envoy(config_text: &str, ratelimit_port: u16) -> Stack {
     let mut args = test_bootstrap_args();
@@ -151,6 +154,11 @@ fn envoy(config_text: &str, ratelimit_port: u16) -> Stack {
         bootstrap.contains("llm-router-rates") && bootstrap.contains("llm-router-budgets"),
         "{bootstrap}"
     );
+    // The counts are what is tested here, not how long Envoy waits for them:
+    // a test host loaded with other tests can take longer than the
+    // generator's 0.5 s per call, and a late check would fail open.
+    assert_eq!(bootstrap.matches(RATE_LIMIT_TIMEOUT).count(), 2, "{bootstrap}");
+    let bootstrap = bootstrap.replace(RATE_LIMIT_TIMEOUT, "timeout: 10s");
     Stack::launch(&bootstrap, &env(), Vec::new(), 1)
 }
 

@@ -22,6 +22,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use mock_provider::{Mock, Provider};
@@ -253,16 +254,74 @@ fn skipped_models(stderr: &str) -> BTreeSet<String> {
 
 #[test]
 fn litellm_example_configs_run_as_they_are() {
-    let recorder = mock_provider::start(Provider::Recorder, "127.0.0.1:0", "").expect("recorder starts");
+    let shared = mock_provider::start(Provider::Recorder, "127.0.0.1:0", "").expect("recorder starts");
     let files = example_configs();
-    let env = environment(&files, &recorder);
+    let env = environment(&files, &shared);
     let answers = oracle(&files, &env);
-    let azure_default_version = text(&answers, "azure_default_api_version").expect("azure default");
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let envoy_env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let (mut served, mut skipped, mut refused) = (0, 0, Vec::new());
-    for file in &files {
-        let litellm = &answers["files"][file.as_str()];
+    let check = Check {
+        answers: &answers,
+        azure_default_version: text(&answers, "azure_default_api_version").expect("azure default"),
+        env: &env,
+    };
+    // Each file is an Envoy of its own: a few at once, each worker with its
+    // own recorder (the addresses in `env` only name hosts; `pointed_at`
+    // sends every cluster to the worker's recorder).
+    let next = AtomicUsize::new(0);
+    let tallies: Vec<Tally> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let recorder =
+                        mock_provider::start(Provider::Recorder, "127.0.0.1:0", "").expect("recorder starts");
+                    let mut tally = Tally::default();
+                    while let Some(file) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        check.file(file, &recorder, &mut tally);
+                    }
+                    tally
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let served: usize = tallies.iter().map(|t| t.served).sum();
+    let skipped: usize = tallies.iter().map(|t| t.skipped).sum();
+    let refused: Vec<&String> = tallies.iter().flat_map(|t| &t.refused).collect();
+    eprintln!(
+        "{} LiteLLM example configs: {served} model_names served, {skipped} skipped with their reason, refused whole as LiteLLM refuses them: {refused:?}",
+        files.len()
+    );
+    assert!(served >= 30 && skipped >= 5, "{served} served, {skipped} skipped");
+}
+
+/// How many files are checked at once.
+const WORKERS: usize = 3;
+
+/// What the files came to.
+#[derive(Default)]
+struct Tally {
+    served: usize,
+    skipped: usize,
+    refused: Vec<String>,
+}
+
+/// What every file is checked against.
+struct Check<'a> {
+    answers: &'a Value,
+    azure_default_version: &'a str,
+    env: &'a [(String, String)],
+}
+
+impl Check<'_> {
+    /// Generates, validates and runs one file, asking for each of its
+    /// model_names at `recorder`.
+    fn file(&self, file: &str, recorder: &Mock, tally: &mut Tally) {
+        let azure_default_version = self.azure_default_version;
+        let env_refs: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let envoy_env: Vec<(&str, String)> = self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let litellm = &self.answers["files"][file];
         let name = file.rsplit('/').next().unwrap_or(file);
         let yaml = std::fs::read_to_string(file).expect("read config");
         let args = test_bootstrap_args();
@@ -275,14 +334,14 @@ fn litellm_example_configs_run_as_they_are() {
                 reason.is_some(),
                 "{name}: refused, yet LiteLLM's Router takes it:\n{stderr}"
             );
-            refused.push(name.to_owned());
-            continue;
+            tally.refused.push(name.to_owned());
+            return;
         }
         let (valid, output) = validate(&bootstrap, &env_refs);
         assert!(valid, "{name}: Envoy refuses the bootstrap:\n{output}");
 
         let left_out = skipped_models(&stderr);
-        let stack = Stack::launch(&pointed_at(&bootstrap, &recorder), &envoy_env, Vec::new(), 1);
+        let stack = Stack::launch(&pointed_at(&bootstrap, recorder), &envoy_env, Vec::new(), 1);
         let client_key = text(litellm, "master_key").unwrap_or("sk-a-client-key");
         for request in litellm["requests"].as_array().into_iter().flatten() {
             let model_name = text(request, "model_name").expect("model_name");
@@ -316,7 +375,7 @@ fn litellm_example_configs_run_as_they_are() {
                     .to_owned();
                 assert!(message.contains(model_name), "{what}: the error names it: {message}");
                 assert_eq!(recorder.requests(), before, "{what}: nothing is sent");
-                skipped += 1;
+                tally.skipped += 1;
                 continue;
             }
             assert!(
@@ -356,12 +415,7 @@ fn litellm_example_configs_run_as_they_are() {
             for (header, value) in &received.headers {
                 assert!(!value.contains(client_key), "{what}: the client's key in {header}");
             }
-            served += 1;
+            tally.served += 1;
         }
     }
-    eprintln!(
-        "{} LiteLLM example configs: {served} model_names served, {skipped} skipped with their reason, refused whole as LiteLLM refuses them: {refused:?}",
-        files.len()
-    );
-    assert!(served >= 30 && skipped >= 5, "{served} served, {skipped} skipped");
 }
