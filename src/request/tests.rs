@@ -8,6 +8,7 @@ use crate::headers::HeaderBlock;
 use crate::request::attempt::*;
 use crate::request::auth::*;
 use crate::request::decision::*;
+use crate::request::head::constant_time_eq;
 use crate::request::reply::*;
 use crate::request::shaping::*;
 
