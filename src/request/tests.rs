@@ -981,7 +981,7 @@ fn a_skipped_exact_name_wins_over_a_pattern() {
 /// A skipped entry is a route like any other: exact names first, then the
 /// most specific pattern (the first listed on a tie), whether served or not;
 /// of entries sharing a name, a served one wins. `GET /v1/models` lists the
-/// served names only.
+/// served names only, and knows no model a skipped entry wins.
 #[test]
 fn skipped_entries_are_ranked_as_any_route() {
     let config = compile_test(
@@ -994,7 +994,8 @@ fn skipped_entries_are_ranked_as_any_route() {
           {"model_name": "*-tie", "litellm_params": {"model": "groq/*", "api_key": "k"}},
           {"model_name": "duo", "litellm_params": {"model": "bedrock/duo"}},
           {"model_name": "duo", "litellm_params": {"model": "groq/duo", "api_key": "k"}},
-          {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_base": "not-a-url"}}]}"#,
+          {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_base": "not-a-url"}}],
+         "router_settings": {"model_group_alias": {"claude-alias": "azure/claude-x"}}}"#,
     )
     .expect("compiles");
     // (request model, Ok(cluster the request is sent to) or Err(status, a
@@ -1013,6 +1014,8 @@ fn skipped_entries_are_ranked_as_any_route() {
         ("duo", Ok("groq")),
         // a bare name reaches a skipped pattern through its family
         ("claude-3-5-haiku", Err((400, "not an http(s) URL"))),
+        // an alias routes as its target
+        ("claude-alias", Err((400, "SigV4"))),
         ("nosuch", Err((404, "is not served by this router"))),
     ];
     for (model, expected) in rows {
@@ -1048,6 +1051,7 @@ fn skipped_entries_are_ranked_as_any_route() {
         .map(|data| data.iter().filter_map(|m| m["id"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(ids, ["azure/*", "openai/gpt-*", "*-tie", "duo"]);
+    assert!(config.router.model_object("azure/claude-x").is_none());
 }
 
 /// A table with every route kind: exact names, a pattern, a model group,
