@@ -153,7 +153,7 @@ fn filter_choice(config: &llm_router::config::Config, case: &Case, model: &str) 
             let (name, _) = case.deployments.iter().find(|(_, m)| *m == "*")?;
             Some((name.to_string(), None, model.to_owned()))
         }
-        Err(NoRoute::Unknown) => None,
+        Err(NoRoute::Unknown | NoRoute::NotServed(_)) => None,
     }
 }
 

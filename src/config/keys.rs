@@ -6,10 +6,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::limits;
 use crate::config::raw::RawKey;
+use crate::config::report::{error, ConfigError, Warning, WarningKind};
 use crate::config::values::{resolve, Resolved};
-use crate::config::{error, ConfigError, Warning, WarningKind};
+use crate::model::pattern::Pattern;
 use crate::model::{Allowlist, BudgetScopes, KeyTable, VirtualKey};
-use crate::route::pattern::Pattern;
 
 /// LiteLLM's name for "every model of the proxy".
 const ALL_PROXY_MODELS: &str = "all-proxy-models";
@@ -29,38 +29,9 @@ pub(super) fn key_table(
             Some(alias) => format!("{path} (key_alias `{alias}`)"),
             None => path.clone(),
         };
-        let hash = match (&key.key, &key.token) {
-            (Some(_), Some(_)) => return Err(error(&path, &at, "give `key` or `token`, not both")),
-            (None, None) => {
-                return Err(error(
-                    &path,
-                    &at,
-                    "needs `key` (the key, or os.environ/NAME) or `token` (its SHA-256 hex)",
-                ))
-            }
-            (Some(value), None) => match resolve(value, env) {
-                Resolved::Value(plain) if plain.is_empty() => {
-                    return Err(error(format!("{path}.key"), &at, "`key` is empty"))
-                }
-                Resolved::Value(plain) => hash_of(plain.as_bytes()),
-                Resolved::Unset(variable) => {
-                    // Not fatal: this key cannot be used until it is set.
-                    warnings.push(Warning::new(
-                        format!("{path}.key"),
-                        WarningKind::NotAsWritten(format!(
-                            "environment variable `{variable}` is not set in the Wasm VM: this key is refused until it is"
-                        )),
-                    ));
-                    continue;
-                }
-            },
-            (None, Some(token)) => parse_token(token).ok_or_else(|| {
-                error(
-                    format!("{path}.token"),
-                    &at,
-                    "`token` must be the key's SHA-256 as 64 hex digits (LiteLLM's stored form)",
-                )
-            })?,
+        // Unset in the VM: this key cannot be used until it is set.
+        let Some(hash) = key_hash(&key, &path, &at, env, warnings)? else {
+            continue;
         };
         let expires_at = match &key.expires {
             None => None,
@@ -104,6 +75,45 @@ pub(super) fn key_table(
         });
     }
     Ok(table)
+}
+
+/// The SHA-256 of a key's `key` (read from the environment where written
+/// so), or its `token` as given; `None` while its variable is unset.
+fn key_hash(
+    key: &RawKey,
+    path: &str,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<[u8; 32]>, ConfigError> {
+    match (&key.key, &key.token) {
+        (Some(_), Some(_)) => Err(error(path, at, "give `key` or `token`, not both")),
+        (None, None) => Err(error(
+            path,
+            at,
+            "needs `key` (the key, or os.environ/NAME) or `token` (its SHA-256 hex)",
+        )),
+        (Some(value), None) => match resolve(value, env) {
+            Resolved::Value(plain) if plain.is_empty() => Err(error(format!("{path}.key"), at, "`key` is empty")),
+            Resolved::Value(plain) => Ok(Some(hash_of(plain.as_bytes()))),
+            Resolved::Unset(variable) => {
+                warnings.push(Warning::new(
+                    format!("{path}.key"),
+                    WarningKind::NotAsWritten(format!(
+                        "environment variable `{variable}` is not set in the Wasm VM: this key is refused until it is"
+                    )),
+                ));
+                Ok(None)
+            }
+        },
+        (None, Some(token)) => parse_token(token).map(Some).ok_or_else(|| {
+            error(
+                format!("{path}.token"),
+                at,
+                "`token` must be the key's SHA-256 as 64 hex digits (LiteLLM's stored form)",
+            )
+        }),
+    }
 }
 
 pub fn hash_of(key: &[u8]) -> [u8; 32] {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::raw::{OpenOrClosed, RawPrices, RawTeam, RawUnavailableLimits};
-use crate::config::{error, ConfigError};
+use crate::config::report::{error, ConfigError};
 use crate::model::{Budget, BudgetScopes, KeyTable, Limits, ModelLimit, Prices, Team};
 
 /// What Envoy does with a request while the rate-limit service cannot be

@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::deployment::endpoint;
 use crate::config::raw::RawProvider;
-use crate::config::values::{check_header_value, Resolved};
-use crate::config::{error, key_error, ConfigError};
-use crate::model::{ApiBase, AuthStyle, Credentials, Endpoint, PathStyle, Provider, Secret, Unavailable};
+use crate::config::report::{error, key_error, ConfigError};
+use crate::model::{ApiBase, AuthStyle, PathStyle, Provider};
 
 /// A built-in provider.
 struct Builtin {
@@ -247,10 +245,6 @@ pub(super) fn refusal(provider: &str, model: &str) -> Option<&'static str> {
         })
 }
 
-/// The `api-version` Azure gets when neither the deployment nor
-/// `AZURE_API_VERSION` names one: LiteLLM 1.110's default.
-pub const AZURE_DEFAULT_API_VERSION: &str = "2025-02-01-preview";
-
 /// A provider the table does not know, named by a deployment that gives
 /// its `api_base`: taken as an OpenAI-compatible API with a bearer key
 /// (`<NAME>_API_KEY` when the deployment names none, and none where that is
@@ -304,62 +298,6 @@ pub(super) fn azure_ai_as_azure_openai(api_base: &ApiBase, openai_model: bool) -
     (openai_model && !foundry).then(|| {
         "LiteLLM sends an OpenAI model under `azure_ai/` at an address other than Foundry's model inference API (`https://<resource>.services.ai.azure.com`) to Azure OpenAI's deployments API; write it as `azure/<deployment>`".to_owned()
     })
-}
-
-/// Each provider's own endpoint with its conventional key, for a
-/// `model: "*"` deployment that forwards to the request's own provider.
-pub(super) fn default_endpoints(
-    providers: &BTreeMap<String, Provider>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, Result<Endpoint, Unavailable>>, ConfigError> {
-    let mut endpoints = BTreeMap::new();
-    for provider in providers.values() {
-        let Some(api_base) = &provider.api_base else {
-            continue;
-        };
-        let reach = match default_credentials(provider, env)? {
-            Resolved::Value(credentials) => Ok(endpoint(provider, api_base.clone(), None, credentials, env)),
-            Resolved::Unset(variable) => Err(Unavailable {
-                provider: provider.clone(),
-                variable,
-            }),
-        };
-        endpoints.insert(provider.name.clone(), reach);
-    }
-    Ok(endpoints)
-}
-
-/// The key of a deployment that names none: the provider's conventional
-/// variable, as in LiteLLM; a self-hosted server without it gets no key.
-pub(super) fn default_credentials(
-    provider: &Provider,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Resolved<Credentials>, ConfigError> {
-    let at = format!("environment variable {}", provider.api_key_env);
-    match env(&provider.api_key_env) {
-        Some(key) if !key.is_empty() => {
-            check_header_value(&key, &at, &at)?;
-            Ok(Resolved::Value(credential_headers(provider.auth, key)))
-        }
-        _ if provider.key_optional => Ok(Resolved::Value(Vec::new())),
-        _ => Ok(Resolved::Unset(provider.api_key_env.clone())),
-    }
-}
-
-/// Sent to Anthropic with its key, as its API requires.
-const ANTHROPIC_VERSION: &str = "2023-06-01";
-
-/// The headers that carry `key` upstream. All are kept as [`Secret`]s, so a
-/// `Debug` of the configuration never shows a key.
-pub(super) fn credential_headers(auth: AuthStyle, key: String) -> Credentials {
-    match auth {
-        AuthStyle::Bearer => vec![("authorization", Secret::new(format!("Bearer {key}")))],
-        AuthStyle::AnthropicKey => vec![
-            ("x-api-key", Secret::new(key)),
-            ("anthropic-version", Secret::new(ANTHROPIC_VERSION.to_owned())),
-        ],
-        AuthStyle::AzureKey => vec![("api-key", Secret::new(key))],
-    }
 }
 
 fn builtin_provider(builtin: &Builtin) -> Provider {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::{error, ConfigError, Document};
+use crate::config::report::{error, ConfigError};
 use crate::model::AuthStyle;
 
 // A section present but empty (`general_settings:` holding only comments)
@@ -244,6 +244,15 @@ pub(super) struct RawProvider {
     pub api_key_env: Option<String>,
     pub inject_stream_usage: Option<bool>,
     pub model_families: Option<Vec<String>>,
+}
+
+/// What the document is: the filter's own configuration, where a top-level
+/// key it does not know is a mistake; or a LiteLLM `config.yaml`, whose
+/// other sections (`environment_variables`, …) are LiteLLM's business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    Plugin,
+    LiteLlm,
 }
 
 /// `null` read as the type's default.

@@ -5,16 +5,31 @@
 use std::collections::BTreeMap;
 
 use crate::config::raw::{RawAlias, RawGeneralSettings, RawLitellmSettings, RawRouterSettings};
+use crate::config::report::{key_error, ConfigError, Warning, WarningKind};
 use crate::config::values::{
     check_header_value, check_positive, is_publicly_known_key, is_token_byte, resolve, Resolved,
-};
-use crate::config::{
-    key_error, ConfigError, Failover, Warning, WarningKind, DEFAULT_ALLOWED_FAILS, DEFAULT_COOLDOWN_SECONDS,
-    DEFAULT_NUM_RETRIES,
 };
 use crate::contract::DEFAULT_CLUSTER_HEADER;
 use crate::model::{Secret, Timeouts};
 use crate::route::Alias;
+
+/// LiteLLM's retry and cooldown settings (`router_settings`), which the
+/// Envoy bootstrap turns into a group route's retry policy and its
+/// cluster's outlier detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failover {
+    /// Attempts after the first.
+    pub num_retries: u32,
+    /// Failures in a row that take a deployment out.
+    pub allowed_fails: u32,
+    /// How long it stays out.
+    pub cooldown_seconds: f64,
+}
+
+/// LiteLLM's defaults (`litellm/constants.py`).
+pub const DEFAULT_NUM_RETRIES: u32 = 2;
+pub const DEFAULT_ALLOWED_FAILS: u32 = 3;
+pub const DEFAULT_COOLDOWN_SECONDS: f64 = 5.0;
 
 /// What `general_settings` sets.
 pub(super) struct General {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::{ApiBase, AuthStyle, Credentials, Endpoint, ModelLimit, Scheme, Upstream};
+use crate::route::NoRoute;
 
 pub const SEED: &str = r#"{"model_list": [
   {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_key": "os.environ/ANTHROPIC_API_KEY"}},
@@ -463,9 +464,11 @@ fn entries_that_cannot_be_served_are_skipped_and_named() {
             .unwrap_or_else(|| panic!("{params}: {:?}", config.warnings));
         assert_eq!(warning.path, "model_list[1].litellm_params.model");
         assert!(warning.to_string().contains(fragment), "{params}: {warning}");
-        let skipped = config.skipped_entry("skipped/anything").expect("the pattern names it");
+        let Err(NoRoute::NotServed(skipped)) = config.router.route("skipped/anything") else {
+            panic!("{params}: the pattern names it");
+        };
         assert!(skipped.reason.contains(fragment), "{params}");
-        assert!(config.skipped_entry("other").is_none());
+        assert_eq!(config.router.route("other").err(), Some(NoRoute::Unknown));
         assert!(!warning.to_string().contains("\"s\""), "no secret in {warning}");
     }
 }
@@ -508,7 +511,12 @@ fn entra_client_credentials_get_a_cluster_of_their_own_and_no_key() {
     assert_eq!(client.scope, "https://cognitiveservices.azure.com/.default");
     assert!(client.client_secret.is_some(), "written in the file");
     // In a group: skipped, the keyed sibling served alone.
-    let skipped = config.skipped.iter().find(|s| s.model_name == "duo").expect("skipped");
+    let skipped = config
+        .router
+        .skipped()
+        .iter()
+        .find(|s| s.model_name == "duo")
+        .expect("skipped");
     assert!(skipped.reason.contains("model group"), "{}", skipped.reason);
     assert_eq!(route("duo").upstream_model, "b");
     // Not asked for: ignored (and so never carried into Envoy's configuration).
@@ -730,10 +738,8 @@ fn azure_ai_takes_the_key_header_and_path_of_its_host() {
                 let header = endpoint.credentials.first().map_or("", |(name, _)| name);
                 Ok((header, path.unwrap_or_else(|| "/v1/chat/completions".to_owned())))
             }
-            Err(_) => Err(config
-                .skipped_exactly("m")
-                .map(|s| s.reason.clone())
-                .unwrap_or_default()),
+            Err(NoRoute::NotServed(skipped)) => Err(skipped.reason.clone()),
+            Err(other) => panic!("{json}: {other:?}"),
         };
         match (got, expected) {
             (Ok((header, path)), Ok((want_header, want_path))) => {

@@ -1,7 +1,7 @@
 //! Values as LiteLLM writes them: `os.environ/NAME` indirection, and the
 //! checks every key and header name passes.
 
-use crate::config::{error, ConfigError};
+use crate::config::report::{error, ConfigError};
 
 /// LiteLLM's prefix for "read this from the environment".
 const ENV_PREFIX: &str = "os.environ/";

@@ -11,7 +11,7 @@ use proxy_wasm::types::Action;
 
 use crate::contract::{filter_state, ATTEMPT_COUNT_PROPERTY, DEPLOYMENT_PROPERTY, UPSTREAM_STATUS_HEADER};
 use crate::host::ffi::send_reply;
-use crate::host::root::State;
+use crate::host::state::State;
 use crate::host::stats::AttemptEvent;
 use crate::request::attempt::{self, AttemptOutcome, Earlier};
 

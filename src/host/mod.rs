@@ -14,6 +14,8 @@ mod ffi;
 mod request;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod root;
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
+mod state;
 
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 pub use root::Root;

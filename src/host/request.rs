@@ -10,7 +10,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use crate::contract::UPSTREAM_STATUS_HEADER;
 use crate::host::ffi::{header_map, send_reply, Envoy, REQUEST_HEADERS, RESPONSE_HEADERS};
-use crate::host::root::State;
+use crate::host::state::State;
 use crate::request::attempt::group_response;
 use crate::request::auth;
 use crate::request::decision::{self, Decision, HeadVerdict, PendingRequest};

@@ -9,11 +9,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
-use crate::config::{self, Config};
+use crate::config;
 use crate::contract::UPSTREAM_ROOT_ID;
 use crate::host::attempt::AttemptContext;
 use crate::host::ffi::Envoy;
 use crate::host::request::Request;
+use crate::host::state::State;
 use crate::host::stats::{AttemptCounters, Counters};
 
 /// How often counts reach Envoy's stats.
@@ -22,15 +23,6 @@ const METRICS_FLUSH: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct Root {
     state: Option<Rc<State>>,
-}
-
-/// What every request under one configuration shares.
-pub(super) struct State {
-    pub config: Config,
-    /// Runs as the group clusters' upstream filter.
-    upstream: bool,
-    pub counters: Counters,
-    pub attempts: AttemptCounters,
 }
 
 impl Context for Root {}

@@ -6,30 +6,8 @@ use crate::config::{hash_of, Config};
 use crate::contract::filter_state;
 use crate::model::{Deployment, VirtualKey};
 use crate::request::head::Head;
+pub use crate::request::head::{CLIENT_CREDENTIAL_HEADERS, KEY_HEADERS};
 use crate::request::reply::{ErrorKind, LocalReply};
-
-/// Client credentials in their usual spellings; none of them reaches a provider.
-pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
-
-/// The index in [`CLIENT_CREDENTIAL_HEADERS`] of a header name.
-pub(crate) fn credential_index(name: &[u8]) -> Option<usize> {
-    CLIENT_CREDENTIAL_HEADERS.iter().position(|c| c.as_bytes() == name)
-}
-
-/// The headers a key may come in: `Authorization: Bearer`, `x-api-key`
-/// (Anthropic's clients), `api-key` (Azure's).
-pub const KEY_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
-
-/// The key a credential header presents, with the header's index in
-/// [`KEY_HEADERS`].
-pub(crate) fn presented_key<'h>(name: &[u8], value: &'h [u8]) -> Option<(usize, &'h [u8])> {
-    match name {
-        b"authorization" => Some((0, strip_bearer(value)?)),
-        b"x-api-key" => Some((1, value)),
-        b"api-key" => Some((2, value)),
-        _ => None,
-    }
-}
 
 /// Who a request comes from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -114,20 +92,6 @@ pub fn access_denied(key: &VirtualKey, requested: &str) -> LocalReply {
         ),
         Some("model"),
     )
-}
-
-fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
-    let scheme = value.get(..7)?;
-    scheme
-        .eq_ignore_ascii_case(b"bearer ")
-        .then(|| value.get(7..).unwrap_or_default().trim_ascii())
-}
-
-/// Compares without revealing, through its timing, how much of the key
-/// matched (only whether the length did).
-pub(crate) fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    presented.ct_eq(key).into()
 }
 
 /// The filter state a forwarded keyed request leaves while it is read

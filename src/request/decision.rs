@@ -228,19 +228,12 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
             Some("model"),
         ))
     };
-    // A model_name given exactly wins over a pattern that also matches (as
-    // in LiteLLM), even when it is skipped: its request must not go to the
-    // pattern's provider.
-    let skipped_exactly = config
-        .skipped_exactly(&field.name)
-        .filter(|_| !config.router.has_exact(&field.name));
-    let route = match (config.router.route(&field.name), skipped_exactly) {
-        (Ok(_), Some(skipped)) => return not_supported(&skipped.reason),
-        (Ok(route), None) => route,
-        (Err(NoRoute::Unknown), _) => {
-            if let Some(skipped) = config.skipped_entry(&field.name) {
-                return not_supported(&skipped.reason);
-            }
+    let route = match config.router.route(&field.name) {
+        Ok(route) => route,
+        // Matched as any route (an exact name before every pattern, as in
+        // LiteLLM): its request never reaches another entry's provider.
+        Err(NoRoute::NotServed(skipped)) => return not_supported(&skipped.reason),
+        Err(NoRoute::Unknown) => {
             return Decision::Reply(LocalReply::error(
                 ErrorKind::ModelNotFound,
                 &format!(
@@ -250,7 +243,7 @@ pub fn on_request_body<'c>(config: &'c Config, request: PendingRequest, body: &[
                 Some("model"),
             ));
         }
-        (Err(NoRoute::NoProvider), _) => {
+        Err(NoRoute::NoProvider) => {
             let prefixes: Vec<String> = config
                 .router
                 .forwarded_prefixes()

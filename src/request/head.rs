@@ -1,7 +1,30 @@
-//! What the request's headers say, gathered in one pass over them.
+//! What the request's headers say, gathered in one pass over them, and
+//! the client credential headers they may carry.
 
 use crate::headers::HeaderBlock;
-use crate::request::auth::{self, CLIENT_CREDENTIAL_HEADERS};
+
+/// Client credentials in their usual spellings; none of them reaches a provider.
+pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+
+/// The index in [`CLIENT_CREDENTIAL_HEADERS`] of a header name.
+pub(crate) fn credential_index(name: &[u8]) -> Option<usize> {
+    CLIENT_CREDENTIAL_HEADERS.iter().position(|c| c.as_bytes() == name)
+}
+
+/// The headers a key may come in: `Authorization: Bearer`, `x-api-key`
+/// (Anthropic's clients), `api-key` (Azure's).
+pub const KEY_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
+
+/// The key a credential header presents, with the header's index in
+/// [`KEY_HEADERS`].
+pub(crate) fn presented_key<'h>(name: &[u8], value: &'h [u8]) -> Option<(usize, &'h [u8])> {
+    match name {
+        b"authorization" => Some((0, strip_bearer(value)?)),
+        b"x-api-key" => Some((1, value)),
+        b"api-key" => Some((2, value)),
+        _ => None,
+    }
+}
 
 /// What the head checks read from the headers, gathered in one pass.
 #[derive(Default)]
@@ -18,7 +41,7 @@ pub(crate) struct Head<'h> {
     /// An `Authorization: Bearer` or `x-api-key` value equals the master key.
     pub(crate) key_matches: bool,
     /// The key each credential header presents, in
-    /// [`auth::KEY_HEADERS`] order (first of each).
+    /// [`KEY_HEADERS`] order (first of each).
     pub(crate) presented: [Option<&'h [u8]>; 3],
     pub(crate) credentials_sent: [bool; CLIENT_CREDENTIAL_HEADERS.len()],
 }
@@ -40,10 +63,10 @@ impl<'h> Head<'h> {
                 b"accept-encoding" => head.accepts_compressed |= !value.trim_ascii().eq_ignore_ascii_case(b"identity"),
                 _ => {}
             }
-            if let Some(sent) = auth::credential_index(name).and_then(|i| head.credentials_sent.get_mut(i)) {
+            if let Some(sent) = credential_index(name).and_then(|i| head.credentials_sent.get_mut(i)) {
                 *sent = true;
             }
-            if let Some((i, key)) = auth::presented_key(name, value) {
+            if let Some((i, key)) = presented_key(name, value) {
                 if let Some(slot) = head.presented.get_mut(i) {
                     *slot = slot.or(Some(key));
                 }
@@ -51,7 +74,7 @@ impl<'h> Head<'h> {
                 // one matched. The master key comes as a bearer token or
                 // `x-api-key`.
                 if let (Some(master), true) = (master_key, i < 2) {
-                    head.key_matches |= auth::constant_time_eq(key, master);
+                    head.key_matches |= constant_time_eq(key, master);
                 }
             }
         }
@@ -87,4 +110,18 @@ impl<'h> Head<'h> {
             Err("the body must be JSON: send `content-type: application/json`")
         }
     }
+}
+
+fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+    let scheme = value.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| value.get(7..).unwrap_or_default().trim_ascii())
+}
+
+/// Compares without revealing, through its timing, how much of the key
+/// matched (only whether the length did).
+pub(crate) fn constant_time_eq(presented: &[u8], key: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    presented.ct_eq(key).into()
 }

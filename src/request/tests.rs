@@ -8,6 +8,7 @@ use crate::headers::HeaderBlock;
 use crate::request::attempt::*;
 use crate::request::auth::*;
 use crate::request::decision::*;
+use crate::request::head::constant_time_eq;
 use crate::request::reply::*;
 use crate::request::shaping::*;
 
@@ -975,6 +976,82 @@ fn a_skipped_exact_name_wins_over_a_pattern() {
             (Decision::Forward(_), Some(_)) => panic!("{model}: forwarded"),
         }
     }
+}
+
+/// A skipped entry is a route like any other: exact names first, then the
+/// most specific pattern (the first listed on a tie), whether served or not;
+/// of entries sharing a name, a served one wins. `GET /v1/models` lists the
+/// served names only, and knows no model a skipped entry wins.
+#[test]
+fn skipped_entries_are_ranked_as_any_route() {
+    let config = compile_test(
+        r#"{"model_list": [
+          {"model_name": "azure/*", "litellm_params": {"model": "azure/*", "api_base": "https://r.openai.azure.com", "api_key": "k"}},
+          {"model_name": "azure/claude-*", "litellm_params": {"model": "bedrock/anthropic.claude-*"}},
+          {"model_name": "openai/*", "litellm_params": {"model": "vertex_ai/*"}},
+          {"model_name": "openai/gpt-*", "litellm_params": {"model": "openai/gpt-*", "api_key": "k"}},
+          {"model_name": "tie-*", "litellm_params": {"model": "watsonx/*"}},
+          {"model_name": "*-tie", "litellm_params": {"model": "groq/*", "api_key": "k"}},
+          {"model_name": "duo", "litellm_params": {"model": "bedrock/duo"}},
+          {"model_name": "duo", "litellm_params": {"model": "groq/duo", "api_key": "k"}},
+          {"model_name": "anthropic/*", "litellm_params": {"model": "anthropic/*", "api_base": "not-a-url"}}],
+         "router_settings": {"model_group_alias": {"claude-alias": "azure/claude-x"}}}"#,
+    )
+    .expect("compiles");
+    // (request model, Ok(cluster the request is sent to) or Err(status, a
+    // fragment of the reason))
+    let rows: &[(&str, Result<&str, (u32, &str)>)] = &[
+        // a skipped pattern more specific than a served one wins
+        ("azure/claude-x", Err((400, "SigV4"))),
+        ("azure/gpt-4o", Ok("https_r.openai.azure.com_443")),
+        // a served pattern more specific than a skipped one wins
+        ("openai/gpt-4o", Ok("openai")),
+        ("openai/o1", Err((400, "OAuth"))),
+        // equally specific: the first listed
+        ("tie-x-tie", Err((400, "IAM"))),
+        ("x-tie", Ok("groq")),
+        // a name with a served entry routes to it
+        ("duo", Ok("groq")),
+        // a bare name reaches a skipped pattern through its family
+        ("claude-3-5-haiku", Err((400, "not an http(s) URL"))),
+        // an alias routes as its target
+        ("claude-alias", Err((400, "SigV4"))),
+        ("nosuch", Err((404, "is not served by this router"))),
+    ];
+    for (model, expected) in rows {
+        let got = match on_request_body(&config, chat(), format!(r#"{{"model":"{model}"}}"#).as_bytes()) {
+            Decision::Forward(forward) => Ok(upstream(&forward)
+                .into_iter()
+                .find(|(name, _)| name == "x-llm-cluster")
+                .map(|(_, cluster)| cluster)
+                .unwrap_or_default()),
+            Decision::Reply(reply) => {
+                let body: serde_json::Value = serde_json::from_slice(&reply.body).expect("json");
+                Err((
+                    reply.status,
+                    body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+                ))
+            }
+        };
+        match (&got, expected) {
+            (Ok(cluster), Ok(want)) => assert_eq!(cluster, want, "{model}"),
+            (Err((status, message)), Err((want, fragment))) => {
+                assert_eq!(status, want, "{model}: {message}");
+                assert!(
+                    message.contains(model) && message.contains(fragment),
+                    "{model}: {message}"
+                );
+            }
+            _ => panic!("{model}: {got:?}"),
+        }
+    }
+    let models: serde_json::Value = serde_json::from_slice(&config.models_reply).expect("json");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .map(|data| data.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["azure/*", "openai/gpt-*", "*-tie", "duo"]);
+    assert!(config.router.model_object("azure/claude-x").is_none());
 }
 
 /// A table with every route kind: exact names, a pattern, a model group,

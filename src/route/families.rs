@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::route::pattern::Pattern;
+use crate::model::pattern::Pattern;
 use crate::route::pattern_set::PatternSet;
 
 /// Model families: bare model names to the provider that serves them.

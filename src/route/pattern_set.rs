@@ -13,7 +13,7 @@
 
 use std::cmp::Reverse;
 
-use crate::route::pattern::Pattern;
+use crate::model::pattern::Pattern;
 use rustc_hash::FxHashMap;
 
 #[derive(Debug)]

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::model::{provider_of, Deployment, Endpoint, Provider, Shares, Target, Timeouts, Unavailable};
+use crate::model::{
+    provider_of, Deployment, Endpoint, ListEntry, Pattern, Provider, Shares, Skipped, Target, Timeouts, Unavailable,
+};
 use crate::route::families::Families;
 use crate::route::pattern::substitute;
 use crate::route::pattern_set::PatternSet;
@@ -87,12 +89,24 @@ impl<'c> Route<'c, '_> {
 
 /// Why a model has no route.
 #[derive(Debug, PartialEq, Eq)]
-pub enum NoRoute {
+pub enum NoRoute<'c> {
     /// No `model_name` matches it.
     Unknown,
     /// It reached a `model: "*"` deployment, but names no provider llm-router
     /// knows and belongs to no model family.
     NoProvider,
+    /// It reached an entry the filter cannot serve (matched as any other,
+    /// exact names first, then the most specific pattern), which says why.
+    NotServed(&'c Skipped),
+}
+
+/// What a `model_name` in the table leads to: a deployment, or an entry
+/// the filter cannot serve. Index into [`Router::deployments`] or the
+/// skipped entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteTo {
+    Deployment(usize),
+    NotServed(usize),
 }
 
 /// `router_settings.model_group_alias` entry.
@@ -124,7 +138,9 @@ pub enum RouterWarning {
 
 /// What [`Router::new`] is built from.
 pub struct RouterParts {
-    pub deployments: Vec<Deployment>,
+    /// The `model_list` entries, in list order: deployments and the entries
+    /// the filter cannot serve, routed alike.
+    pub entries: Vec<ListEntry>,
     /// Each provider's default endpoint, for `model: "*"` deployments.
     pub provider_endpoints: BTreeMap<String, Result<Endpoint, Unavailable>>,
     /// Every provider name, endpoint or not (a prefix to leave alone).
@@ -136,14 +152,21 @@ pub struct RouterParts {
     pub fallbacks: Vec<(String, String, Vec<String>)>,
     /// `router_settings.timeout` and `stream_timeout`.
     pub default_timeouts: Timeouts,
+    /// Why a deployment cannot be reached as a fallback, where it cannot
+    /// (the configuration's policy).
+    pub fallback_refusal: fn(&Deployment) -> Option<String>,
 }
 
 #[derive(Debug)]
 pub struct Router {
     deployments: Vec<Deployment>,
-    exact: FxHashMap<String, usize>,
-    /// Deployment indexes of the patterns, in `patterns` order.
-    pattern_owners: Vec<usize>,
+    /// The `model_list` position of each deployment.
+    positions: Vec<usize>,
+    /// The entries the filter cannot serve, in list order.
+    skipped: Vec<Skipped>,
+    exact: FxHashMap<String, RouteTo>,
+    /// What each pattern leads to, in `patterns` order.
+    pattern_owners: Vec<RouteTo>,
     patterns: PatternSet,
     provider_endpoints: BTreeMap<String, Result<Endpoint, Unavailable>>,
     known_providers: FxHashSet<String>,
@@ -163,64 +186,154 @@ pub struct Router {
     by_id: FxHashMap<String, usize>,
 }
 
+/// The table's entries split by kind, each name filed once.
+struct Listed {
+    deployments: Vec<Deployment>,
+    positions: Vec<usize>,
+    skipped: Vec<Skipped>,
+    names: Names,
+    /// The deployments of each served name, under the index of its first.
+    named: BTreeMap<usize, Vec<usize>>,
+    by_id: FxHashMap<String, usize>,
+}
+
+impl Listed {
+    fn new(entries: Vec<ListEntry>) -> Result<Listed, RouterError> {
+        let mut listed = Listed {
+            deployments: Vec::with_capacity(entries.len()),
+            positions: Vec::with_capacity(entries.len()),
+            skipped: Vec::new(),
+            names: Names::default(),
+            named: BTreeMap::new(),
+            by_id: FxHashMap::default(),
+        };
+        let mut first_of_name: HashMap<String, usize> = HashMap::new();
+        for (position, entry) in entries.into_iter().enumerate() {
+            let d = match entry {
+                ListEntry::Served(d) => d,
+                ListEntry::Skipped(s) => {
+                    listed.names.file(
+                        &s.model_name,
+                        s.pattern.as_ref(),
+                        RouteTo::NotServed(listed.skipped.len()),
+                    );
+                    listed.skipped.push(s);
+                    continue;
+                }
+            };
+            let index = listed.deployments.len();
+            listed
+                .names
+                .file(&d.model_name, d.pattern.as_ref(), RouteTo::Deployment(index));
+            let first = *first_of_name.entry(d.model_name.clone()).or_insert(index);
+            listed.named.entry(first).or_default().push(index);
+            if let Some(earlier) = listed.by_id.insert(d.id.clone(), index) {
+                let earlier = listed.positions.get(earlier).copied().unwrap_or_default();
+                let problem = format!("model_info.id `{}` is also model_list[{earlier}]'s", d.id);
+                return Err(RouterError::Member {
+                    index: position,
+                    problem,
+                });
+            }
+            listed.deployments.push(d);
+            listed.positions.push(position);
+        }
+        Ok(listed)
+    }
+}
+
+/// Every `model_name` and what it leads to: exact names by hash, patterns in
+/// list order (the first listed wins a tie).
+#[derive(Default)]
+struct Names {
+    exact: FxHashMap<String, RouteTo>,
+    patterns: Vec<Pattern>,
+    owners: Vec<RouteTo>,
+    pattern_position: HashMap<String, usize>,
+}
+
+impl Names {
+    /// Files an entry under its name: the first of its name, except that a
+    /// deployment takes the place of an entry of its name that is not served.
+    fn file(&mut self, name: &str, pattern: Option<&Pattern>, to: RouteTo) {
+        let owner = match pattern {
+            None => self.exact.entry(name.to_owned()).or_insert(to),
+            Some(pattern) => {
+                let position = *self.pattern_position.entry(name.to_owned()).or_insert_with(|| {
+                    self.patterns.push(pattern.clone());
+                    self.owners.push(to);
+                    self.owners.len() - 1
+                });
+                let Some(owner) = self.owners.get_mut(position) else {
+                    return;
+                };
+                owner
+            }
+        };
+        if matches!((*owner, to), (RouteTo::NotServed(_), RouteTo::Deployment(_))) {
+            *owner = to;
+        }
+    }
+}
+
+/// The metrics slots: one per deployment, one per provider endpoint for a
+/// `model: "*"` deployment.
+struct Slots {
+    first_slot: Vec<usize>,
+    slots: Vec<(String, String)>,
+    slot_owners: Vec<usize>,
+}
+
+impl Slots {
+    fn new(deployments: &[Deployment], provider_endpoints: &BTreeMap<String, Result<Endpoint, Unavailable>>) -> Slots {
+        let mut first_slot = Vec::with_capacity(deployments.len());
+        let mut slots = Vec::with_capacity(deployments.len());
+        let mut slot_owners = Vec::with_capacity(deployments.len());
+        for (index, d) in deployments.iter().enumerate() {
+            first_slot.push(slots.len());
+            match d.target.reach() {
+                Some(reach) => slots.push((d.model_name.clone(), provider_of(reach).name.clone())),
+                None => slots.extend(provider_endpoints.keys().map(|p| (d.model_name.clone(), p.clone()))),
+            }
+            slot_owners.resize(slots.len(), index);
+        }
+        Slots {
+            first_slot,
+            slots,
+            slot_owners,
+        }
+    }
+}
+
 impl Router {
     /// Builds the table. Entries sharing a `model_name` form a group, as do
     /// names with `fallbacks`; the name routes to its first entry, and to the
     /// group when there is one.
     pub fn new(parts: RouterParts, warnings: &mut Vec<RouterWarning>) -> Result<Router, RouterError> {
         let RouterParts {
-            deployments,
+            entries,
             provider_endpoints,
             known_providers,
             families,
             aliases,
             fallbacks,
             default_timeouts,
+            fallback_refusal,
         } = parts;
-        let mut exact = FxHashMap::default();
-        let mut pattern_owners = Vec::new();
-        let mut patterns = Vec::new();
-        let mut seen_patterns = HashMap::new();
-        let mut first_slot = Vec::with_capacity(deployments.len());
-        let mut slots = Vec::with_capacity(deployments.len());
-        let mut slot_owners = Vec::with_capacity(deployments.len());
-        // The entries of each name, under the index of its first.
-        let mut named: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        let mut by_id = FxHashMap::default();
-        for (index, d) in deployments.iter().enumerate() {
-            first_slot.push(slots.len());
-            match d.target.reach() {
-                Some(reach) => slots.push((d.model_name.clone(), provider_of(reach).name.clone())),
-                None => {
-                    slots.extend(provider_endpoints.keys().map(|p| (d.model_name.clone(), p.clone())));
-                }
-            }
-            slot_owners.resize(slots.len(), index);
-            let first = match &d.pattern {
-                None => *exact.entry(d.model_name.clone()).or_insert(index),
-                Some(pattern) => {
-                    let first = *seen_patterns.entry(d.model_name.as_str()).or_insert(index);
-                    if first == index {
-                        patterns.push(pattern.clone());
-                        pattern_owners.push(index);
-                    }
-                    first
-                }
-            };
-            named.entry(first).or_default().push(index);
-            if let Some(earlier) = by_id.insert(d.id.clone(), index) {
-                return Err(RouterError::Member {
-                    index,
-                    problem: format!("model_info.id `{}` is also model_list[{earlier}]'s", d.id),
-                });
-            }
-        }
-        let group_of = vec![None; deployments.len()];
+        let listed = Listed::new(entries)?;
+        let Slots {
+            first_slot,
+            slots,
+            slot_owners,
+        } = Slots::new(&listed.deployments, &provider_endpoints);
         let mut router = Router {
-            deployments,
-            exact,
-            pattern_owners,
-            patterns: PatternSet::new(patterns),
+            group_of: vec![None; listed.deployments.len()],
+            deployments: listed.deployments,
+            positions: listed.positions,
+            skipped: listed.skipped,
+            exact: listed.names.exact,
+            pattern_owners: listed.names.owners,
+            patterns: PatternSet::new(listed.names.patterns),
             provider_endpoints,
             known_providers: known_providers.into_iter().collect(),
             families,
@@ -229,19 +342,19 @@ impl Router {
             slots,
             slot_owners,
             groups: Vec::new(),
-            group_of,
-            by_id,
+            by_id: listed.by_id,
             default_timeouts,
         };
         for alias in aliases {
-            if router.route(&alias.target).is_err() {
+            // An alias of an entry the filter cannot serve routes there too.
+            if let Err(NoRoute::Unknown | NoRoute::NoProvider) = router.route(&alias.target) {
                 return Err(RouterError::Alias(alias));
             }
             router.aliases.insert(alias.name.clone(), alias);
         }
         // Fallback targets are looked up as LiteLLM's Router looks up a
         // model (ids, names, aliases, patterns), before any group exists.
-        let groups = build_groups(&router, &named, &fallbacks, warnings)?;
+        let groups = build_groups(&router, &listed.named, &fallbacks, fallback_refusal, warnings)?;
         for (position, group) in groups.iter().enumerate() {
             let first = group.members.first().map(|m| m.deployment);
             if let Some(slot) = first.and_then(|first| router.group_of.get_mut(first)) {
@@ -282,9 +395,14 @@ impl Router {
         &self.slots
     }
 
-    /// Whether a model_name (or alias) is exactly `model`, not a pattern.
-    pub fn has_exact(&self, model: &str) -> bool {
-        self.exact.contains_key(model) || self.aliases.contains_key(model)
+    /// The entries the filter cannot serve, in list order.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// The `model_list` position of deployment `index`.
+    fn position(&self, index: usize) -> usize {
+        self.positions.get(index).copied().unwrap_or(index)
     }
 
     /// Every endpoint a request is sent to directly. A group's own
@@ -310,13 +428,13 @@ impl Router {
     /// most literal characters, the first listed on a tie; then, for a model
     /// without a known provider prefix, the patterns again with the provider
     /// of its model family in front (`gpt-4o` as `openai/gpt-4o`).
-    pub fn route<'c: 'm, 'm>(&'c self, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
-        let (index, matched) = self.find(model)?;
+    pub fn route<'c: 'm, 'm>(&'c self, model: &'m str) -> Result<Route<'c, 'm>, NoRoute<'c>> {
+        let (index, matched) = self.find_deployment(model)?;
         self.resolve_as(index, matched)
     }
 
     /// [`Router::resolve`] for a name that may be the router's own.
-    fn resolve_as<'c: 'm, 'm>(&'c self, index: usize, name: Cow<'m, str>) -> Result<Route<'c, 'm>, NoRoute> {
+    fn resolve_as<'c: 'm, 'm>(&'c self, index: usize, name: Cow<'m, str>) -> Result<Route<'c, 'm>, NoRoute<'c>> {
         match name {
             Cow::Borrowed(name) => self.resolve(index, name),
             Cow::Owned(name) => self.resolve(index, &name).map(Route::into_owned),
@@ -329,10 +447,10 @@ impl Router {
     /// fallback's member takes the model its fallback names (its own exact
     /// `model_name`, or the model a pattern serves). `id` must be a member
     /// of the model's group.
-    pub fn route_via<'c: 'm, 'm>(&'c self, id: &str, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
+    pub fn route_via<'c: 'm, 'm>(&'c self, id: &str, model: &'m str) -> Result<Route<'c, 'm>, NoRoute<'c>> {
         let index = *self.by_id.get(id).ok_or(NoRoute::Unknown)?;
         let deployment = self.deployments.get(index).ok_or(NoRoute::Unknown)?;
-        let (first, matched) = self.find(model)?;
+        let (first, matched) = self.find_deployment(model).map_err(|_| NoRoute::Unknown)?;
         let group = self.group_routed_from(first).ok_or(NoRoute::Unknown)?;
         let member = group
             .members
@@ -350,15 +468,24 @@ impl Router {
         }
     }
 
+    /// The deployment a model routes to, and the name it matched as; or why
+    /// there is none.
+    fn find_deployment<'c: 'm, 'm>(&'c self, model: &'m str) -> Result<(usize, Cow<'m, str>), NoRoute<'c>> {
+        match self.find(model)? {
+            (RouteTo::Deployment(index), matched) => Ok((index, matched)),
+            (RouteTo::NotServed(index), _) => Err(self.skipped.get(index).map_or(NoRoute::Unknown, NoRoute::NotServed)),
+        }
+    }
+
     /// The entry a model routes to, and the name it matched as (the alias
     /// target, or the model with its family's provider in front).
-    fn find<'c: 'm, 'm>(&'c self, model: &'m str) -> Result<(usize, Cow<'m, str>), NoRoute> {
+    fn find<'c: 'm, 'm>(&'c self, model: &'m str) -> Result<(RouteTo, Cow<'m, str>), NoRoute<'c>> {
         let model = self.aliases.get(model).map_or(model, |alias| alias.target.as_str());
-        if let Some(&index) = self.exact.get(model) {
-            return Ok((index, Cow::Borrowed(model)));
+        if let Some(&to) = self.exact.get(model) {
+            return Ok((to, Cow::Borrowed(model)));
         }
-        if let Some(index) = self.best_pattern(model) {
-            return Ok((index, Cow::Borrowed(model)));
+        if let Some(to) = self.best_pattern(model) {
+            return Ok((to, Cow::Borrowed(model)));
         }
         if self.has_known_prefix(model) {
             return Err(NoRoute::Unknown);
@@ -369,7 +496,7 @@ impl Router {
         Ok((index, Cow::Owned(prefixed)))
     }
 
-    fn best_pattern(&self, model: &str) -> Option<usize> {
+    fn best_pattern(&self, model: &str) -> Option<RouteTo> {
         self.pattern_owners.get(self.patterns.best_match(model)?).copied()
     }
 
@@ -385,7 +512,7 @@ impl Router {
     }
 
     /// The route through deployment `index` for `model`, which it matches.
-    fn resolve<'c: 'm, 'm>(&'c self, index: usize, model: &'m str) -> Result<Route<'c, 'm>, NoRoute> {
+    fn resolve<'c: 'm, 'm>(&'c self, index: usize, model: &'m str) -> Result<Route<'c, 'm>, NoRoute<'c>> {
         let deployment = self.deployments.get(index).ok_or(NoRoute::Unknown)?;
         let first_slot = self.first_slot.get(index).copied().unwrap_or_default();
         let group = self.group_routed_from(index);
@@ -482,8 +609,8 @@ impl Router {
             .iter()
             .enumerate()
             .filter(|(index, d)| match &d.pattern {
-                None => self.exact.get(&d.model_name) == Some(index),
-                Some(_) => self.pattern_owners.contains(index),
+                None => self.exact.get(&d.model_name) == Some(&RouteTo::Deployment(*index)),
+                Some(_) => self.pattern_owners.contains(&RouteTo::Deployment(*index)),
             })
             .filter(|(_, d)| shown(&d.model_name, d))
             .map(|(_, d)| model_json(&d.model_name, Self::owner(d)));
@@ -522,13 +649,17 @@ impl Router {
         source: usize,
         target: &str,
         named: &BTreeMap<usize, Vec<usize>>,
+        refusal: fn(&Deployment) -> Option<String>,
     ) -> Result<(Vec<usize>, Option<String>), String> {
         let (first, set, reached_as) = match self.by_id.get(target) {
             Some(&index) => (index, vec![index], None),
             None => {
-                let (first, matched) = self
-                    .find(target)
-                    .map_err(|_| "is no model_name, model_info.id, alias or model a pattern serves".to_owned())?;
+                let (first, matched) = self.find_deployment(target).map_err(|e| match e {
+                    NoRoute::NotServed(_) => "is not served (see its entry's warning)".to_owned(),
+                    NoRoute::Unknown | NoRoute::NoProvider => {
+                        "is no model_name, model_info.id, alias or model a pattern serves".to_owned()
+                    }
+                })?;
                 let set = named.get(&first).cloned().unwrap_or_default();
                 let pattern = self.deployments.get(first).is_some_and(|d| d.pattern.is_some());
                 (first, set, pattern.then(|| matched.into_owned()))
@@ -550,11 +681,8 @@ impl Router {
                     d.model_name
                 ));
             }
-            if matches!(&d.target, Target::Fixed(e) if e.entra.is_some()) {
-                return Err(format!(
-                    "reaches `{}`, which has Entra ID client credentials, whose token Envoy injects on its own cluster only",
-                    d.id
-                ));
+            if let Some(why) = refusal(d) {
+                return Err(why);
             }
         }
         Ok((set, reached_as))
@@ -567,6 +695,7 @@ fn fallback_tiers<'f>(
     router: &Router,
     named: &BTreeMap<usize, Vec<usize>>,
     fallbacks: &'f [(String, String, Vec<String>)],
+    refusal: fn(&Deployment) -> Option<String>,
     warnings: &mut Vec<RouterWarning>,
 ) -> BTreeMap<usize, Vec<FallbackTier<'f>>> {
     let mut tiers: BTreeMap<usize, Vec<FallbackTier>> = BTreeMap::new();
@@ -587,7 +716,7 @@ fn fallback_tiers<'f>(
             continue;
         };
         for target in targets {
-            match router.fallback_reach(source, target, named) {
+            match router.fallback_reach(source, target, named, refusal) {
                 Ok((deployments, reached_as)) => tiers.entry(source).or_default().push(FallbackTier {
                     path,
                     group,
@@ -608,11 +737,12 @@ fn build_groups(
     router: &Router,
     named: &BTreeMap<usize, Vec<usize>>,
     fallbacks: &[(String, String, Vec<String>)],
+    refusal: fn(&Deployment) -> Option<String>,
     warnings: &mut Vec<RouterWarning>,
 ) -> Result<Vec<Group>, RouterError> {
     let deployments = router.deployments.as_slice();
     let model_name = |index: usize| deployments.get(index).map_or("", |d| d.model_name.as_str());
-    let fallbacks_of = fallback_tiers(router, named, fallbacks, warnings);
+    let fallbacks_of = fallback_tiers(router, named, fallbacks, refusal, warnings);
     let mut groups = Vec::new();
     let mut clusters = FxHashSet::default();
     for (&first, own) in named {
@@ -621,7 +751,7 @@ fn build_groups(
             continue;
         }
         let mut members = Vec::new();
-        let mut next_priority = tier(deployments, own, 0, None, &mut members, warnings)?;
+        let mut next_priority = tier(router, own, 0, None, &mut members, warnings)?;
         for fallback in targets {
             // A deployment is one endpoint of the cluster, at its first priority.
             let new: Vec<usize> = fallback
@@ -642,7 +772,7 @@ fn build_groups(
                 continue;
             }
             let reached_as = fallback.reached_as.as_deref();
-            next_priority = tier(deployments, &new, next_priority, reached_as, &mut members, warnings)?;
+            next_priority = tier(router, &new, next_priority, reached_as, &mut members, warnings)?;
         }
         // One limit for every attempt (Envoy reads it once per request).
         let timeouts = members
@@ -677,7 +807,7 @@ fn build_groups(
 /// priority `base` on: one priority per distinct `order` (those without
 /// last); returns the next free priority.
 fn tier(
-    deployments: &[Deployment],
+    router: &Router,
     set: &[usize],
     base: u32,
     reached_as: Option<&str>,
@@ -686,10 +816,12 @@ fn tier(
 ) -> Result<u32, RouterError> {
     let mut listed = Vec::with_capacity(set.len());
     for &index in set {
-        let Some(d) = deployments.get(index) else { continue };
+        let Some(d) = router.deployments.get(index) else {
+            continue;
+        };
         if d.target == Target::RequestProvider {
             return Err(RouterError::Member {
-                index,
+                index: router.position(index),
                 problem: "a `model: \"*\"` deployment cannot share its model_name, take fallbacks or be one: it has no address of its own for Envoy to balance".to_owned(),
             });
         }
@@ -699,7 +831,8 @@ fn tier(
     let mut orders: Vec<u64> = listed.iter().map(|(_, d)| rank(d.order)).collect();
     orders.sort_unstable();
     orders.dedup();
-    let weights = weights(&listed, warnings);
+    let positioned: Vec<(usize, &Deployment)> = listed.iter().map(|&(i, d)| (router.position(i), d)).collect();
+    let weights = weights(&positioned, warnings);
     for ((index, d), weight) in listed.iter().zip(weights) {
         let position = orders.iter().position(|&o| o == rank(d.order)).unwrap_or_default();
         members.push(GroupMember {
@@ -714,7 +847,7 @@ fn tier(
 
 /// Envoy weights (1 to 1000) for the deployments of one name, by LiteLLM's
 /// simple-shuffle: `weight` if any sets it, else `rpm`, else `tpm`, else
-/// equal. One left without the key its group uses gets the smallest share
+/// equal; `listed` holds each one's `model_list` position. One left without the key its group uses gets the smallest share
 /// (LiteLLM gives it none; Envoy has no weight 0).
 fn weights(listed: &[(usize, &Deployment)], warnings: &mut Vec<RouterWarning>) -> Vec<u32> {
     let keys: [(&str, fn(&Shares) -> Option<f64>); 3] =
@@ -1176,6 +1309,36 @@ mod tests {
             let want: Vec<String> = warning.iter().map(|w| w.to_string()).collect();
             assert_eq!(warnings, want, "{fallbacks}");
         }
+    }
+
+    #[test]
+    fn a_fallback_that_reaches_a_skipped_entry_is_left_out() {
+        // `azure/claude-x` matches the skipped `azure/claude-*` before the
+        // served `azure/*`, as a request for it would.
+        let json = format!(
+            r#"{{"model_list": [{}, {}, {}], "router_settings": {{"fallbacks": [{{"m": ["azure/claude-x", "azure/gpt-4o"]}}]}}}}"#,
+            entry("m", "openai/m", ""),
+            entry("azure/*", "openai/az-*", ""),
+            r#"{"model_name": "azure/claude-*", "litellm_params": {"model": "bedrock/claude-*"}}"#,
+        );
+        let config = compile_test(&json).expect("compiles");
+        let group = config
+            .router
+            .groups()
+            .iter()
+            .find(|g| g.model_name == "m")
+            .expect("a group");
+        let members: Vec<&str> = group
+            .members
+            .iter()
+            .map(|m| config.router.deployments()[m.deployment].id.as_str())
+            .collect();
+        assert_eq!(members, ["m#1", "azure/*#1"]);
+        let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings.contains(&"router_settings.fallbacks[0].m: fallback `azure/claude-x` is not served (see its entry's warning); left out".to_owned()),
+            "{warnings:?}"
+        );
     }
 
     #[test]

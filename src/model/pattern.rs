@@ -2,7 +2,7 @@
 //! (including `/` and the empty run), everything else is literal, and the whole
 //! model must match.
 //!
-//! [`crate::route::pattern_set`] finds the best pattern of a table for a model; this
+//! A route table's `crate::route::pattern_set` finds the best pattern of a table for a model; this
 //! module answers whether one pattern matches and, for the winner, what each
 //! `*` captured.
 
