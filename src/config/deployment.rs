@@ -13,6 +13,7 @@ use crate::config::providers::{
 use crate::config::raw::{RawCredentialValues, RawDeployment};
 use crate::config::values::{check_header_value, check_positive, env_var, resolve, Resolved};
 use crate::config::{error, ConfigError, EnvAddress, Warning, WarningKind, AZURE_DEFAULT_API_VERSION};
+use crate::contract::ENTRA_CLUSTER_INFIX;
 use crate::model::{
     ApiBase, AuthStyle, Credentials, Deployment, Endpoint, EntraClient, PathStyle, Provider, Secret, Shares, Skipped,
     Target, Timeouts, Unavailable,
@@ -397,7 +398,7 @@ pub(super) fn compile_deployment(
     let mut endpoint = endpoint(provider, api_base, api_version, credentials, env);
     if let Some(entra) = entra {
         // Its own cluster: the token goes to this deployment's requests only.
-        endpoint.cluster = format!("{}_entra_{}", endpoint.cluster, entra_id(&entra));
+        endpoint.cluster = format!("{}{ENTRA_CLUSTER_INFIX}{}", endpoint.cluster, entra_id(&entra));
         endpoint.entra = Some(entra);
     }
     Ok(deployment(Target::Fixed(endpoint)))
