@@ -85,6 +85,7 @@ generate: generator ## Regenerate the shipped Envoy files and examples/llm-route
 	$(GENERATOR) --envoy --wasm target/wasm32-wasip1/release/llm_router.wasm examples/litellm-config.yaml > envoy/envoy.providers.yaml
 	$(GENERATOR) examples/litellm-config.yaml > examples/llm-router.json
 	$(GENERATOR) --envoy --wasm target/wasm32-wasip1/release/llm_router.wasm --listen 0.0.0.0:10001 --admin 127.0.0.1:9902 examples/limits.yaml > envoy/envoy.limits.yaml
+	$(GENERATOR) --istio examples/litellm-config.yaml > envoy/istio/llm-router.yaml
 
 test: lint unit e2e ## Run every test: lints, unit tests (native and in V8), end-to-end tests in Envoy
 

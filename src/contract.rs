@@ -9,6 +9,18 @@ pub const ROOT_ID: &str = "llm-router";
 /// The root id of the filter's upstream instance: a model group cluster's
 /// upstream HTTP filter, run once per attempt.
 pub const UPSTREAM_ROOT_ID: &str = "llm-router-upstream";
+/// The property that names the root id an instance was configured with.
+pub const PLUGIN_ROOT_ID_PROPERTY: [&str; 1] = ["plugin_root_id"];
+/// Envoy's foreign function that makes the router choose the route again
+/// (after the filter has set the routing header).
+pub const CLEAR_ROUTE_CACHE_FUNCTION: &str = "clear_route_cache";
+
+/// A model group's cluster is `group_<model_name>` (made safe for a
+/// cluster name): its route matches it on the routing header.
+pub const GROUP_CLUSTER_PREFIX: &str = "group_";
+/// An Entra ID deployment's cluster is `<host cluster>_entra_<id>`: the
+/// credential injector on the listener matches it on the routing header.
+pub const ENTRA_CLUSTER_INFIX: &str = "_entra_";
 
 /// The default header that carries the chosen cluster to Envoy's router
 /// (`cluster_header` on the route).
@@ -53,6 +65,16 @@ pub const ATTEMPT_COUNT_PROPERTY: [&str; 2] = ["upstream", "request_attempt_coun
 /// Filter state the filter writes (`set_property`); Envoy exposes each as
 /// `wasm.<name>`, e.g. `%FILTER_STATE(wasm.llm_router.model:PLAIN)%`.
 pub mod filter_state {
+    /// Envoy's name for a filter-state key the filter writes.
+    pub fn envoy_key(key: &str) -> String {
+        format!("wasm.{key}")
+    }
+
+    /// The access-log (and `hits_addend`) command that reads a key as text.
+    pub fn plain_command(key: &str) -> String {
+        format!("%FILTER_STATE({}:PLAIN)%", envoy_key(key))
+    }
+
     pub const MODEL: &str = "llm_router.model";
     pub const ROUTE: &str = "llm_router.route";
     pub const PROVIDER: &str = "llm_router.provider";

@@ -103,8 +103,8 @@ fn the_istio_wasm_filter_validates_in_envoy() {
     assert!(ok, "{output}");
 }
 
-/// The Envoy files are the generator's output (tools/config checks that);
-/// the Istio manifests are written by hand and must say the same.
+/// The Envoy files and the Istio EnvoyFilter are the generator's output
+/// (tools/config checks that); they must carry the same configuration.
 #[test]
 fn the_istio_filter_and_the_demo_carry_the_generated_configuration() {
     let example: Json =
@@ -226,8 +226,7 @@ fn the_istio_groups_filter_is_the_bootstraps_groups() {
     let istio = parse(&istio);
     assert_eq!(istio["kind"], "EnvoyFilter");
     let patches = istio["spec"]["configPatches"].as_array().expect("patches");
-    let extension = &patches[0]["patch"]["value"];
-    assert_eq!(extension["name"], "istio-system.llm-router-upstream");
+    let extension = upstream_extension(patches).expect("the upstream filter's extension config");
     let remote = &extension["typed_config"]["config"]["vm_config"]["code"]["remote"];
     assert_eq!(remote["sha256"], "ab".repeat(32));
     let mut upstream_filter =
@@ -239,15 +238,15 @@ fn the_istio_groups_filter_is_the_bootstraps_groups() {
             .as_array()
             .expect("clusters")
             .iter()
-            .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with("group_")))
+            .filter(|c| is_group_cluster(&c["name"]))
             .cloned()
             .collect()
     };
     let mut istio_clusters = Vec::new();
     let mut istio_routes = Vec::new();
-    for patch in &patches[1..] {
+    for patch in patches {
         match patch["applyTo"].as_str() {
-            Some("CLUSTER") => {
+            Some("CLUSTER") if is_group_cluster(&patch["patch"]["value"]["name"]) => {
                 assert_eq!(patch["match"]["context"], "GATEWAY");
                 let mut cluster = patch["patch"]["value"].clone();
                 let filters = &mut cluster["typed_extension_protocol_options"]
@@ -267,7 +266,7 @@ fn the_istio_groups_filter_is_the_bootstraps_groups() {
                         .cloned(),
                 );
             }
-            other => panic!("unexpected patch {other:?}"),
+            _ => {}
         }
     }
     let bootstrap_groups = clusters_of(&envoy);
@@ -279,31 +278,49 @@ fn the_istio_groups_filter_is_the_bootstraps_groups() {
     assert_eq!(istio_clusters, bootstrap_groups);
     let group_routes: Vec<Yaml> = routes
         .iter()
-        .filter(|r| r["route"]["cluster"].as_str().is_some_and(|c| c.starts_with("group_")))
+        .filter(|r| is_group_cluster(&r["route"]["cluster"]))
         .cloned()
         .collect();
     assert_eq!(istio_routes, group_routes);
 
     // The bootstrap with the gateway's pieces in place of its own validates.
-    routes.retain(|r| !r["route"]["cluster"].as_str().is_some_and(|c| c.starts_with("group_")));
+    routes.retain(|r| !is_group_cluster(&r["route"]["cluster"]));
     let catch_all = routes.pop().expect("the catch-all route");
     routes.extend(istio_routes);
     routes.push(catch_all);
     let clusters = envoy["static_resources"]["clusters"].as_array_mut().expect("clusters");
-    clusters.retain(|c| !c["name"].as_str().is_some_and(|n| n.starts_with("group_")));
+    clusters.retain(|c| !is_group_cluster(&c["name"]));
     clusters.extend(istio_clusters);
     let mut env = env();
     env.extend([("AZURE_API_KEY", "k"), ("OPENAI_API_KEY_TEAM_B", "k2")]);
     let (ok, output) = validate(&envoy.to_string(), &env);
     assert!(ok, "{output}");
 
-    // A config without groups has nothing for it.
-    let (ok, _, stderr) = run_generator(
+    // A config without groups has no upstream filter.
+    let (ok, istio, stderr) = run_generator(
         &["--istio"],
         &fs::read_to_string(root().join("examples/demo.yaml")).expect("demo"),
         &[],
     );
-    assert!(!ok && stderr.contains("no model group"), "{stderr}");
+    assert!(ok, "{stderr}");
+    let istio = parse(&istio);
+    let patches = istio["spec"]["configPatches"].as_array().expect("patches");
+    assert!(upstream_extension(patches).is_none());
+    assert!(!patches.iter().any(|p| p["applyTo"] == "VIRTUAL_HOST"));
+}
+
+fn is_group_cluster(name: &Yaml) -> bool {
+    name.as_str()
+        .is_some_and(|n| n.starts_with(llm_router::contract::GROUP_CLUSTER_PREFIX))
+}
+
+/// The upstream filter's EXTENSION_CONFIG in an Istio EnvoyFilter's patches.
+fn upstream_extension(patches: &[Yaml]) -> Option<&Yaml> {
+    patches
+        .iter()
+        .filter(|p| p["applyTo"] == "EXTENSION_CONFIG")
+        .map(|p| &p["patch"]["value"])
+        .find(|value| value["name"] == "istio-system.llm-router-upstream")
 }
 
 #[test]
@@ -475,15 +492,18 @@ fn docker_compose_runs_the_limits_service_where_envoy_limits_yaml_asks_it() {
     );
 }
 
-/// The Istio EnvoyFilter carries the rate-limit filters as the generator
-/// writes them, and the rate-limit service's cluster (gRPC: HTTP/2).
+/// `--istio` carries the rate-limit filters as the bootstrap has them,
+/// and the rate-limit service's cluster (gRPC: HTTP/2).
 #[test]
 fn istio_carries_the_generated_rate_limit_filters() {
-    let docs = yaml_docs("envoy/istio/llm-router.yaml");
-    let patches: Vec<&Yaml> = docs
+    let config = fs::read_to_string(root().join("examples/limits.yaml")).expect("example");
+    let (ok, istio, stderr) = run_generator(&["--istio"], &config, &[]);
+    assert!(ok, "{stderr}");
+    let istio = json_of(yaml_rust2::YamlLoader::load_from_str(&istio).expect("YAML").remove(0));
+    let patches: Vec<&Yaml> = istio["spec"]["configPatches"]
+        .as_array()
+        .expect("patches")
         .iter()
-        .filter_map(|d| d["spec"]["configPatches"].as_array())
-        .flatten()
         .collect();
     let generated = yaml("envoy/envoy.limits.yaml");
     let generated_filters = generated["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]

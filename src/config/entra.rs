@@ -3,6 +3,7 @@
 //! that Envoy's credential injector sends it on, and why such a deployment
 //! never shares a cluster (a model group, a fallback).
 
+use crate::contract::ENTRA_CLUSTER_INFIX;
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
@@ -69,7 +70,7 @@ pub(super) fn client(
 /// `endpoint` on a cluster of its own, so that the token Envoy injects
 /// there goes to this deployment's requests only.
 pub(super) fn on_own_cluster(mut endpoint: Endpoint, entra: EntraClient) -> Endpoint {
-    endpoint.cluster = format!("{}_entra_{}", endpoint.cluster, short_id(&entra));
+    endpoint.cluster = format!("{}{ENTRA_CLUSTER_INFIX}{}", endpoint.cluster, short_id(&entra));
     endpoint.entra = Some(entra);
     endpoint
 }

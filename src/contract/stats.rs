@@ -68,6 +68,12 @@ pub fn key_counter(counter: &str, alias: &str, team: Option<&str>) -> String {
     )
 }
 
+/// `<counter>.key.<alias>.team.<team>.type.<type>`: [`KEY_TOKENS`] by
+/// [`KEY_TOKEN_TYPES`].
+pub fn typed_key_counter(counter: &str, alias: &str, team: Option<&str>, kind: &str) -> String {
+    format!("{}.type.{kind}", key_counter(counter, alias, team))
+}
+
 /// `llm_router_local_replies_total.code.<code>`.
 pub fn reply_counter(code: &str) -> String {
     format!("{LOCAL_REPLIES}.code.{code}")
@@ -129,6 +135,10 @@ mod tests {
         assert_eq!(
             typed_route_counter(TOKENS, "groq/*", "groq", "input"),
             "llm_router_tokens_total.route.groq/*.provider.groq.type.input"
+        );
+        assert_eq!(
+            typed_key_counter(KEY_TOKENS, "team-a.dev", None, "input"),
+            "llm_router_key_tokens_total.key.team-a_dev.team.none.type.input"
         );
         assert_eq!(
             reply_counter("model_not_found"),

@@ -8,7 +8,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use crate::contract::UPSTREAM_STATUS_HEADER;
+use crate::contract::{CLEAR_ROUTE_CACHE_FUNCTION, UPSTREAM_STATUS_HEADER};
 use crate::host::ffi::{header_map, send_reply, Envoy, REQUEST_HEADERS, RESPONSE_HEADERS};
 use crate::host::state::State;
 use crate::request::attempt::group_response;
@@ -194,7 +194,7 @@ impl Request {
                     self.set_http_request_body(0, replaced, &head);
                 }
                 // Envoy picked the route before the cluster header existed.
-                let _ = hostcalls::call_foreign_function("clear_route_cache", None);
+                let _ = hostcalls::call_foreign_function(CLEAR_ROUTE_CACHE_FUNCTION, None);
                 // A group's request is counted where its answer came from.
                 if !forward.failover {
                     self.state.counters.count_forward(forward.slot, self.body_size);

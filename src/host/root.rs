@@ -10,7 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use crate::config;
-use crate::contract::UPSTREAM_ROOT_ID;
+use crate::contract::{PLUGIN_ROOT_ID_PROPERTY, UPSTREAM_ROOT_ID};
 use crate::host::attempt::AttemptContext;
 use crate::host::ffi::Envoy;
 use crate::host::request::Request;
@@ -50,7 +50,8 @@ impl RootContext for Root {
             config.cluster_header,
             took.as_millis()
         );
-        let upstream = self.get_property(vec!["plugin_root_id"]).as_deref() == Some(UPSTREAM_ROOT_ID.as_bytes());
+        let upstream =
+            self.get_property(PLUGIN_ROOT_ID_PROPERTY.to_vec()).as_deref() == Some(UPSTREAM_ROOT_ID.as_bytes());
         let slots = config.router.slots().len();
         let keys = config.keys.keys.len();
         let (counters, attempts) = match upstream {

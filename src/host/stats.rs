@@ -200,10 +200,7 @@ impl Counters {
             spend.flush(host, || stats::key_counter(stats::KEY_SPEND, &key.alias, team));
             for (counter, kind) in [input, output].into_iter().zip(stats::KEY_TOKEN_TYPES) {
                 counter.flush(host, || {
-                    format!(
-                        "{}.type.{kind}",
-                        stats::key_counter(stats::KEY_TOKENS, &key.alias, team)
-                    )
+                    stats::typed_key_counter(stats::KEY_TOKENS, &key.alias, team, kind)
                 });
             }
         }

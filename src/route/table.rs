@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::contract::GROUP_CLUSTER_PREFIX;
 use crate::model::{
     provider_of, Deployment, Endpoint, ListEntry, Pattern, Provider, Shares, Skipped, Target, Timeouts, Unavailable,
 };
@@ -784,7 +785,7 @@ fn build_groups(
             let reach = deployments.get(m.deployment).and_then(|d| d.target.reach());
             reach.is_some_and(|reach| provider_of(reach).inject_stream_usage)
         });
-        let base = format!("group_{}", cluster_safe(model_name(first)));
+        let base = format!("{GROUP_CLUSTER_PREFIX}{}", cluster_safe(model_name(first)));
         let mut cluster = base.clone();
         for n in 2.. {
             if clusters.insert(cluster.clone()) {

@@ -102,40 +102,25 @@ pub fn wasm_path() -> PathBuf {
     wasm
 }
 
+/// envoy/envoy.yaml, read into a value.
+fn shipped_envoy_yaml() -> serde_json::Value {
+    let text = fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
+    let document = yaml_rust2::YamlLoader::load_from_str(&text).expect("envoy/envoy.yaml is YAML");
+    json_of(document.into_iter().next().expect("envoy/envoy.yaml has a document"))
+}
+
+/// The Wasm filter's configuration in a bootstrap.
+fn wasm_filter_config(envoy: &mut serde_json::Value) -> &mut serde_json::Value {
+    let listener = &mut envoy["static_resources"]["listeners"][0];
+    &mut listener["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]["config"]
+}
+
 /// The plugin configuration shipped in envoy/envoy.yaml.
 pub fn shipped_plugin_config() -> String {
-    let yaml = fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
-    let (_, block) = config_block(&yaml);
-    block.lines().map(str::trim).collect::<Vec<_>>().join("\n")
-}
-
-/// (byte range of the plugin configuration's block scalar, its text).
-fn config_block(yaml: &str) -> (std::ops::Range<usize>, String) {
-    let marker = "value: |\n";
-    let start = yaml
-        .find(marker)
-        .expect("envoy.yaml has a `value: |` plugin configuration")
-        + marker.len();
-    let indent = yaml[start..].len() - yaml[start..].trim_start_matches(' ').len();
-    let mut end = start;
-    for line in yaml[start..].split_inclusive('\n') {
-        let line_indent = line.len() - line.trim_start_matches(' ').len();
-        if !line.trim().is_empty() && line_indent < indent {
-            break;
-        }
-        end += line.len();
-    }
-    (start..end, yaml[start..end].to_owned())
-}
-
-/// Replaces exactly one occurrence, so the harness notices when envoy.yaml drifts.
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "envoy/envoy.yaml should contain `{from}` exactly once"
-    );
-    text.replacen(from, to, 1)
+    let mut envoy = shipped_envoy_yaml();
+    let value = &wasm_filter_config(&mut envoy)["configuration"]["value"];
+    let text = value.as_str().expect("envoy/envoy.yaml has a plugin configuration");
+    text.lines().map(str::trim).collect::<Vec<_>>().join("\n")
 }
 
 /// `envoy/envoy.yaml` with free ports, the built filter, these mocks and this
@@ -150,43 +135,33 @@ pub const SHIPPED_BUFFER_LIMIT: usize =
     llm_router::config::DEFAULT_MAX_BODY_BYTES + llm_router::contract::ENVOY_BUFFER_MARGIN;
 
 fn render_envoy_yaml_with_buffer(plugin_config: &str, mocks: &[(Provider, SocketAddr)], buffer_limit: usize) -> String {
-    let mut yaml = fs::read_to_string(root().join("envoy/envoy.yaml")).expect("envoy/envoy.yaml");
-    let (range, block) = config_block(&yaml);
-    let indent: String = block.chars().take_while(|&c| c == ' ').collect();
-    let new_block: String = plugin_config.lines().map(|l| format!("{indent}{l}\n")).collect();
-    yaml.replace_range(range, &new_block);
-    yaml = replace_once(
-        &yaml,
-        &format!("per_connection_buffer_limit_bytes: {SHIPPED_BUFFER_LIMIT}"),
-        &format!("per_connection_buffer_limit_bytes: {buffer_limit}"),
-    );
-    yaml = replace_once(&yaml, "port_value: 9901", "port_value: 0");
+    use serde_json::json;
+    let mut envoy = shipped_envoy_yaml();
     // Histograms reach /stats once per flush: every second, not every five.
-    yaml.insert_str(0, "stats_flush_interval: 1s\n");
-    yaml = replace_once(&yaml, "port_value: 10000", "port_value: 0");
-    yaml = replace_once(
-        &yaml,
-        "filename: target/wasm32-wasip1/release/llm_router.wasm",
-        &format!("filename: {}", wasm_path().display()),
-    );
+    envoy["stats_flush_interval"] = json!("1s");
+    envoy["admin"]["address"]["socket_address"]["port_value"] = json!(0);
+    let listener = &mut envoy["static_resources"]["listeners"][0];
+    listener["address"]["socket_address"]["port_value"] = json!(0);
+    listener["per_connection_buffer_limit_bytes"] = json!(buffer_limit);
+    let wasm = wasm_filter_config(&mut envoy);
+    wasm["vm_config"]["code"]["local"]["filename"] = json!(wasm_path().display().to_string());
+    wasm["configuration"]["value"] = json!(plugin_config);
+    let clusters = envoy["static_resources"]["clusters"].as_array_mut().expect("clusters");
     for (provider, addr) in mocks {
         let (_, shipped) = mock_provider::DEFAULT_LISTEN
             .iter()
             .find(|(name, _)| *name == provider.name())
-            .unwrap_or_else(|| panic!("envoy/envoy.yaml has no {} cluster", provider.name()));
-        let port = shipped.rsplit(':').next().unwrap_or_default();
-        yaml = replace_once(
-            &yaml,
-            &format!("port_value: {port} "),
-            &format!("port_value: {} ", addr.port()),
-        );
-        yaml = replace_once(
-            &yaml,
-            &format!("hostname: \"{shipped}\""),
-            &format!("hostname: \"{addr}\""),
-        );
+            .unwrap_or_else(|| panic!("no mock address for {}", provider.name()));
+        let endpoint = clusters
+            .iter_mut()
+            .map(|c| &mut c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"])
+            .find(|e| e["hostname"] == *shipped)
+            .unwrap_or_else(|| panic!("envoy/envoy.yaml has no cluster for {shipped}"));
+        endpoint["address"]["socket_address"]["port_value"] = json!(addr.port());
+        endpoint["hostname"] = json!(addr.to_string());
     }
-    yaml
+    // JSON is YAML.
+    envoy.to_string()
 }
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);

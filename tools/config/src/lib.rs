@@ -1,15 +1,19 @@
 //! The configuration tools' library: a LiteLLM `config.yaml` read as
 //! LiteLLM reads it ([`yaml`]), compiled by the filter's own compiler
-//! ([`convert`]), turned into an Envoy bootstrap ([`bootstrap`]) or the model
-//! groups' Istio EnvoyFilter ([`istio`]); and the
+//! ([`convert`]), turned into Envoy's configuration as values ([`clusters`],
+//! [`filters`]) rendered once ([`render`]) as a bootstrap ([`bootstrap`]) or
+//! the Istio gateway's EnvoyFilter ([`istio`]); and the
 //! `keys` subcommands. `llm-router-config` and `llm-router-limits` share it,
 //! so both read a config exactly as the filter does.
 
 pub mod bootstrap;
+pub mod clusters;
 pub mod convert;
+pub mod filters;
 pub mod istio;
 pub mod keys;
 pub mod prices;
+pub mod render;
 pub mod yaml;
 
 use convert::{ApiBaseVariables, Conversion, Problem};

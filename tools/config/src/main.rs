@@ -14,12 +14,12 @@ use llm_router::model::Provider;
 use llm_router_config::bootstrap::{self, parse_ratelimit, Address, Options, DEFAULT_RATELIMIT, DEFAULT_WASM};
 use llm_router_config::convert::Conversion;
 use llm_router_config::convert::{self, ApiBaseVariables, SecretSource};
-use llm_router_config::{keys, prices};
+use llm_router_config::{istio, keys, prices};
 
 const USAGE: &str = "\
 usage: llm-router-config [--envoy [--listen HOST:PORT] [--admin HOST:PORT] [--wasm PATH] [--out DIR]
                           [--ratelimit HOST:PORT]] [CONFIG.yaml]
-       llm-router-config --istio [--wasm URL] [--sha256 HEX] [CONFIG.yaml]
+       llm-router-config --istio [--wasm URL] [--sha256 HEX] [--ratelimit HOST:PORT] [CONFIG.yaml]
        llm-router-config keys new|import … (`llm-router-config keys` says how)
 
 Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
@@ -37,10 +37,12 @@ Converts a LiteLLM proxy config.yaml (standard input without CONFIG.yaml):
              per-token prices go into the filter's configuration, to price usage
              against budgets (default: the litellm package in .venv, where a budget is set)
   --ratelimit  the rate-limit service (llm-router-limits) where a key or team has
-             rpm_limit, tpm_limit or max_budget (default 127.0.0.1:8081)
-  --istio    prints the config's model groups as an Istio EnvoyFilter for the ingress
-             gateway, beside envoy/istio/llm-router.yaml: each group's cluster, route and
-             upstream filter; --wasm is then the module's URL and --sha256 its digest";
+             rpm_limit, tpm_limit or max_budget (default 127.0.0.1:8081; with --istio
+             llm-router-limits.istio-system.svc.cluster.local:8081)
+  --istio    prints the gateway as an Istio EnvoyFilter for the ingress gateway: the
+             filter, the buffer limit, Envoy's replies as JSON, the rate-limit filters
+             and each model group's cluster, route and upstream filter; --wasm is then
+             the module's URL and --sha256 its digest";
 
 struct Arguments {
     envoy: Option<Options>,
@@ -57,8 +59,8 @@ enum PriceTable {
     Venv(Option<PathBuf>),
 }
 
-/// Where envoy/istio/llm-router.yaml says the module is published, and its
-/// digest: placeholders to set (`--wasm`, `--sha256`).
+/// Where the Istio EnvoyFilter says the module is published, and its
+/// digest, by default: placeholders to set (`--wasm`, `--sha256`).
 const ISTIO_WASM_URL: &str = "https://downloads.example.com/llm-router/v0.1.0/llm_router.wasm";
 const ISTIO_WASM_SHA256: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -77,7 +79,7 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     let mut admin = Address::parse("127.0.0.1:9901")?;
     let mut wasm = None;
     let mut out = None;
-    let mut ratelimit = parse_ratelimit(DEFAULT_RATELIMIT)?;
+    let mut ratelimit = None;
     let mut prices = None;
     let mut istio = false;
     let mut sha256 = None;
@@ -91,7 +93,7 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
             "--admin" => admin = Address::parse(&value("--admin")?)?,
             "--wasm" => wasm = Some(value("--wasm")?),
             "--out" => out = Some(value("--out")?),
-            "--ratelimit" => ratelimit = parse_ratelimit(&value("--ratelimit")?)?,
+            "--ratelimit" => ratelimit = Some(parse_ratelimit(&value("--ratelimit")?)?),
             "--prices" => prices = Some(PathBuf::from(value("--prices")?)),
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag != "-" => return Err(format!("unknown option {flag}")),
@@ -108,6 +110,11 @@ fn arguments(args: Vec<String>) -> Result<Arguments, String> {
     if sha256.is_some() && !istio {
         return Err("--sha256 goes with --istio".to_owned());
     }
+    let ratelimit = match (ratelimit, istio) {
+        (Some(given), _) => given,
+        (None, true) => parse_ratelimit(istio::DEFAULT_RATELIMIT)?,
+        (None, false) => parse_ratelimit(DEFAULT_RATELIMIT)?,
+    };
     let wasm = match istio {
         true => Some(wasm.unwrap_or_else(|| ISTIO_WASM_URL.to_owned())),
         false => wasm,
@@ -244,74 +251,9 @@ fn run(
     diagnostics.extend(price_notes);
     let text = match envoy {
         Some(options) => {
-            // A self-hosted server's key (vLLM, Ollama, a listed provider
-            // at an address of the user's own) is optional: without it none
-            // is sent, and its routes still work; unless another route
-            // needs the same variable.
-            let router = &conversion.config.router;
-            let fixed = router.deployments().iter().filter_map(|d| d.target.reach()?.ok());
-            let (optional, required): (Vec<&Provider>, Vec<&Provider>) = fixed
-                .chain(router.endpoints())
-                .map(|e| &e.provider)
-                .partition(|p| p.key_optional);
-            let required: BTreeSet<&str> = required.iter().map(|p| p.api_key_env.as_str()).collect();
-            let optional: BTreeSet<&str> = optional
-                .iter()
-                .map(|p| p.api_key_env.as_str())
-                .filter(|key| !required.contains(key))
-                .collect();
-            let (optional_unset, unset): (Vec<&str>, Vec<&str>) = conversion
-                .env_keys
-                .iter()
-                .filter(|key| env(key).is_none())
-                .map(String::as_str)
-                .partition(|key| optional.contains(key));
-            if !unset.is_empty() {
-                diagnostics.push(format!(
-                    "note: not set here, and read by the filter from Envoy's environment (a route whose key is missing answers 503): {}",
-                    unset.join(", ")
-                ));
-            }
-            if !optional_unset.is_empty() {
-                diagnostics.push(format!(
-                    "note: optional, not set here (a self-hosted server's key; without it none is sent): {}",
-                    optional_unset.join(", ")
-                ));
-            }
-            // Only the bootstrap has Envoy read the secrets (see below for Istio).
-            let injectors = match options.istio {
-                Some(_) => &[][..],
-                None => conversion.entra.as_slice(),
-            };
-            let secrets_unset: BTreeSet<&str> = injectors
-                .iter()
-                .filter_map(|injector| match &injector.secret {
-                    SecretSource::Variable(var) if env(var).is_none() => Some(var.as_str()),
-                    _ => None,
-                })
-                .collect();
-            if !secrets_unset.is_empty() {
-                let names: Vec<&str> = secrets_unset.into_iter().collect();
-                diagnostics.push(format!(
-                    "note: not set here, and read by Envoy itself when it starts (Entra ID client secrets; Envoy does not start without them): {}",
-                    names.join(", ")
-                ));
-            }
-            if injectors.iter().any(|i| matches!(i.secret, SecretSource::Inline(_))) {
-                diagnostics.push(
-                    "note: an Entra ID client_secret written in the file is written into the bootstrap's secrets (Envoy's /config_dump redacts it); `os.environ/NAME` keeps it out of both files".to_owned(),
-                );
-            }
-            if options.istio.is_none() && !std::path::Path::new(&options.wasm).is_file() {
-                diagnostics.push(format!(
-                    "note: the filter module {} is not there yet (`make wasm` builds it); Envoy needs it at that path",
-                    options.wasm
-                ));
-            }
+            diagnostics.extend(envoy_notes(&conversion, options, env));
             match &options.istio {
-                Some(sha256) => llm_router_config::istio::groups_filter(&conversion, options, sha256)?.ok_or_else(|| {
-                    format!("{file}: no model group here: envoy/istio/llm-router.yaml with this config's filter configuration is all Istio needs")
-                })?,
+                Some(sha256) => istio::gateway_filter(&conversion, options, sha256),
                 None => bootstrap::bootstrap(&conversion, options),
             }
         }
@@ -341,6 +283,78 @@ fn run(
         filter_file,
         diagnostics,
     })
+}
+
+/// What the generator says about Envoy's side: the variables unset here
+/// (each read by the filter or by Envoy when it starts), an inline Entra
+/// secret, a module not built yet.
+fn envoy_notes(conversion: &Conversion, options: &Options, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut diagnostics = Vec::new();
+    // A self-hosted server's key (vLLM, Ollama, a listed provider
+    // at an address of the user's own) is optional: without it none
+    // is sent, and its routes still work; unless another route
+    // needs the same variable.
+    let router = &conversion.config.router;
+    let fixed = router.deployments().iter().filter_map(|d| d.target.reach()?.ok());
+    let (optional, required): (Vec<&Provider>, Vec<&Provider>) = fixed
+        .chain(router.endpoints())
+        .map(|e| &e.provider)
+        .partition(|p| p.key_optional);
+    let required: BTreeSet<&str> = required.iter().map(|p| p.api_key_env.as_str()).collect();
+    let optional: BTreeSet<&str> = optional
+        .iter()
+        .map(|p| p.api_key_env.as_str())
+        .filter(|key| !required.contains(key))
+        .collect();
+    let (optional_unset, unset): (Vec<&str>, Vec<&str>) = conversion
+        .env_keys
+        .iter()
+        .filter(|key| env(key).is_none())
+        .map(String::as_str)
+        .partition(|key| optional.contains(key));
+    if !unset.is_empty() {
+        diagnostics.push(format!(
+            "note: not set here, and read by the filter from Envoy's environment (a route whose key is missing answers 503): {}",
+            unset.join(", ")
+        ));
+    }
+    if !optional_unset.is_empty() {
+        diagnostics.push(format!(
+            "note: optional, not set here (a self-hosted server's key; without it none is sent): {}",
+            optional_unset.join(", ")
+        ));
+    }
+    // Only the bootstrap has Envoy read the secrets (see below for Istio).
+    let injectors = match options.istio {
+        Some(_) => &[][..],
+        None => conversion.entra.as_slice(),
+    };
+    let secrets_unset: BTreeSet<&str> = injectors
+        .iter()
+        .filter_map(|injector| match &injector.secret {
+            SecretSource::Variable(var) if env(var).is_none() => Some(var.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !secrets_unset.is_empty() {
+        let names: Vec<&str> = secrets_unset.into_iter().collect();
+        diagnostics.push(format!(
+            "note: not set here, and read by Envoy itself when it starts (Entra ID client secrets; Envoy does not start without them): {}",
+            names.join(", ")
+        ));
+    }
+    if injectors.iter().any(|i| matches!(i.secret, SecretSource::Inline(_))) {
+        diagnostics.push(
+            "note: an Entra ID client_secret written in the file is written into the bootstrap's secrets (Envoy's /config_dump redacts it); `os.environ/NAME` keeps it out of both files".to_owned(),
+        );
+    }
+    if options.istio.is_none() && !std::path::Path::new(&options.wasm).is_file() {
+        diagnostics.push(format!(
+            "note: the filter module {} is not there yet (`make wasm` builds it); Envoy needs it at that path",
+            options.wasm
+        ));
+    }
+    diagnostics
 }
 
 fn main() -> ExitCode {

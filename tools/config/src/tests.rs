@@ -66,6 +66,10 @@ const GENERATED: &[(&[&str], &str)] = &[
         ],
         "envoy/envoy.limits.yaml",
     ),
+    (
+        &["--istio", "examples/litellm-config.yaml"],
+        "envoy/istio/llm-router.yaml",
+    ),
 ];
 
 #[test]
@@ -359,18 +363,20 @@ fn the_filters_own_keys_are_carried() {
         log_fields(manager_with_facts)["model"],
         "%FILTER_STATE(wasm.llm_router.model:PLAIN)%"
     );
-    for fragment in [
-        "cluster_header: x-route",
-        "request_headers_to_remove: [x-route]",
-        &format!(
-            "per_connection_buffer_limit_bytes: {}",
-            1000 + llm_router::contract::ENVOY_BUFFER_MARGIN
-        ),
-        "- name: newco",
-        "host_env_keys: [NEWCO_API_KEY]",
-    ] {
-        assert!(output.text.contains(fragment), "{fragment}");
-    }
+    let catch_all = &manager["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(catch_all["route"]["cluster_header"], "x-route");
+    assert_eq!(catch_all["request_headers_to_remove"], serde_json::json!(["x-route"]));
+    let listener = &bootstrap["static_resources"]["listeners"][0];
+    assert_eq!(
+        listener["per_connection_buffer_limit_bytes"].as_u64(),
+        Some(1000 + llm_router::contract::ENVOY_BUFFER_MARGIN as u64)
+    );
+    assert_eq!(bootstrap["static_resources"]["clusters"][0]["name"], "newco");
+    let wasm = &manager["http_filters"][0]["typed_config"]["config"];
+    assert_eq!(
+        wasm["vm_config"]["environment_variables"]["host_env_keys"],
+        serde_json::json!(["NEWCO_API_KEY"])
+    );
 }
 
 #[test]
