@@ -172,10 +172,10 @@ fn chat(stack: &Stack, key: &str, stream: bool) -> Response {
     send(stack.listener, &request)
 }
 
-/// Calls Envoy has finished with the rate-limit service.
-fn service_calls(stack: &Stack) -> u64 {
+/// Envoy's stat `cluster.llm_router_limits.<name>` (0 before the first call).
+fn service_stat(stack: &Stack, name: &str) -> u64 {
     let text = stack
-        .admin_get("/stats?filter=^cluster\\.llm_router_limits\\.upstream_rq_completed$")
+        .admin_get(&format!("/stats?filter=^cluster\\.llm_router_limits\\.{name}$"))
         .text();
     text.rsplit(": ")
         .next()
@@ -183,17 +183,33 @@ fn service_calls(stack: &Stack) -> u64 {
         .unwrap_or(0)
 }
 
-/// A request that must pass, and its end-of-stream charge counted by the
-/// service before the next request: `calls` is how many calls it makes.
-fn passes_and_is_charged(stack: &Stack, key: &str, stream: bool, calls: u64) -> Response {
-    let before = service_calls(stack);
-    let response = chat(stack, key, stream);
-    assert_eq!(response.status(), 200, "{}", response.text());
+/// Waits until Envoy has no call to the rate-limit service in flight and
+/// has finished `at_least` in all; returns how many it has finished. (An
+/// earlier request's end-of-stream charge may still be on its way when the
+/// next request starts.)
+fn service_settled(stack: &Stack, at_least: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while service_calls(stack) < before + calls {
-        assert!(Instant::now() < deadline, "the charge never reached the service");
+    loop {
+        let completed = service_stat(stack, "upstream_rq_completed");
+        if completed >= at_least && service_stat(stack, "upstream_rq_active") == 0 {
+            return completed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rate-limit service's calls never settled"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A request that must pass, and its end-of-stream charge counted by the
+/// service before the next request: `calls` is how many calls it makes (a
+/// check and a charge per rate-limit filter that has a descriptor for it).
+fn passes_and_is_charged(stack: &Stack, key: &str, stream: bool, calls: u64) -> Response {
+    let before = service_settled(stack, 0);
+    let response = chat(stack, key, stream);
+    assert_eq!(response.status(), 200, "{}", response.text());
+    service_settled(stack, before + calls);
     response
 }
 
@@ -251,7 +267,7 @@ fn requests_tokens_and_budgets_are_refused_past_their_limits() {
     refused(&chat(&stack, STREAM_KEY, true), "token limit", "team `streamers`");
 
     // Budget $0.05 at a cent a token: one answer spends it.
-    passes_and_is_charged(&stack, BUDGET_KEY, false, 2);
+    passes_and_is_charged(&stack, BUDGET_KEY, false, 4);
     let over_budget = chat(&stack, BUDGET_KEY, false);
     refused(&over_budget, "budget", "key `budget-key`");
     assert!(
