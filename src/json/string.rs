@@ -24,6 +24,7 @@ impl<'a> Str<'a> {
     }
 
     /// The bytes between the quotes, escapes as written.
+    #[inline]
     pub fn inner(&self) -> &'a [u8] {
         let unquoted = self.raw.strip_prefix(b"\"").unwrap_or(self.raw);
         unquoted.strip_suffix(b"\"").unwrap_or(unquoted)
@@ -35,6 +36,7 @@ impl<'a> Str<'a> {
     }
 
     /// Whether the decoded value is `text`, without decoding an unescaped token.
+    #[inline]
     pub fn is(&self, text: &str) -> bool {
         if self.escaped {
             return self.decoded() == text;

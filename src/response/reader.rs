@@ -104,7 +104,8 @@ impl ResponseReader {
     pub fn feed(&mut self, piece: &[u8]) -> Output {
         let document = &mut self.document;
         if self.framing == Framing::Json {
-            document.json.feed(piece, &mut (&mut self.found, &mut document.shape));
+            // No event to tell apart: the usage rules alone read it.
+            document.json.feed(piece, &mut self.found);
             return Output::Unchanged;
         }
         let mut stream = Stream {
@@ -143,15 +144,34 @@ struct Stream<'r> {
     plan: Option<Plan<'r>>,
 }
 
+impl Stream<'_> {
+    /// Has the tokenizer read `bytes` (up to a line end when `line`); the
+    /// chunk's shape is followed only where the usage chunk is removed.
+    fn tokenize(&mut self, bytes: &[u8], line: bool) -> usize {
+        let json = &mut self.document.json;
+        let found = &mut *self.found;
+        match self.plan {
+            Some(_) if line => json.feed_line(bytes, &mut (found, &mut self.document.shape)),
+            Some(_) => {
+                json.feed(bytes, &mut (found, &mut self.document.shape));
+                bytes.len()
+            }
+            None if line => json.feed_line(bytes, found),
+            None => {
+                json.feed(bytes, found);
+                bytes.len()
+            }
+        }
+    }
+}
+
 impl Fields for Stream<'_> {
     fn data(&mut self, bytes: &[u8]) -> usize {
+        let read = self.tokenize(bytes, true);
         let document = &mut *self.document;
-        let read = document
-            .json
-            .feed_line(bytes, &mut (&mut *self.found, &mut document.shape));
-        if !document.kept && (document.shape.surely_kept() || document.json.failed()) {
-            document.kept = true;
-            if let Some(plan) = self.plan.as_mut() {
+        if let (false, Some(plan)) = (document.kept, self.plan.as_mut()) {
+            if document.shape.surely_kept() || document.json.failed() {
+                document.kept = true;
                 plan.kept();
             }
         }
@@ -160,8 +180,7 @@ impl Fields for Stream<'_> {
 
     fn data_line_end(&mut self) {
         // Data lines of one event are joined by LF: JSON whitespace.
-        let document = &mut *self.document;
-        document.json.feed(b"\n", &mut (&mut *self.found, &mut document.shape));
+        self.tokenize(b"\n", false);
     }
 
     fn event_end(&mut self, at: usize) {

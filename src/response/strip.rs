@@ -66,6 +66,7 @@ impl ChunkShape {
 }
 
 impl Events for ChunkShape {
+    #[inline]
     fn key(&mut self, key: Option<&[u8]>, around: u8) {
         self.member = match key {
             Some(b"choices") if around == 1 => TopMember::Choices,
@@ -74,6 +75,7 @@ impl Events for ChunkShape {
         };
     }
 
+    #[inline]
     fn value(&mut self, kind: Kind, around: u8) {
         if self.choices == Choices::Opening && around == 2 {
             self.choices = Choices::NotEmpty;
@@ -87,8 +89,10 @@ impl Events for ChunkShape {
         }
     }
 
+    #[inline]
     fn number(&mut self, _: Option<u64>) {}
 
+    #[inline]
     fn close(&mut self, around: u8) {
         if self.choices == Choices::Opening && around == 2 {
             self.choices = Choices::Empty;

@@ -179,10 +179,12 @@ impl UsageFinder {
 }
 
 impl Events for UsageFinder {
+    #[inline]
     fn key(&mut self, key: Option<&[u8]>, around: u8) {
         self.place.member = key.map_or(KeyMeaning::Other, |key| self.meaning(key, around));
     }
 
+    #[inline]
     fn value(&mut self, kind: Kind, around: u8) {
         let place = &mut self.place;
         let member = std::mem::replace(&mut place.member, KeyMeaning::Other);
@@ -198,12 +200,14 @@ impl Events for UsageFinder {
         }
     }
 
+    #[inline]
     fn number(&mut self, value: Option<u64>) {
         if let (Some(field), Some(value)) = (self.place.number_field, value) {
             self.reported.set(field, value);
         }
     }
 
+    #[inline]
     fn close(&mut self, around: u8) {
         let place = &mut self.place;
         if around == place.details_depth {
