@@ -11,6 +11,7 @@
 //!   and its outcome (counts, timings, access-log facts) worked out;
 //! - [`host`] reads from Envoy, asks the modules above, applies the answer.
 //!
+//! [`json`] is the one JSON layer every path reads and writes with;
 //! [`contract`] owns every name shared with Envoy's configuration;
 //! [`limits`] reads the limits a configuration sets, for the rate-limit
 //! service and the generator;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod contract;
 pub mod headers;
 pub mod host;
+pub mod json;
 pub mod limits;
 pub mod model;
 pub mod request;

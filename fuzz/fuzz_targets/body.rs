@@ -3,23 +3,57 @@
 //! other value unchanged. A body serde_json rejects must never be routed.
 //! For a streamed body, the edit that asks for usage must leave JSON in which
 //! `stream_options.include_usage` is true and nothing else has changed.
+//! The JSON layer's walk (what translators read with) accepts what serde_json
+//! accepts and reads the same tree from it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use llm_router::json::{self, Kind};
 use llm_router::request::body::{find_model, include_usage_edit, read, BodyEdit, BodyError};
 use serde_json::Value;
 
 const NEW_MODEL: &str = "provider-model\"\\/\u{1}é";
 
+/// Where serde_json stops short of RFC 8259 and the filter: its f64 limits
+/// numbers, and it nests 127 containers where `json::MAX_DEPTH` allows 128.
+fn beyond_serde_json(e: &serde_json::Error) -> bool {
+    let e = e.to_string();
+    e.starts_with("number out of range") || e.starts_with("recursion limit exceeded")
+}
+
+/// The walk's tree, as serde_json's; `None` holding a number serde_json cannot read.
+fn walked(value: json::Value) -> Option<Value> {
+    Some(match value.kind() {
+        Kind::Object => Value::Object(
+            value
+                .members()
+                .map(|(key, value)| Some((key.decoded().into_owned(), walked(value)?)))
+                .collect::<Option<_>>()?,
+        ),
+        Kind::Array => Value::Array(value.items().map(walked).collect::<Option<_>>()?),
+        Kind::String => Value::String(value.decoded_str()?.into_owned()),
+        Kind::Number | Kind::Bool | Kind::Null => serde_json::from_slice(value.raw()).ok()?,
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
+    match (json::Value::parse(data), serde_json::from_slice::<Value>(data)) {
+        (Ok(value), Ok(theirs)) => {
+            if let Some(ours) = walked(value) {
+                assert_eq!(ours, theirs, "the walk reads another tree");
+            }
+        }
+        (Ok(_), Err(e)) => assert!(beyond_serde_json(&e), "walked what serde_json rejects: {e}"),
+        (Err(json::Error::Syntax { .. }), Ok(_)) => panic!("serde_json read a document the cursor calls invalid"),
+        (Err(_), _) => {}
+    }
     let ours = find_model(data);
     let theirs = serde_json::from_slice::<Value>(data);
     match ours {
         Ok(field) => {
             let theirs = match theirs {
                 Ok(value) => value,
-                // RFC 8259 sets no limit on numbers; serde_json's f64 has one.
-                Err(e) if e.to_string().starts_with("number out of range") => return,
+                Err(e) if beyond_serde_json(&e) => return,
                 Err(e) => panic!("routed a body serde_json rejects: {e}"),
             };
             assert_eq!(theirs.get("model").and_then(Value::as_str), Some(&*field.name));

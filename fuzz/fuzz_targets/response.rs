@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llm_router::response::reader::{Framing, Output, ResponseReader, Usage, MAX_HELD};
+use llm_router::response::{Framing, Output, ResponseReader, Usage, MAX_HELD};
 
 fn read(framing: Framing, strip: bool, body: &[u8], cuts: &[usize]) -> (Usage, Vec<u8>) {
     let mut reader = ResponseReader::new(framing, strip);

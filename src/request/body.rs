@@ -7,10 +7,16 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
-/// Containers nested deeper than this are refused (serde_json's own limit).
-pub const MAX_DEPTH: u32 = 128;
+use crate::json::{self, Cursor, MAX_DEPTH};
+
 /// Longer model names are refused before any routing work.
 pub const MAX_MODEL_LEN: usize = 1024;
+
+/// Containers open around a top-level member's value (the body's object)
+/// and around a `stream_options` member's value: what the cursor counts
+/// towards its depth limit.
+const AROUND_TOP: u8 = 1;
+const AROUND_OPTIONS: u8 = 2;
 
 /// The top-level `model` of a body.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,9 +97,48 @@ pub fn find_model(body: &[u8]) -> Result<ModelField<'_>, BodyError> {
     read(body).map(|request| request.model)
 }
 
-/// Validates `body` in full and reads what routing and usage need.
+/// Validates `body` in full and reads what routing and usage need: one
+/// pass, the top-level members read as they come, every other value
+/// checked and skipped by the cursor.
 pub fn read(body: &[u8]) -> Result<RequestBody<'_>, BodyError> {
-    Scanner { bytes: body, pos: 0 }.scan()
+    let mut cursor = Cursor::new(body);
+    cursor.skip_ws();
+    match cursor.peek() {
+        Some(b'{') => cursor.eat(b'{'),
+        None => return Err(cursor.syntax("a JSON object").into()),
+        Some(_) => return Err(BodyError::NotAnObject),
+    };
+    let mut model = None;
+    let mut stream = false;
+    let mut include_usage = IncludeUsage::NoOptions;
+    let mut first = true;
+    while let Some(key) = cursor.next_key(std::mem::take(&mut first))? {
+        if key.is("model") {
+            if model.is_some() {
+                return Err(BodyError::ModelRepeated);
+            }
+            model = Some(read_model(&mut cursor)?);
+        } else if key.is("stream") {
+            cursor.skip_ws();
+            stream = cursor.starts_with(b"true");
+            cursor.value(AROUND_TOP)?;
+        } else if key.is("stream_options") {
+            include_usage = read_stream_options(&mut cursor)?;
+        } else {
+            cursor.value(AROUND_TOP)?;
+        }
+    }
+    // The top-level object's `}`.
+    let end = cursor.pos().saturating_sub(1);
+    if !cursor.at_end() {
+        return Err(cursor.syntax("the end of the body").into());
+    }
+    Ok(RequestBody {
+        model: model.ok_or(BodyError::ModelMissing)?,
+        stream,
+        include_usage,
+        end,
+    })
 }
 
 /// The edit that makes a streamed request ask for usage in its stream
@@ -133,9 +178,8 @@ impl BodyEdit {
     }
 
     pub fn with_model(self, span: Range<usize>, model: &str) -> BodyEdit {
-        let mut json = Vec::with_capacity(model.len() + 2);
-        // Writing a string into memory cannot fail.
-        let _ = serde_json::to_writer(&mut json, model);
+        let mut json = Vec::new();
+        json::write_str(&mut json, model);
         self.with(span, json)
     }
 
@@ -198,522 +242,79 @@ impl BodyEdit {
     }
 }
 
-struct Scanner<'b> {
-    bytes: &'b [u8],
-    pos: usize,
+/// The top-level `model`'s value, the cursor just after its key.
+fn read_model<'b>(cursor: &mut Cursor<'b>) -> Result<ModelField<'b>, BodyError> {
+    cursor.skip_ws();
+    if cursor.peek() != Some(b'"') {
+        // Still a 400 either way; say which when the JSON is valid.
+        if matches!(cursor.peek(), Some(b'{' | b'[')) {
+            return Err(BodyError::ModelNotString);
+        }
+        return Err(cursor
+            .scalar()
+            .map_or_else(BodyError::from, |()| BodyError::ModelNotString));
+    }
+    let start = cursor.pos();
+    let token = cursor.string()?;
+    let span = start..cursor.pos();
+    // Escapes take at most six bytes a character: longer is too long decoded.
+    if span.len() > MAX_MODEL_LEN * 6 + 2 {
+        return Err(BodyError::ModelTooLong);
+    }
+    let name = token.decoded();
+    if name.len() > MAX_MODEL_LEN {
+        return Err(BodyError::ModelTooLong);
+    }
+    Ok(ModelField { name, span })
 }
 
-/// The top-level members whose values the scanner notes.
-#[derive(Clone, Copy)]
-enum NotedKey {
-    Other,
-    Stream,
-    Options,
-    IncludeUsage,
-}
-
-/// What the scanner expects next.
-#[derive(Clone, Copy)]
-enum Expect {
-    /// A value (after `:` or `,` in an array, or at the top).
-    Value,
-    /// A key or `}` (just after `{`).
-    FirstKey,
-    /// A key (after `,` in an object).
-    Key,
-    /// A value or `]` (just after `[`).
-    FirstItem,
-    /// `,` or the closing bracket of the current container.
-    Separator,
-}
-
-impl<'b> Scanner<'b> {
-    fn scan(mut self) -> Result<RequestBody<'b>, BodyError> {
-        self.skip_ws();
-        if self.peek() != Some(b'{') {
-            return Err(if self.peek().is_none() {
-                self.syntax("a JSON object")
-            } else {
-                BodyError::NotAnObject
-            });
-        }
-        let mut model: Option<ModelField<'b>> = None;
-        let mut stream = false;
-        let mut include_usage = IncludeUsage::NoOptions;
-        // The value about to be read is that of this member.
-        let mut member = NotedKey::Other;
-        // Inside the top-level `stream_options` object.
-        let mut in_options = false;
-        // One bit per open container, 1 for an object: depth is bounded, so
-        // the whole stack fits in a u128.
-        let mut stack: u128 = 0;
-        let mut depth: u32 = 0;
-        let mut expect = Expect::Value;
-        loop {
-            self.skip_ws();
-            match expect {
-                Expect::Value | Expect::FirstItem => {
-                    let Some(b) = self.peek() else {
-                        return Err(self.syntax("a value"));
-                    };
-                    let value_of = std::mem::replace(&mut member, NotedKey::Other);
-                    match value_of {
-                        NotedKey::Other => {}
-                        NotedKey::Stream => stream = self.bytes.get(self.pos..self.pos + 4) == Some(b"true"),
-                        NotedKey::Options if b == b'{' => {
-                            include_usage = IncludeUsage::Missing {
-                                open: self.pos,
-                                empty: true,
-                            };
-                            in_options = true;
-                        }
-                        NotedKey::Options => include_usage = IncludeUsage::Untouchable,
-                        NotedKey::IncludeUsage if self.bytes.get(self.pos..self.pos + 4) == Some(b"true") => {
-                            include_usage = IncludeUsage::True;
-                        }
-                        NotedKey::IncludeUsage if b == b'{' || b == b'[' => include_usage = IncludeUsage::Untouchable,
-                        NotedKey::IncludeUsage => {
-                            let start = self.pos;
-                            self.scalar()?;
-                            include_usage = IncludeUsage::Other { span: start..self.pos };
-                            expect = Expect::Separator;
-                            continue;
-                        }
-                    }
-                    if b == b']' && matches!(expect, Expect::FirstItem) {
-                        self.pos += 1;
-                        depth -= 1;
-                        in_options &= depth >= 2;
-                        stack >>= 1;
-                        expect = Expect::Separator;
-                    } else if b == b'{' || b == b'[' {
-                        if depth == MAX_DEPTH {
-                            return Err(BodyError::TooDeep);
-                        }
-                        self.pos += 1;
-                        depth += 1;
-                        stack = (stack << 1) | u128::from(b == b'{');
-                        expect = if b == b'{' { Expect::FirstKey } else { Expect::FirstItem };
-                    } else {
-                        self.scalar()?;
-                        expect = Expect::Separator;
-                    }
-                }
-                Expect::FirstKey | Expect::Key => {
-                    if self.peek() == Some(b'}') && matches!(expect, Expect::FirstKey) {
-                        self.pos += 1;
-                        depth -= 1;
-                        in_options &= depth >= 2;
-                        stack >>= 1;
-                        expect = Expect::Separator;
-                        if depth == 0 {
-                            break;
-                        }
-                        continue;
-                    }
-                    let key = self.string()?;
-                    self.skip_ws();
-                    if self.peek() != Some(b':') {
-                        return Err(self.syntax("`:`"));
-                    }
-                    self.pos += 1;
-                    if depth == 1 && key.is(self.bytes, "model") {
-                        if model.is_some() {
-                            return Err(BodyError::ModelRepeated);
-                        }
-                        self.skip_ws();
-                        if self.peek() != Some(b'"') {
-                            // Still a 400 either way; say which when the JSON is valid.
-                            return Err(match self.scalar_or_container_start() {
-                                Ok(()) => BodyError::ModelNotString,
-                                Err(e) => e,
-                            });
-                        }
-                        let value = self.string()?;
-                        if value.span.len() > MAX_MODEL_LEN * 6 + 2 {
-                            return Err(BodyError::ModelTooLong);
-                        }
-                        let name = value.decoded(self.bytes).ok_or(BodyError::ModelNotString)?;
-                        if name.len() > MAX_MODEL_LEN {
-                            return Err(BodyError::ModelTooLong);
-                        }
-                        model = Some(ModelField { name, span: value.span });
-                        expect = Expect::Separator;
-                    } else {
-                        member = match depth {
-                            1 if key.is(self.bytes, "stream") => NotedKey::Stream,
-                            1 if key.is(self.bytes, "stream_options") => NotedKey::Options,
-                            2 if in_options => {
-                                if let IncludeUsage::Missing { empty, .. } = &mut include_usage {
-                                    *empty = false;
-                                }
-                                if key.is(self.bytes, "include_usage") {
-                                    NotedKey::IncludeUsage
-                                } else {
-                                    NotedKey::Other
-                                }
-                            }
-                            _ => NotedKey::Other,
-                        };
-                        expect = Expect::Value;
-                    }
-                }
-                Expect::Separator => {
-                    let in_object = stack & 1 == 1;
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            expect = if in_object { Expect::Key } else { Expect::Value };
-                        }
-                        Some(b'}') if in_object => {
-                            self.pos += 1;
-                            depth -= 1;
-                            in_options &= depth >= 2;
-                            stack >>= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        Some(b']') if !in_object => {
-                            self.pos += 1;
-                            depth -= 1;
-                            in_options &= depth >= 2;
-                            stack >>= 1;
-                        }
-                        _ => return Err(self.syntax(if in_object { "`,` or `}`" } else { "`,` or `]`" })),
-                    }
-                }
-            }
-        }
-        let end = self.pos.saturating_sub(1);
-        self.skip_ws();
-        if self.pos != self.bytes.len() {
-            return Err(self.syntax("the end of the body"));
-        }
-        let model = model.ok_or(BodyError::ModelMissing)?;
-        Ok(RequestBody {
-            model,
-            stream,
-            include_usage,
-            end,
-        })
+/// The top-level `stream_options`' value, the cursor just after its key.
+fn read_stream_options(cursor: &mut Cursor) -> Result<IncludeUsage, BodyError> {
+    cursor.skip_ws();
+    let open = cursor.pos();
+    if !cursor.eat(b'{') {
+        cursor.value(AROUND_TOP)?;
+        return Ok(IncludeUsage::Untouchable);
     }
-
-    fn syntax(&self, expected: &'static str) -> BodyError {
-        BodyError::Syntax {
-            offset: self.pos,
-            expected,
+    let mut include_usage = IncludeUsage::Missing { open, empty: true };
+    let mut first = true;
+    while let Some(key) = cursor.next_key(std::mem::take(&mut first))? {
+        if let IncludeUsage::Missing { empty, .. } = &mut include_usage {
+            *empty = false;
         }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    /// Checks that a value starts here without consuming a container (used
-    /// only to tell "model is not a string" from "invalid JSON").
-    fn scalar_or_container_start(&mut self) -> Result<(), BodyError> {
-        match self.peek() {
-            Some(b'{' | b'[') => Ok(()),
-            _ => self.scalar(),
-        }
-    }
-
-    /// A string, number, `true`, `false` or `null`.
-    fn scalar(&mut self) -> Result<(), BodyError> {
-        match self.peek() {
-            Some(b'"') => self.string().map(drop),
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(self.syntax("a value")),
-        }
-    }
-
-    fn literal(&mut self, word: &'static [u8]) -> Result<(), BodyError> {
-        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
-            self.pos += word.len();
-            Ok(())
+        if key.is("include_usage") {
+            include_usage = read_include_usage(cursor)?;
         } else {
-            Err(self.syntax("`true`, `false` or `null`"))
+            cursor.value(AROUND_OPTIONS)?;
         }
     }
-
-    fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.pos += 1;
-        }
-        self.pos - start
-    }
-
-    fn number(&mut self) -> Result<(), BodyError> {
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
-            }
-            _ => return Err(self.syntax("a digit")),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return Err(self.syntax("a digit after `.`"));
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return Err(self.syntax("a digit in the exponent"));
-            }
-        }
-        Ok(())
-    }
-
-    /// A string token starting at `"`: validates escapes, UTF-8 and the
-    /// absence of raw control characters.
-    fn string(&mut self) -> Result<StringToken, BodyError> {
-        if self.peek() != Some(b'"') {
-            return Err(self.syntax("a string"));
-        }
-        let start = self.pos;
-        self.pos += 1;
-        let mut escaped = false;
-        let mut non_ascii = false;
-        loop {
-            non_ascii |= self.skip_plain_string_bytes();
-            match self.peek() {
-                Some(b'"') => {
-                    self.pos += 1;
-                    // Escapes are ASCII, so the raw bytes are valid UTF-8 exactly
-                    // when the string is; checked only for strings that need it.
-                    let inner = self.bytes.get(start + 1..self.pos - 1).unwrap_or_default();
-                    if non_ascii {
-                        if let Err(e) = std::str::from_utf8(inner) {
-                            return Err(BodyError::Syntax {
-                                offset: start + 1 + e.valid_up_to(),
-                                expected: "valid UTF-8",
-                            });
-                        }
-                    }
-                    return Ok(StringToken {
-                        span: start..self.pos,
-                        escaped,
-                    });
-                }
-                Some(b'\\') => {
-                    escaped = true;
-                    self.escape()?;
-                }
-                Some(_) => return Err(self.syntax("no raw control character in a string")),
-                None => return Err(self.syntax("`\"` to close the string")),
-            }
-        }
-    }
-
-    /// Skips string bytes up to the next `"`, `\\` or control character (or
-    /// the end); returns whether any skipped byte was non-ASCII.
-    fn skip_plain_string_bytes(&mut self) -> bool {
-        let (skipped, non_ascii) = plain_run(self.bytes.get(self.pos..).unwrap_or_default());
-        self.pos += skipped;
-        non_ascii
-    }
-
-    /// One escape sequence starting at `\`.
-    fn escape(&mut self) -> Result<(), BodyError> {
-        self.pos += 1;
-        match self.peek() {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                self.pos += 1;
-                Ok(())
-            }
-            Some(b'u') => {
-                self.pos += 1;
-                let unit = self.hex4()?;
-                match unit {
-                    0xD800..=0xDBFF => {
-                        if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
-                            return Err(self.syntax("a low surrogate after a high surrogate"));
-                        }
-                        self.pos += 2;
-                        match self.hex4()? {
-                            0xDC00..=0xDFFF => Ok(()),
-                            _ => Err(self.syntax("a low surrogate after a high surrogate")),
-                        }
-                    }
-                    0xDC00..=0xDFFF => Err(self.syntax("no lone low surrogate")),
-                    _ => Ok(()),
-                }
-            }
-            _ => Err(self.syntax("a valid escape sequence")),
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u16, BodyError> {
-        let digits = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| self.syntax("four hex digits"))?;
-        let mut value = 0u16;
-        for &d in digits {
-            let nibble = (d as char).to_digit(16).ok_or_else(|| self.syntax("four hex digits"))?;
-            value = (value << 4) | nibble as u16;
-        }
-        self.pos += 4;
-        Ok(value)
-    }
+    Ok(include_usage)
 }
 
-/// Length of the leading run of `bytes` that holds no `"`, `\\` or byte
-/// below 0x20, and whether it holds a non-ASCII byte. This is where a large
-/// body spends its time, so it looks at 256, then 64, then 16 bytes a step
-/// with Wasm SIMD (V8 has it) and 8 a step elsewhere.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub(crate) fn plain_run(bytes: &[u8]) -> (usize, bool) {
-    use core::arch::wasm32::*;
-    // Long message texts: whole blocks while nothing in them stops the run.
-    // One check per 256 bytes costs less than the bounds checks V8 adds to
-    // each load, so the large step comes first.
-    let (mut pos, mut high) = skip_plain_blocks::<256>(bytes, (0, u8x16_splat(0)));
-    (pos, high) = skip_plain_blocks::<64>(bytes, (pos, high));
-    let non_ascii = |high: v128| v128_any_true(u8x16_ge(high, u8x16_splat(0x80)));
-    while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<16>) {
-        // SAFETY: `chunk` is 16 readable bytes; v128_load has no alignment requirement.
-        let v = unsafe { v128_load(chunk.as_ptr().cast::<v128>()) };
-        let stops = v128_or(
-            u8x16_lt(v128_xor(v, u8x16_splat(2)), u8x16_splat(0x21)),
-            u8x16_eq(v, u8x16_splat(b'\\')),
-        );
-        let mask = u8x16_bitmask(stops);
-        if mask != 0 {
-            let run = mask.trailing_zeros();
-            // The top bit of each lane before the stop.
-            let run_high = u8x16_bitmask(v) & ((1 << run) - 1) != 0;
-            return (pos + run as usize, non_ascii(high) || run_high);
-        }
-        high = v128_or(high, v);
-        pos += chunk.len();
+/// `stream_options.include_usage`'s value, the cursor just after its key.
+fn read_include_usage(cursor: &mut Cursor) -> Result<IncludeUsage, BodyError> {
+    cursor.skip_ws();
+    let start = cursor.pos();
+    if cursor.starts_with(b"true") {
+        cursor.value(AROUND_OPTIONS)?;
+        return Ok(IncludeUsage::True);
     }
-    let (run, tail_high) = plain_run_bytewise(bytes.get(pos..).unwrap_or_default());
-    (pos + run, non_ascii(high) || tail_high)
-}
-
-/// Moves `pos` past the whole `N`-byte blocks of `bytes` from `pos` on that
-/// hold no `"`, `\\` or control byte, OR-ing their bytes into `high`.
-///
-/// A block is tested through minimums, not per-byte masks: `"` xor 2 is 0x20
-/// and control bytes xor 2 stay below 0x20, so the minimum of `v ^ 2` is
-/// below 0x21 exactly when one of them is there, and `v ^ b'\\'` is zero
-/// only for `\\`. That is two xors and two minimums a vector, into
-/// accumulators V8 keeps in registers: 3.6 µs per 100 KiB in Envoy's V8,
-/// against 4.7 for building a mask per vector.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn skip_plain_blocks<const N: usize>(
-    bytes: &[u8],
-    (mut pos, mut high): (usize, core::arch::wasm32::v128),
-) -> (usize, core::arch::wasm32::v128) {
-    use core::arch::wasm32::*;
-    while let Some(block) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<N>) {
-        let mut quote_or_control = u8x16_splat(0xff);
-        let mut backslash = u8x16_splat(0xff);
-        let mut ored = u8x16_splat(0);
-        for at in (0..N).step_by(16) {
-            // SAFETY: `at + 16 <= N` (N is a multiple of 16), so 16 bytes are
-            // readable; v128_load has no alignment requirement.
-            let v = unsafe { v128_load(block.as_ptr().add(at).cast::<v128>()) };
-            quote_or_control = u8x16_min(quote_or_control, v128_xor(v, u8x16_splat(2)));
-            backslash = u8x16_min(backslash, v128_xor(v, u8x16_splat(b'\\')));
-            ored = v128_or(ored, v);
-        }
-        let stop = v128_or(
-            u8x16_lt(quote_or_control, u8x16_splat(0x21)),
-            u8x16_eq(backslash, u8x16_splat(0)),
-        );
-        if v128_any_true(stop) {
-            break;
-        }
-        high = v128_or(high, ored);
-        pos += N;
+    if matches!(cursor.peek(), Some(b'{' | b'[')) {
+        cursor.value(AROUND_OPTIONS)?;
+        return Ok(IncludeUsage::Untouchable);
     }
-    (pos, high)
+    cursor.scalar()?;
+    Ok(IncludeUsage::Other {
+        span: start..cursor.pos(),
+    })
 }
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-pub(crate) fn plain_run(bytes: &[u8]) -> (usize, bool) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut pos = 0;
-    let mut high = 0u64;
-    while let Some(chunk) = bytes.get(pos..pos + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let quote = x ^ (ONES * u64::from(b'"'));
-        let backslash = x ^ (ONES * u64::from(b'\\'));
-        // The high bit of a lane is set when it is `"` or `\\` (zero after the
-        // xor) or below 0x20. Borrows can flag lanes above a real stop but
-        // never hide one; the byte loop finds the exact place.
-        let stops = (quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            | (x.wrapping_sub(ONES * 0x20) & !x);
-        if stops & HIGHS != 0 {
-            break;
+impl From<json::Error> for BodyError {
+    fn from(e: json::Error) -> BodyError {
+        match e {
+            json::Error::Syntax { offset, expected } => BodyError::Syntax { offset, expected },
+            json::Error::TooDeep => BodyError::TooDeep,
         }
-        high |= x;
-        pos += 8;
-    }
-    let (run, tail_high) = plain_run_bytewise(bytes.get(pos..).unwrap_or_default());
-    (pos + run, high & HIGHS != 0 || tail_high)
-}
-
-fn plain_run_bytewise(bytes: &[u8]) -> (usize, bool) {
-    let run = bytes
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .unwrap_or(bytes.len());
-    let high = bytes.get(..run).unwrap_or_default().iter().any(|&b| b >= 0x80);
-    (run, high)
-}
-
-/// A validated string token in the body.
-struct StringToken {
-    span: Range<usize>,
-    escaped: bool,
-}
-
-impl StringToken {
-    /// Whether the decoded value is `text`, without decoding an unescaped token.
-    fn is(&self, bytes: &[u8], text: &str) -> bool {
-        if self.escaped {
-            return self.decoded(bytes).as_deref() == Some(text);
-        }
-        bytes.get(self.span.start + 1..self.span.end - 1) == Some(text.as_bytes())
-    }
-
-    /// The decoded value (`None` only if the token was not validated first).
-    fn decoded<'b>(&self, bytes: &'b [u8]) -> Option<Cow<'b, str>> {
-        let inner = bytes.get(self.span.start + 1..self.span.end - 1)?;
-        if !self.escaped {
-            return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
-        }
-        // Escapes are rare in keys and model names: let serde_json decode.
-        serde_json::from_slice::<String>(bytes.get(self.span.clone())?)
-            .ok()
-            .map(Cow::Owned)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::config::{micro_usd, Config};
 use crate::model::Prices;
-use crate::response::reader::Usage;
+use crate::response::usage::Usage;
 
 /// The prices of a response from metrics slot `slot` whose upstream model
 /// was `upstream_model`: the deployment's own, else `model_prices` under

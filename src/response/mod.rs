@@ -1,11 +1,16 @@
-//! The response path: [`reader`] finds token usage in a response as it
-//! passes (JSON or server-sent events, split at any byte) and removes the
-//! usage chunk the filter asked for; [`outcome`] works out, when the
-//! response ends, what to count and what to leave for the access log and
-//! the rate-limit filter; [`cost`] prices its usage.
+//! The response path: [`reader`] reads a response as it passes (JSON or
+//! server-sent events, split at any byte) for the counts [`usage`] finds,
+//! and removes the usage chunk the filter asked for ([`strip`]);
+//! [`outcome`] works out, when the response ends, what to count and what to
+//! leave for the access log and the rate-limit filter; [`cost`] prices its
+//! usage.
 
 pub mod cost;
 pub mod outcome;
 pub mod reader;
+pub mod strip;
+pub mod usage;
 
-pub use reader::{Framing, Output, ResponseReader, Usage};
+pub use reader::{Framing, ResponseReader};
+pub use strip::{Output, MAX_HELD};
+pub use usage::Usage;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::contract::filter_state;
 use crate::model::{Prices, VirtualKey};
 use crate::response::cost::cost_micro_usd;
-use crate::response::reader::Usage;
+use crate::response::usage::Usage;
 
 /// When a forwarded request's response arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
