@@ -374,6 +374,21 @@ fn two_envoys_with_their_own_services_share_one_limit_through_redis() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// Envoy's defaults when the limits cannot be counted: an rpm-limited key
+/// passes (again and again), a budgeted key gets a JSON 503.
+fn rates_open_budgets_closed(stack: &Stack) {
+    for _ in 0..3 {
+        assert_eq!(chat(stack, RPM_KEY, false).status(), 200);
+    }
+    let budget = chat(stack, BUDGET_KEY, false);
+    assert_eq!(
+        error_code(&budget),
+        (503, "limits_unavailable".to_owned()),
+        "{}",
+        budget.text()
+    );
+}
+
 #[test]
 fn with_redis_down_rates_fail_open_and_budgets_closed_until_it_is_back() {
     let openai = openai();
@@ -390,16 +405,7 @@ fn with_redis_down_rates_fail_open_and_budgets_closed_until_it_is_back() {
     let _ = redis.child.kill();
     let _ = redis.child.wait();
     // The service answers, but cannot count: Envoy applies the defaults.
-    for _ in 0..3 {
-        assert_eq!(chat(&stack, RPM_KEY, false).status(), 200);
-    }
-    let budget = chat(&stack, BUDGET_KEY, false);
-    assert_eq!(
-        error_code(&budget),
-        (503, "limits_unavailable".to_owned()),
-        "{}",
-        budget.text()
-    );
+    rates_open_budgets_closed(&stack);
     // Redis back, empty: the service reconnects and counts from 0 again.
     let _redis = redis_on(&dir, redis_port);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -421,17 +427,8 @@ fn with_the_service_down_rates_fail_open_and_budgets_closed_unless_configured() 
     // with a JSON 503; a key with no budget does not wait on the budget
     // service.
     let stack = envoy(&config(&openai, 1, "{}"), nothing_there);
-    for _ in 0..3 {
-        assert_eq!(chat(&stack, RPM_KEY, false).status(), 200);
-    }
+    rates_open_budgets_closed(&stack);
     assert_eq!(chat(&stack, FREE_KEY, false).status(), 200);
-    let budget = chat(&stack, BUDGET_KEY, false);
-    assert_eq!(
-        error_code(&budget),
-        (503, "limits_unavailable".to_owned()),
-        "{}",
-        budget.text()
-    );
     drop(stack);
 
     // Turned around in router_settings. Every keyed request is checked for
