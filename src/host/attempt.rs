@@ -13,7 +13,8 @@ use crate::contract::{filter_state, ATTEMPT_COUNT_PROPERTY, DEPLOYMENT_PROPERTY,
 use crate::host::ffi::send_reply;
 use crate::host::state::State;
 use crate::host::stats::AttemptEvent;
-use crate::request::attempt::{self, AttemptOutcome, Earlier};
+use crate::request::attempt::{self, Earlier};
+use crate::response::group::{attempt_outcome, AttemptOutcome};
 
 pub(super) struct AttemptContext {
     state: Rc<State>,
@@ -65,7 +66,7 @@ impl HttpContext for AttemptContext {
         };
         self.answered = true;
         let status = self.get_http_response_header_bytes(":status").unwrap_or_default();
-        let outcome = attempt::attempt_outcome(&status);
+        let outcome = attempt_outcome(&status);
         if outcome == AttemptOutcome::RateLimited {
             self.set_http_response_header(":status", Some("503"));
             self.set_http_response_header(UPSTREAM_STATUS_HEADER, Some("429"));

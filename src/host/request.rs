@@ -11,11 +11,11 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use crate::contract::{CLEAR_ROUTE_CACHE_FUNCTION, UPSTREAM_STATUS_HEADER};
 use crate::host::ffi::{header_map, send_reply, Envoy, REQUEST_HEADERS, RESPONSE_HEADERS};
 use crate::host::state::State;
-use crate::request::attempt::group_response;
 use crate::request::auth;
 use crate::request::decision::{self, Decision, HeadVerdict, PendingRequest};
 use crate::request::reply::LocalReply;
 use crate::response::cost::prices_for;
+use crate::response::group::group_response;
 use crate::response::outcome::{Charges, Names, Outcome, Timing};
 use crate::response::{Framing, Output, ResponseReader};
 

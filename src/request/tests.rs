@@ -11,6 +11,7 @@ use crate::request::decision::*;
 use crate::request::head::constant_time_eq;
 use crate::request::reply::*;
 use crate::request::shaping::*;
+use crate::response::group::*;
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderBlock {
     HeaderBlock::from_pairs(pairs.iter().map(|(n, v)| (*n, v.as_bytes())))

@@ -3,9 +3,10 @@
 //! and removes the usage chunk the filter asked for ([`strip`]);
 //! [`outcome`] works out, when the response ends, what to count and what to
 //! leave for the access log and the rate-limit filter; [`cost`] prices its
-//! usage.
+//! usage; [`group`] reads what a model group's attempts answered.
 
 pub mod cost;
+pub mod group;
 pub mod outcome;
 pub mod reader;
 pub mod strip;
