@@ -166,13 +166,10 @@ fn body_model(received: &Received) -> String {
     body["model"].as_str().unwrap_or_default().to_owned()
 }
 
-/// An Envoy counter or gauge, as the admin `/stats` has it now (they are
-/// live, not flushed).
+/// An Envoy counter or gauge that must exist (a misspelt name fails
+/// rather than reading as 0).
 fn envoy_stat(stack: &Stack, name: &str) -> u64 {
-    let text = stack.admin_get(&format!("/stats?filter={name}")).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in Envoy's stats:\n{text}"))
+    stack.stat(name).unwrap_or_else(|| panic!("no {name} in Envoy's stats"))
 }
 
 /// Polls `done` until it holds; fails after ten seconds.

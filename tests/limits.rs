@@ -174,13 +174,7 @@ fn chat(stack: &Stack, key: &str, stream: bool) -> Response {
 
 /// Envoy's stat `cluster.llm_router_limits.<name>` (0 before the first call).
 fn service_stat(stack: &Stack, name: &str) -> u64 {
-    let text = stack
-        .admin_get(&format!("/stats?filter=^cluster\\.llm_router_limits\\.{name}$"))
-        .text();
-    text.rsplit(": ")
-        .next()
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+    stack.stat(&format!("cluster.llm_router_limits.{name}")).unwrap_or(0)
 }
 
 /// Waits until Envoy has no call to the rate-limit service in flight and

@@ -353,6 +353,14 @@ impl Stack {
         client::request(self.admin, "GET", path, &[], b"").expect("admin answers")
     }
 
+    /// An Envoy counter or gauge by its whole name, as the admin `/stats`
+    /// has it now (live, not flushed); `None` where Envoy has no such stat.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let text = self.admin_get(&format!("/stats?filter={name}")).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+    }
+
     pub fn mock(&self, provider: Provider) -> &Mock {
         &self
             .mocks
