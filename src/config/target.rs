@@ -129,9 +129,8 @@ fn address_of<'c>(
         .as_ref()
         .is_some_and(|default| default.upstream != api_base.upstream);
     if own_server && !provider.key_optional {
-        let key_optional = true;
         provider = Cow::Owned(Provider {
-            key_optional,
+            key_optional: true,
             ..provider.into_owned()
         });
     }
